@@ -1,0 +1,275 @@
+"""The public event contract (shared/spec/events.md) as frozen pydantic v2 models.
+
+Other teams code against the JSON Schema generated from these models (`seatledger schemas export`),
+so every rule of the contract lives here and nowhere else. Unknown extra fields are kept (the
+archive stores them) and ignored by the rules.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+)
+
+
+def parse_rfc3339(value: object) -> datetime:
+    """An RFC 3339 timestamp with an explicit offset; naive timestamps are refused, never guessed."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("timestamp has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("timestamp must be an RFC 3339 string")
+    m = _RFC3339.match(value)
+    if not m:
+        raise ValueError(f"unparsable timestamp {value!r}; expected RFC 3339 such as 2026-10-02T08:14:03Z")
+    if m.group("offset") is None:
+        raise ValueError(f"timestamp {value!r} has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'")
+    text = value
+    frac = m.group(1)
+    if frac and len(frac) > 7:  # Python keeps microseconds: cut nanoseconds, never round up a second
+        text = value.replace(frac, frac[:7], 1)
+    try:
+        return datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError as exc:
+        raise ValueError(f"unparsable timestamp {value!r}: {exc}") from None
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(parse_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"}),
+]
+Identifier = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+EventId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+Channel = Literal["web", "mobile"]
+Employment = Literal["employee", "contractor", "volunteer", "other"]
+RoleCategory = Literal["customer_facing", "backstage", "public_service", "medical", "other"]
+Plan = Literal["premium", "advanced", "enterprise"]
+ELIGIBLE_ORG_TYPES = ("charity", "ngo", "foundation", "community_group", "other_nonprofit")
+EXCLUDED_ORG_TYPES = (
+    "health_insurance",
+    "education",
+    "government",
+    "political",
+    "religious",
+    "professional_sports",
+    "cooperative",
+)
+OrganizationType = Literal[
+    "charity",
+    "ngo",
+    "foundation",
+    "community_group",
+    "other_nonprofit",
+    "health_insurance",
+    "education",
+    "government",
+    "political",
+    "religious",
+    "professional_sports",
+    "cooperative",
+]
+CardBrand = Literal["amex", "visa", "discover", "mastercard"]
+TimeZoneName = Annotated[StrictStr, AfterValidator(_check_zone)]
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", str_strip_whitespace=False)
+
+    event_id: EventId
+    type: str
+    occurred_at: Timestamp
+    company_id: Identifier
+    schema_version: Literal[1] = SCHEMA_VERSION
+    source: StrictStr | None = None
+
+    @property
+    def extras(self) -> dict:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class AccountScoped(Envelope):
+    """Activity and account kinds: they need a `user_id`."""
+
+    user_id: Identifier
+
+
+class CompanyScoped(Envelope):
+    """Company kinds: a `user_id` is forbidden, not ignored, so a mis-typed event is caught."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_user_id(cls, data):
+        if isinstance(data, dict) and "user_id" in data:
+            raise ValueError(f"user_id is forbidden on company event type {data.get('type')!r}")
+        return data
+
+
+# Activity kinds ---------------------------------------------------------------------------------
+
+
+class Visit(AccountScoped):
+    type: Literal["visit"]
+    channel: Channel
+
+
+class Login(AccountScoped):
+    type: Literal["login"]
+
+
+class NotificationView(AccountScoped):
+    type: Literal["notification_view"]
+    channel: Channel | None = None
+
+
+class ChatUse(AccountScoped):
+    type: Literal["chat_use"]
+
+
+class AdminPanelUse(AccountScoped):
+    type: Literal["admin_panel_use"]
+
+
+class PushNotificationReceived(AccountScoped):
+    type: Literal["push_notification_received"]
+
+
+class EmailNotificationReceived(AccountScoped):
+    type: Literal["email_notification_received"]
+
+
+# Account kinds ----------------------------------------------------------------------------------
+
+
+class AccountProvisioned(AccountScoped):
+    type: Literal["account_provisioned"]
+    employment: Employment = "employee"
+
+
+class Invite(AccountScoped):
+    type: Literal["invite"]
+    guest_home_company_id: Identifier | None = None
+
+
+class Claim(AccountScoped):
+    type: Literal["claim"]
+
+
+class Deactivate(AccountScoped):
+    type: Literal["deactivate"]
+
+
+class Reactivate(AccountScoped):
+    type: Literal["reactivate"]
+
+
+class ProfileUpdate(AccountScoped):
+    """A partial update: fields left out keep their value."""
+
+    type: Literal["profile_update"]
+    employment: Employment | None = None
+    away_from_desk_pct: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    hourly_paid: StrictBool | None = None
+    has_email: StrictBool | None = None
+    role_category: RoleCategory | None = None
+
+
+# Company kinds ----------------------------------------------------------------------------------
+
+
+class CompanyRegistered(CompanyScoped):
+    type: Literal["company_registered"]
+    timezone: TimeZoneName = "UTC"
+    name: StrictStr | None = None
+
+
+class PlanChanged(CompanyScoped):
+    type: Literal["plan_changed"]
+    plan: Plan
+
+
+class TrialStarted(CompanyScoped):
+    type: Literal["trial_started"]
+    last_trial_day: date | None = None
+
+
+class NonprofitVerified(CompanyScoped):
+    """The token is checked by rule R8, not here: a malformed token is a valid event that fails."""
+
+    type: Literal["nonprofit_verified"]
+    techsoup_token: StrictStr
+    organization_type: OrganizationType
+
+
+class NonprofitRevoked(CompanyScoped):
+    type: Literal["nonprofit_revoked"]
+
+
+class BillingProfileUpdated(CompanyScoped):
+    """A partial update: fields left out keep their value; `po_number: null` clears the PO number."""
+
+    type: Literal["billing_profile_updated"]
+    payment_method: Literal["card", "invoice"] | None = None
+    card_brand: CardBrand | None = None
+    billing_country: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    po_number: Annotated[StrictStr, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _card_needs_brand(self):
+        if self.payment_method == "card" and self.card_brand is None:
+            raise ValueError("card_brand is required when payment_method is 'card'")
+        return self
+
+
+ActivityEvent = Union[
+    Visit, Login, NotificationView, ChatUse, AdminPanelUse, PushNotificationReceived, EmailNotificationReceived
+]
+AccountEvent = Union[AccountProvisioned, Invite, Claim, Deactivate, Reactivate, ProfileUpdate]
+CompanyEvent = Union[
+    CompanyRegistered, PlanChanged, TrialStarted, NonprofitVerified, NonprofitRevoked, BillingProfileUpdated
+]
+
+EVENT_MODELS: dict[str, type[Envelope]] = {
+    m.model_fields["type"].annotation.__args__[0]: m  # type: ignore[union-attr]
+    for m in (
+        *ActivityEvent.__args__,  # type: ignore[attr-defined]
+        *AccountEvent.__args__,  # type: ignore[attr-defined]
+        *CompanyEvent.__args__,  # type: ignore[attr-defined]
+    )
+}
+ACTIVITY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in ActivityEvent.__args__)  # type: ignore
+ACCOUNT_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in AccountEvent.__args__)  # type: ignore
+COMPANY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in CompanyEvent.__args__)  # type: ignore
+
+Event = Annotated[Union[ActivityEvent, AccountEvent, CompanyEvent], Field(discriminator="type")]

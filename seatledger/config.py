@@ -1,0 +1,82 @@
+"""Settings from flags and environment, one place for every client.
+
+Every Kafka client (Faust, aiokafka producers and consumers, admin) gets its security settings from
+`Settings.kafka_client_kwargs()` so SASL/SSL passes through uniformly.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEATLEDGER_", extra="ignore")
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    db: Path = Field(Path("var/seatledger.duckdb"), description="DuckDB file written by the sink")
+    data_dir: Path = Field(Path("var"), description="worker state, local broker, archive root")
+    archive_root: Path | None = Field(None, description="Parquet event archive (default DATA_DIR/archive)")
+
+    # Kafka security, passed through to every client.
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    # Topics.
+    topic_events: str = "seatledger.events"
+    topic_routed: str = "seatledger.events.routed"
+    topic_dlq: str = "seatledger.events.dlq"
+    topic_snapshots: str = "seatledger.snapshots"
+    partitions: int = Field(8, ge=1, description="partitions of the events and routed topics")
+    replication_factor: int = Field(1, ge=1)
+
+    # Local broker (seatledger kafka start).
+    kafka_version: str = "4.1.2"
+
+    # Operations.
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    sink_metrics_port: int = 9465
+    archive_metrics_port: int = 9466
+    auto_close_grace_hours: float | None = Field(
+        None, description="close a month automatically this long after it ended in every zone"
+    )
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.archive_root or (self.data_dir / "archive")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if "SSL" not in self.security_protocol:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None)
+        return ctx
+
+    def kafka_client_kwargs(self) -> dict:
+        """Keyword arguments shared by every aiokafka client."""
+        kw: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            kw.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password,
+            )
+        ctx = self.ssl_context()
+        if ctx is not None:
+            kw["ssl_context"] = ctx
+        return kw
+
+
+def load_settings(**overrides) -> Settings:
+    """Environment first, then explicit (non-None) overrides from command-line flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

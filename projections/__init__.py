@@ -1,0 +1,5 @@
+"""Facts, the billing rules and decide(), invoices: pure code shared by every path.
+
+Nothing here imports faust, aiokafka or duckdb except `projections.sink` and `projections.batch`
+(the DuckDB edges); tests/unit/test_layering.py enforces it.
+"""

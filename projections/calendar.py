@@ -1,0 +1,110 @@
+"""Calendar months and local dates in a company's billing time zone.
+
+Every date comparison in the rules is on local dates; instants are kept as integer microseconds
+since the Unix epoch (UTC), which is what both the Python fold and DuckDB compute with.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@lru_cache(maxsize=1024)
+def zone(name: str | None) -> ZoneInfo:
+    return ZoneInfo(name or "UTC")
+
+
+def to_us(ts: datetime) -> int:
+    """An aware datetime to integer microseconds since the epoch (exact, no float)."""
+    delta = ts - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int, tz: ZoneInfo | None = None) -> datetime:
+    dt = EPOCH + timedelta(microseconds=us)
+    return dt.astimezone(tz) if tz is not None else dt
+
+
+def local_date(us: int, tz: ZoneInfo) -> date:
+    return from_us(us, tz).date()
+
+
+def local_iso(us: int, tz: ZoneInfo) -> str:
+    """An instant as local wall time with its offset, as support reads it."""
+    return from_us(us, tz).isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds")
+
+
+def start_of_day_us(d: date, tz: ZoneInfo) -> int:
+    """The instant local date `d` begins in `tz` (midnight; the first instant of the day on DST days)."""
+    return to_us(datetime(d.year, d.month, d.day, tzinfo=tz))
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    """A calendar month; which instants it spans depends on the zone it is read in."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        m = _MONTH.match(text.strip())
+        if not m or not 1 <= int(m.group(2)) <= 12:
+            raise ValueError(f"invalid month {text!r}; expected YYYY-MM")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, d: date) -> Month:
+        return cls(d.year, d.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def days(self) -> int:
+        return calendar.monthrange(self.year, self.month)[1]
+
+    @property
+    def last_day(self) -> date:
+        return date(self.year, self.month, self.days)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    def prev(self) -> Month:
+        return Month(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    def start_us(self, tz: ZoneInfo) -> int:
+        return start_of_day_us(self.first_day, tz)
+
+    def end_us(self, tz: ZoneInfo) -> int:
+        """Exclusive: the first instant of the next month."""
+        return self.next().start_us(tz)
+
+    def day1_cutoff_us(self, tz: ZoneInfo) -> int:
+        """End of day 1 (exclusive): attributes for the month are read as of this instant (R4)."""
+        return start_of_day_us(self.first_day + timedelta(days=1), tz)
+
+
+def add_months_capped(d: date, n: int) -> date:
+    """`d` plus n months keeping the day of the month, capped at the month's last day (R9)."""
+    total = d.year * 12 + d.month - 1 + n
+    y, m = divmod(total, 12)
+    m += 1
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
+
+
+def first_month_starting_on_or_after(d: date) -> Month:
+    return Month.of(d) if d.day == 1 else Month.of(d).next()

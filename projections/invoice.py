@@ -1,0 +1,143 @@
+"""R11, R12: one invoice per company per billed month, built from that month's decisions.
+
+An invoice is a value computed once when the month closes; it is never edited. Later corrections
+are adjustment lines on a later invoice (see `adjustments`), each naming the snapshot version it
+corrects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from projections.decide import ZERO, CompanyMonth, Decision
+from projections.rules import INVOICE_PAYMENT_THRESHOLD_USD
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    plan: str
+    tier: str
+    count: int
+    unit_price_usd: Decimal
+
+    @property
+    def amount_usd(self) -> Decimal:
+        return self.unit_price_usd * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustmentLine:
+    """A correction of an earlier month, carried on this invoice: signed count and amount."""
+
+    corrected_month: str
+    user_id: str
+    corrects_version: int
+    new_version: int
+    reason: str
+    amount_usd: Decimal
+
+
+@dataclass(slots=True)
+class Invoice:
+    company_id: str
+    month: str
+    plan: str
+    lines: list[InvoiceLine]
+    billable_accounts: int
+    charged_accounts: int
+    free_reason: str | None  # "trial", "nonprofit" or None
+    po_number: str | None
+    payment_method: str | None
+    card_brand: str | None
+    billing_country: str | None
+    qualifies_for_invoice_payment: bool  # R12: monthly cost above USD 5,000
+    notices: list[str] = field(default_factory=list)
+    adjustments: list[AdjustmentLine] = field(default_factory=list)
+
+    @property
+    def subtotal_usd(self) -> Decimal:
+        return sum((line.amount_usd for line in self.lines), ZERO)
+
+    @property
+    def adjustments_usd(self) -> Decimal:
+        return sum((a.amount_usd for a in self.adjustments), ZERO)
+
+    @property
+    def total_usd(self) -> Decimal:
+        return self.subtotal_usd + self.adjustments_usd
+
+    def to_json(self) -> dict:
+        return {
+            "company_id": self.company_id,
+            "month": self.month,
+            "plan": self.plan,
+            "lines": [
+                {
+                    "plan": line.plan,
+                    "tier": line.tier,
+                    "count": line.count,
+                    "unit_price_usd": str(line.unit_price_usd),
+                    "amount_usd": str(line.amount_usd),
+                }
+                for line in self.lines
+            ],
+            "billable_accounts": self.billable_accounts,
+            "charged_accounts": self.charged_accounts,
+            "free_reason": self.free_reason,
+            "subtotal_usd": str(self.subtotal_usd),
+            "adjustments": [
+                {
+                    "corrected_month": a.corrected_month,
+                    "user_id": a.user_id,
+                    "corrects_version": a.corrects_version,
+                    "new_version": a.new_version,
+                    "reason": a.reason,
+                    "amount_usd": str(a.amount_usd),
+                }
+                for a in self.adjustments
+            ],
+            "total_usd": str(self.total_usd),
+            "currency": "USD",
+            "taxes": "excluded",
+            "po_number": self.po_number,
+            "payment_method": self.payment_method,
+            "card_brand": self.card_brand,
+            "billing_country": self.billing_country,
+            "qualifies_for_invoice_payment": self.qualifies_for_invoice_payment,
+            "notices": self.notices,
+        }
+
+
+def build_invoice(cm: CompanyMonth, decisions: list[Decision]) -> Invoice:
+    counts = Counter((d.plan, d.tier, d.unit_price_usd) for d in decisions if d.charged)
+    lines = [InvoiceLine(plan, tier_, n, price) for (plan, tier_, price), n in sorted(counts.items())]
+    billable = sum(d.billable for d in decisions)
+    charged = sum(d.charged for d in decisions)
+    free_reason = None
+    if cm.trial is not None:
+        free_reason = "trial"
+    elif cm.nonprofit is not None and cm.nonprofit.free:
+        free_reason = "nonprofit"
+    subtotal = sum((line.amount_usd for line in lines), ZERO)
+    notices = [f"{r.type} {r.event_id}: {why}" for r, why in cm.notices]
+    if cm.payment.payment_method == "invoice" and subtotal <= INVOICE_PAYMENT_THRESHOLD_USD:
+        notices.append(
+            f"pays by invoice but the month's cost (USD {subtotal}) is not above USD {INVOICE_PAYMENT_THRESHOLD_USD}"
+        )
+    return Invoice(
+        cm.company_id,
+        str(cm.month),
+        cm.plan,
+        lines,
+        billable,
+        charged,
+        free_reason,
+        cm.payment.po_number,
+        cm.payment.payment_method,
+        cm.payment.card_brand,
+        cm.payment.billing_country,
+        subtotal > INVOICE_PAYMENT_THRESHOLD_USD,
+        notices,
+    )

@@ -1,0 +1,133 @@
+"""The messages on `seatledger.snapshots`: what the month projector emits and the sink stores.
+
+Three kinds, all JSON objects keyed by company (the done marker by partition):
+
+- `decision`: one account-month decision, versioned. Version 1 is the close; every later version
+  is an amendment that names the version it corrects and why (`late_event`, `dispute:TICKET`).
+- `company_month`: the company's invoice for the month as computed at close (lines, PO number,
+  payment profile, notices) and its daily reports MAU.
+- `partition_done`: a partition finished the month: counts and the checksum of its decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+
+import orjson
+
+from projections.decide import DECISION_COLUMNS, Decision
+
+SNAPSHOT_FORMAT = 1
+
+
+def decision_row(d: Decision) -> dict:
+    row = d.row()
+    row["unit_price_usd"] = str(d.unit_price_usd)
+    return row
+
+
+def decision_from_row(row: dict, plan: str = "") -> Decision:
+    vals = {c: row[c] for c in DECISION_COLUMNS}
+    vals["unit_price_usd"] = Decimal(str(vals["unit_price_usd"])).quantize(Decimal("0.01"))
+    vals["billable"] = bool(vals["billable"])
+    vals["charged"] = bool(vals["charged"])
+    return Decision(**vals, plan=plan or row.get("plan", ""))
+
+
+def digest(d: Decision) -> str:
+    """A short fingerprint of the published values: an amendment is due when it changes."""
+    return hashlib.sha256(orjson.dumps(decision_row(d), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def checksum(decisions) -> str:
+    """Order-independent checksum of a set of decision rows (sha256 of the sorted digests)."""
+    h = hashlib.sha256()
+    for dg in sorted(digest(d) for d in decisions):
+        h.update(dg.encode())
+    return h.hexdigest()
+
+
+def decision_message(
+    d: Decision,
+    *,
+    version: int,
+    corrects_version: int | None = None,
+    amend_reason: str | None = None,
+    in_report: bool | None = None,
+    close_id: str = "",
+    partition: int | None = None,
+    emitted_at: str | None = None,
+) -> dict:
+    return {
+        "kind": "decision",
+        "format": SNAPSHOT_FORMAT,
+        **decision_row(d),
+        "plan": d.plan,
+        "version": version,
+        "corrects_version": corrects_version,
+        "amend_reason": amend_reason,
+        "in_report": in_report,
+        "digest": digest(d),
+        "close_id": close_id,
+        "partition": partition,
+        "emitted_at": emitted_at,
+    }
+
+
+def company_month_message(
+    invoice_json: dict,
+    mau: list[tuple],
+    *,
+    version: int = 1,
+    close_id: str = "",
+    partition: int | None = None,
+    emitted_at: str | None = None,
+) -> dict:
+    return {
+        "kind": "company_month",
+        "format": SNAPSHOT_FORMAT,
+        "company_id": invoice_json["company_id"],
+        "month": invoice_json["month"],
+        "version": version,
+        "invoice": invoice_json,
+        "mau": [[d.isoformat(), n] for d, n in mau],
+        "close_id": close_id,
+        "partition": partition,
+        "emitted_at": emitted_at,
+    }
+
+
+def partition_done_message(
+    month: str,
+    partition: int,
+    partitions: int,
+    *,
+    close_id: str,
+    companies: int,
+    accounts: int,
+    checksum_: str,
+    counts: dict,
+    emitted_at: str | None = None,
+) -> dict:
+    return {
+        "kind": "partition_done",
+        "format": SNAPSHOT_FORMAT,
+        "month": month,
+        "partition": partition,
+        "partitions": partitions,
+        "close_id": close_id,
+        "companies": companies,
+        "accounts": accounts,
+        "checksum": checksum_,
+        "counts": counts,  # events_counted, rejected, duplicates_ignored, late_since_close
+        "emitted_at": emitted_at,
+    }
+
+
+def encode(msg: dict) -> bytes:
+    return orjson.dumps(msg)
+
+
+def decode(raw: bytes) -> dict:
+    return orjson.loads(raw)

@@ -37,8 +37,12 @@ def _json_value(v):
 
 def event_row(ev: Envelope) -> tuple:
     """A validated event as a row tuple in `COLUMNS` order."""
-    attrs = {k: _json_value(getattr(ev, k)) for k in ev.model_fields_set if k not in ENVELOPE_FIELDS}
     extras = ev.__pydantic_extra__ or None
+    attrs = {
+        k: _json_value(getattr(ev, k))
+        for k in ev.model_fields_set
+        if k not in ENVELOPE_FIELDS and k in type(ev).model_fields
+    }
     return (
         ev.event_id,
         ev.type,

@@ -1,0 +1,1 @@
+"""Faust glue and the Kafka plumbing around it: local broker, topics, publisher, worker."""

@@ -1,0 +1,74 @@
+"""Validating NDJSON lines and packing events into messages: pure, no Kafka."""
+
+import orjson
+import pytest
+
+from streams.publisher import Accepted, Packer, Rejected, check_lines, default_partition
+
+
+def ev(company: str, n: int, **extra) -> dict:
+    return {"event_id": f"{company}-{n}", "type": "login", "occurred_at": "2026-10-02T08:14:03Z",
+            "company_id": company, "user_id": f"u-{n}", **extra}  # fmt: skip
+
+
+def test_valid_lines_are_accepted_with_their_original_object_including_extras():
+    line = orjson.dumps(ev("acme", 1, custom="kept"))
+    [item] = check_lines([(7, line)])
+    assert isinstance(item, Accepted)
+    assert (item.line_no, item.company_id, item.obj["custom"]) == (7, "acme", "kept")
+
+
+def test_invalid_lines_are_rejected_with_line_number_and_reason_and_blank_lines_skipped():
+    naive = ev("acme", 2, occurred_at="2026-10-02T08:14:03")
+    lines = [(1, b"not json"), (2, b"   "), (3, orjson.dumps(naive)), (4, b'{"type": "nope"}')]
+    items = list(check_lines(lines))
+    assert [type(i) for i in items] == [Rejected, Rejected, Rejected]
+    assert [i.line_no for i in items] == [1, 3, 4]
+    assert "not valid JSON" in items[0].reason
+    assert "offset" in items[1].reason
+    assert "unknown event type 'nope'" in items[2].reason
+
+
+def test_an_array_line_is_judged_element_by_element():
+    items = list(check_lines([(5, orjson.dumps([ev("a", 1), {"type": "login"}]))]))
+    assert isinstance(items[0], Accepted)
+    assert isinstance(items[1], Rejected) and items[1].reason.startswith("element 1: ")
+
+
+def test_pack_of_one_sends_each_event_as_its_bare_object():
+    p = Packer(1)
+    [m] = p.add("acme", ev("acme", 1))
+    assert m.key == b"acme" and orjson.loads(m.value) == ev("acme", 1) and m.events == 1
+    assert p.flush() == []
+
+
+def test_packer_cuts_at_company_change_at_n_and_at_the_end():
+    p = Packer(3)
+    out = []
+    for company, n in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 5), ("a", 6)]:
+        out += p.add(company, ev(company, n))
+    out += p.flush()
+    shapes = [(m.key, m.events) for m in out]
+    assert shapes == [(b"a", 3), (b"a", 1), (b"b", 1), (b"a", 1)]
+    assert [e["event_id"] for e in orjson.loads(out[0].value)] == ["a-1", "a-2", "a-3"]
+    assert isinstance(orjson.loads(out[1].value), dict)
+
+
+def test_packer_cuts_before_a_message_would_grow_past_max_bytes():
+    p = Packer(100, max_bytes=400)
+    out = []
+    for n in range(10):
+        out += p.add("a", ev("a", n))
+    out += p.flush()
+    assert sum(m.events for m in out) == 10
+    assert all(len(m.value) <= 400 for m in out) and len(out) > 1
+
+
+def test_pack_must_be_positive():
+    with pytest.raises(ValueError):
+        Packer(0)
+
+
+def test_default_partition_is_stable_and_in_range():
+    assert default_partition("acme", 8) == default_partition("acme", 8)
+    assert all(0 <= default_partition(f"c{i}", 8) < 8 for i in range(100))

@@ -1,0 +1,175 @@
+"""The event contract: what publishers may send and the exact words a rejection gives them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from schemas import decode_message, validate_event
+from schemas.decode import EventRejected
+from schemas.jsonschema import SCHEMA_DIR, render_schemas
+
+
+def event(**overrides) -> dict:
+    base = {
+        "event_id": "e-1",
+        "type": "login",
+        "occurred_at": "2026-10-02T08:14:03Z",
+        "company_id": "acme",
+        "user_id": "u-17",
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def reason_for(data) -> str:
+    raw = data if isinstance(data, (bytes, str)) else json.dumps(data).encode()
+    good, bad = decode_message(raw)
+    assert not good, f"expected a rejection, got {good}"
+    assert len(bad) == 1
+    return bad[0].reason
+
+
+# The rejection classes of events.md "What bad input gets" ------------------------------------
+
+
+def test_a_message_that_is_not_json_is_rejected_as_such():
+    assert reason_for(b"{not json").startswith("not valid JSON:")
+
+
+def test_a_missing_required_field_is_named():
+    assert reason_for(event(event_id=None)) == "missing required field 'event_id'"
+    assert reason_for(event(type="visit")) == "missing required field 'channel'"
+
+
+def test_an_unknown_type_is_rejected_with_the_type_named():
+    assert reason_for(event(type="page_view")) == "unknown event type 'page_view'"
+
+
+def test_a_missing_type_is_named():
+    data = event()
+    del data["type"]
+    assert reason_for(data) == "missing required field 'type'"
+
+
+def test_a_naive_timestamp_is_rejected_not_guessed():
+    assert reason_for(event(occurred_at="2026-10-02T08:14:03")) == (
+        "field 'occurred_at': timestamp '2026-10-02T08:14:03' has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'"
+    )
+
+
+def test_an_unparsable_timestamp_is_rejected():
+    assert reason_for(event(occurred_at="yesterday")) == (
+        "field 'occurred_at': unparsable timestamp 'yesterday'; expected RFC 3339 such as 2026-10-02T08:14:03Z"
+    )
+
+
+def test_a_user_id_on_a_company_kind_is_forbidden():
+    assert reason_for(event(type="plan_changed", plan="advanced")) == (
+        "user_id is forbidden on company event type 'plan_changed'"
+    )
+
+
+def test_an_account_kind_without_user_id_is_rejected():
+    assert reason_for(event(user_id=None)) == "missing required field 'user_id' (required for event type 'login')"
+
+
+def test_a_value_outside_its_allowed_set_is_rejected_with_the_allowed_values():
+    assert reason_for(event(type="visit", channel="tv")) == (
+        "field 'channel': 'tv' is not allowed; input should be 'web' or 'mobile'"
+    )
+    assert "input should be 'premium', 'advanced' or 'enterprise'" in reason_for(
+        event(type="plan_changed", user_id=None, plan="gold")
+    )
+
+
+def test_identifiers_outside_the_alphabet_are_rejected():
+    assert reason_for(event(company_id="ac me")).startswith("field 'company_id': String should match pattern")
+
+
+def test_an_unknown_time_zone_is_rejected():
+    assert reason_for(event(type="company_registered", user_id=None, timezone="Mars/Base")) == (
+        "field 'timezone': unknown IANA time zone 'Mars/Base'"
+    )
+
+
+def test_a_card_payment_needs_a_brand_and_unknown_brands_are_rejected():
+    billing = {"type": "billing_profile_updated", "user_id": None}
+    assert reason_for(event(**billing, payment_method="card")) == "card_brand is required when payment_method is 'card'"
+    assert "input should be 'amex', 'visa', 'discover' or 'mastercard'" in reason_for(
+        event(**billing, payment_method="card", card_brand="diners")
+    )
+
+
+def test_profile_fields_are_strictly_typed():
+    assert reason_for(event(type="profile_update", hourly_paid="yes")) == (
+        "field 'hourly_paid': Input should be a valid boolean"
+    )
+    assert reason_for(event(type="profile_update", away_from_desk_pct=120)) == (
+        "field 'away_from_desk_pct': Input should be less than or equal to 100"
+    )
+
+
+def test_an_unsupported_schema_version_is_rejected():
+    assert reason_for(event(schema_version=2)) == "field 'schema_version': 2 is not allowed; input should be 1"
+
+
+# What is accepted -----------------------------------------------------------------------------
+
+
+def test_unknown_extra_fields_are_kept_for_the_archive():
+    ev = validate_event(event(tenant_region="eu"))
+    assert ev.extras == {"tenant_region": "eu"}
+
+
+def test_offsets_other_than_utc_are_accepted_and_keep_the_instant():
+    a = validate_event(event(occurred_at="2026-10-02T10:14:03+02:00"))
+    b = validate_event(event(occurred_at="2026-10-02T08:14:03Z"))
+    assert a.occurred_at == b.occurred_at
+
+
+def test_partial_profile_updates_remember_which_fields_were_set():
+    ev = validate_event(event(type="profile_update", has_email=False))
+    assert ev.has_email is False
+    assert "hourly_paid" not in ev.model_fields_set
+
+
+def test_a_malformed_techsoup_token_is_a_valid_event_the_rules_reject_later():
+    ev = validate_event(
+        event(type="nonprofit_verified", user_id=None, techsoup_token="12 34", organization_type="charity")
+    )
+    assert ev.techsoup_token == "12 34"
+
+
+def test_a_packed_message_judges_each_event_on_its_own():
+    msg = json.dumps([event(event_id="a"), event(event_id="b", type="nope"), event(event_id="c")]).encode()
+    good, bad = decode_message(msg)
+    assert [e.event_id for e in good] == ["a", "c"]
+    assert [(r.index, r.reason) for r in bad] == [(1, "unknown event type 'nope'")]
+
+
+def test_a_packed_message_of_two_companies_keeps_the_first_company_only():
+    msg = json.dumps([event(event_id="a"), event(event_id="b", company_id="globex")]).encode()
+    good, bad = decode_message(msg)
+    assert [e.event_id for e in good] == ["a"]
+    assert "packed message mixes companies" in bad[0].reason
+
+
+def test_an_empty_array_is_rejected():
+    assert reason_for(b"[]") == "empty JSON array: a packed message needs at least one event"
+
+
+def test_validate_event_raises_a_typed_error():
+    with pytest.raises(EventRejected) as exc:
+        validate_event({"type": "login"})
+    assert exc.value.reason == "missing required field 'user_id' (required for event type 'login')"
+
+
+# The published JSON Schema ------------------------------------------------------------------
+
+
+def test_checked_in_json_schemas_match_the_models():
+    rendered = render_schemas()
+    on_disk = {p.name: p.read_text() for p in SCHEMA_DIR.glob("*.schema.json")}
+    assert on_disk == rendered, "JSON Schema files are stale: run `seatledger schemas export`"

@@ -93,8 +93,12 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
     tz = zone(company.timezone_name)
     plan, plan_ev = plan_in_force(company, month, tz)
     np = nonprofit_status(company, month, tz)
+    trial = trial_covering(company, month, tz)
     if np is not None and np.free:
         # Workplace for Good is free *Advanced*: the invited-user model applies while it frees the month.
+        plan = "advanced"
+    elif trial is not None and trial.derived and plan_ev is None:
+        # R5's derived trial is an Advanced trial for a company that has chosen no plan yet.
         plan = "advanced"
     end = month.end_us(tz)
     payment, _ = payment_profile(company, end)
@@ -105,7 +109,7 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
         plan,
         plan_ev,
         billing_model(plan),
-        trial_covering(company, month, tz),
+        trial,
         np,
         payment,
         rejected_company_events(company, end),

@@ -1,5 +1,76 @@
-"""Commands: filled in by the work on this group."""
+"""`seatledger generate`: write a realistic, deterministic workload as NDJSON (see seatledger.workload)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+import typer
+
+from seatledger.workload import DEFAULT_HISTORY_MONTHS, Workload, write_ndjson
 
 
-def register(app) -> None:
-    return None
+def _counting(events: Iterable[dict], counts: Counter) -> Iterator[dict]:
+    for ev in events:
+        counts[ev["type"]] += 1
+        yield ev
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    def generate(
+        companies: int = typer.Option(..., "--companies", min=1, help="number of companies (tenants)"),
+        accounts: int = typer.Option(
+            ..., "--accounts", min=1, help="total accounts, spread skewed over the companies (each gets >= 1)"
+        ),
+        month: str = typer.Option(..., "--month", help="first generated month, YYYY-MM"),
+        months: int = typer.Option(1, "--months", min=1, help="number of generated calendar months"),
+        seed: int = typer.Option(0, "--seed", help="random seed: same arguments and seed, same bytes"),
+        out: Optional[str] = typer.Option(None, "--out", "-o", help="NDJSON file to write; '-' or none: stdout"),
+        history_months: int = typer.Option(
+            DEFAULT_HISTORY_MONTHS, "--history-months", min=0,
+            help="months before --month where companies register and most accounts are created",
+        ),
+        activity: float = typer.Option(
+            1.0, "--activity", min=0.0, help="scale of activity events per active account-day (1.0: ~40-60/account/month)"
+        ),
+        stats: bool = typer.Option(False, "--stats", help="print counts per event type, rate and size to stderr"),
+    ) -> None:
+        """Write NDJSON events covering every event kind, in arrival order (a few late and duplicate)."""
+        if accounts < companies:
+            raise typer.BadParameter("--accounts must be >= --companies (every company has at least one account)")
+        try:
+            wl = Workload(companies, accounts, month, months, seed, history_months, activity)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        counts: Counter = Counter()
+        events = wl.events()
+        if stats:
+            events = _counting(events, counts)
+        t0 = time.perf_counter()
+        if out is None or out == "-":
+            stream = sys.stdout
+            n = write_ndjson(events, stream)
+            stream.flush()
+            size = None
+        else:
+            path = Path(out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb", buffering=1 << 20) as fp:
+                n = write_ndjson(events, fp)
+            size = path.stat().st_size
+        elapsed = time.perf_counter() - t0
+        if stats:
+            width = max(len(k) for k in counts) if counts else 0
+            for kind in sorted(counts):
+                typer.echo(f"{kind:<{width}}  {counts[kind]:>12,}", err=True)
+            rate = n / elapsed if elapsed > 0 else float("inf")
+            extra = f", {size / 1e6:,.1f} MB" if size is not None else ""
+            typer.echo(
+                f"{'total':<{width}}  {n:>12,} events in {elapsed:.2f}s ({rate:,.0f}/s), "
+                f"{n / accounts:.1f} per account{extra}",
+                err=True,
+            )

@@ -37,11 +37,28 @@ def local_date(us: int, tz: ZoneInfo) -> date:
     return from_us(us, tz).date()
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_QUARTER_HOUR_US = 900_000_000
+
+
+@lru_cache(maxsize=262144)
+def _offset(tz: ZoneInfo, quarter_hour: int) -> tuple[int, str]:
+    """The zone's UTC offset in a quarter hour (zone transitions fall on quarter hours), cached."""
+    off = from_us(quarter_hour * _QUARTER_HOUR_US, tz).utcoffset()
+    secs = int(off.total_seconds())
+    sign = "+" if secs >= 0 else "-"
+    hh, mm = divmod(abs(secs) // 60, 60)
+    return secs * 1_000_000, f"{sign}{hh:02d}:{mm:02d}"
+
+
 def local_iso(us: int, tz: ZoneInfo) -> str:
-    """An instant as local wall time with its offset, as support reads it."""
-    return from_us(us, tz).isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds")
+    """An instant as local wall time with its offset, as support reads it (2026-10-01T00:30:00+02:00)."""
+    off_us, suffix = _offset(tz, us // _QUARTER_HOUR_US)
+    wall = _NAIVE_EPOCH + timedelta(microseconds=us + off_us)
+    return wall.isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds") + suffix
 
 
+@lru_cache(maxsize=65536)
 def start_of_day_us(d: date, tz: ZoneInfo) -> int:
     """The instant local date `d` begins in `tz` (midnight; the first instant of the day on DST days)."""
     return to_us(datetime(d.year, d.month, d.day, tzinfo=tz))
@@ -96,6 +113,20 @@ class Month:
     def day1_cutoff_us(self, tz: ZoneInfo) -> int:
         """End of day 1 (exclusive): attributes for the month are read as of this instant (R4)."""
         return start_of_day_us(self.first_day + timedelta(days=1), tz)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthBounds:
+    """A month's instants in one zone, computed once per company-month (decide runs per account)."""
+
+    month: Month
+    start_us: int  # first instant of day 1
+    day1_cutoff_us: int  # first instant of day 2: attributes are read before it (R4)
+    end_us: int  # first instant of the next month
+
+    @classmethod
+    def of(cls, month: Month, tz: ZoneInfo) -> MonthBounds:
+        return cls(month, month.start_us(tz), month.day1_cutoff_us(tz), month.end_us(tz))
 
 
 def add_months_capped(d: date, n: int) -> date:

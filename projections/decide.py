@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from projections.calendar import Month, local_iso, zone
+from projections.calendar import Month, MonthBounds, local_iso, zone
 from projections.facts import AccountFacts, CompanyFacts, Evidence, MonthActivity, Record, ordered
 from projections.prices import PriceBook
 from projections.rules import (
@@ -80,6 +80,7 @@ class CompanyMonth:
     company_id: str
     month: Month
     tz: ZoneInfo
+    bounds: MonthBounds
     plan: str
     plan_evidence: Record | None
     model: str
@@ -106,6 +107,7 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
         company_id,
         month,
         tz,
+        MonthBounds.of(month, tz),
         plan,
         plan_ev,
         billing_model(plan),
@@ -138,9 +140,9 @@ def decide_account(
     prices: PriceBook,
     ruleset: RuleSet = CURRENT,
 ) -> Decision:
-    tz, month = cm.tz, cm.month
-    records = ordered(account.records)
-    prof = profile_as_of(records, month.day1_cutoff_us(tz))
+    tz, month, bounds = cm.tz, cm.month, cm.bounds
+    records = ordered(account.records) if len(account.records) > 1 else list(account.records.values())
+    prof = profile_as_of(records, bounds.day1_cutoff_us)
     acct_tier = tier(prof)
 
     def result(billable, charged, rule, reason, evidence, price=ZERO) -> Decision:
@@ -159,11 +161,11 @@ def decide_account(
             cm.plan,
         )
 
-    guest = guest_invite(records, cm.company_id, month.end_us(tz))
+    guest = guest_invite(records, cm.company_id, bounds.end_us)
     if guest is not None:
         return result(False, False, "R5", "guest", [guest])
 
-    life: Lifecycle = lifecycle(records, month, tz, cm.model)
+    life: Lifecycle = lifecycle(records, bounds, cm.model)
     if not life.full_month:
         evidence = list(life.evidence) or [account.first_seen]
         return result(False, False, life.rule, life.reason, evidence)
@@ -208,7 +210,7 @@ def decide_company(
     """One decision per account known in the company at the end of the month, ordered by user."""
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
     cm = company_month(company_id, company, month)
-    end = month.end_us(cm.tz)
+    end = cm.bounds.end_us
     out = [
         decide_account(cm, uid, acc, activity.get(uid), prices, rs)
         for uid, acc in sorted(accounts.items())

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from projections.calendar import (
     Month,
+    MonthBounds,
     add_months_capped,
     first_month_starting_on_or_after,
     local_date,
@@ -213,32 +214,35 @@ class Lifecycle:
     evidence: tuple[Record, ...]
 
 
-def lifecycle(records: list[Record], month: Month, tz: ZoneInfo, model: str) -> Lifecycle:
+def lifecycle(records: list[Record], bounds: MonthBounds, model: str) -> Lifecycle:
     """R1 full calendar month, with R3's narrower start under the invited-user model.
 
     A small state machine over the events up to the last day of the month, in event-time order:
     a start event makes a never-started account active; `deactivate` only acts on an active
     account, `reactivate` only on a deactivated one ("restarts the clock like a creation").
     Full-month: active at the end, no effective deactivation on any day of the month, and the
-    current active spell began on or before day 1.
+    current active spell began on or before day 1 (local dates compared as instants: an event is
+    on day 1 or earlier exactly when it happened before day 2 began).
     """
-    starts = {"invite", "claim"} if model == INVITED_MODEL else {"account_provisioned", "invite", "claim"}
+    starts = _INVITED_STARTS if model == INVITED_MODEL else _ACTIVE_STARTS
     state = "none"
     spell_start: Record | None = None
     last_deactivation: Record | None = None
     deactivated_in_month: Record | None = None
-    end_us = month.end_us(tz)
-    first = month.first_day
+    end_us = bounds.end_us
     for r in records:
         if r.ts >= end_us:
             break
-        if r.type in starts and state == "none":
-            state, spell_start = "active", r
-        elif r.type == "deactivate" and state == "active":
-            state, last_deactivation = "inactive", r
-            if local_date(r.ts, tz) >= first:
-                deactivated_in_month = r
-        elif r.type == "reactivate" and state == "inactive":
+        t = r.type
+        if state == "none":
+            if t in starts:
+                state, spell_start = "active", r
+        elif t == "deactivate":
+            if state == "active":
+                state, last_deactivation = "inactive", r
+                if r.ts >= bounds.start_us:
+                    deactivated_in_month = r
+        elif t == "reactivate" and state == "inactive":
             state, spell_start = "active", r
     if state == "none":
         if model == INVITED_MODEL:
@@ -250,13 +254,17 @@ def lifecycle(records: list[Record], month: Month, tz: ZoneInfo, model: str) -> 
     if state == "inactive":
         return Lifecycle(False, "R1", "deactivated", (last_deactivation,))
     assert spell_start is not None
-    if local_date(spell_start.ts, tz) > first:
+    if spell_start.ts >= bounds.day1_cutoff_us:
         if spell_start.type == "reactivate":
             return Lifecycle(False, "R1", "reactivated_mid_month", (spell_start,))
         if model == INVITED_MODEL:
             return Lifecycle(False, "R3", "invited_mid_month", (spell_start,))
         return Lifecycle(False, "R1", "created_mid_month", (spell_start,))
     return Lifecycle(True, "R1", "full_month", (spell_start,))
+
+
+_INVITED_STARTS = frozenset({"invite", "claim"})
+_ACTIVE_STARTS = frozenset({"account_provisioned", "invite", "claim"})
 
 
 # R5: guests ------------------------------------------------------------------------------------
@@ -286,7 +294,8 @@ class Profile:
     role_category: str = "other"
 
 
-_PROFILE_ATTRS = ("employment", "away_from_desk_pct", "hourly_paid", "has_email", "role_category")
+_PROFILE_ATTRS = frozenset({"employment", "away_from_desk_pct", "hourly_paid", "has_email", "role_category"})
+_DEFAULT_PROFILE = Profile()
 
 
 def profile_as_of(records: list[Record], cutoff_us: int) -> Profile:
@@ -296,10 +305,10 @@ def profile_as_of(records: list[Record], cutoff_us: int) -> Profile:
         if r.ts >= cutoff_us:
             break
         if r.type in ("account_provisioned", "profile_update"):
-            for a in _PROFILE_ATTRS:
-                if r.has(a) and r.get(a) is not None:
-                    values[a] = r.get(a)
-    return Profile(**values)
+            for k, v in r.attrs:
+                if v is not None and k in _PROFILE_ATTRS:
+                    values[k] = v
+    return Profile(**values) if values else _DEFAULT_PROFILE
 
 
 def tier(p: Profile) -> str:

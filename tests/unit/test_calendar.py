@@ -1,0 +1,69 @@
+"""Local dates and months in a company's zone: the ground every rule stands on."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from projections.calendar import (
+    Month,
+    MonthBounds,
+    add_months_capped,
+    first_month_starting_on_or_after,
+    from_us,
+    local_date,
+    local_iso,
+    to_us,
+)
+
+ZONES = ["UTC", "Europe/Amsterdam", "America/Los_Angeles", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns"]
+
+
+def test_month_parses_and_steps_across_years():
+    m = Month.parse("2026-12")
+    assert (str(m.next()), str(m.prev()), m.days) == ("2027-01", "2026-11", 31)
+    assert Month.parse("2028-02").days == 29
+
+
+def test_day_one_in_amsterdam_starts_the_evening_before_in_utc():
+    tz = ZoneInfo("Europe/Amsterdam")
+    ts = to_us(datetime(2026, 9, 30, 22, 30, tzinfo=timezone.utc))
+    assert local_date(ts, tz) == date(2026, 10, 1)
+    assert local_iso(ts, tz) == "2026-10-01T00:30:00+02:00"
+
+
+def test_day_one_in_los_angeles_starts_in_the_morning_utc():
+    tz = ZoneInfo("America/Los_Angeles")
+    b = MonthBounds.of(Month(2026, 11), tz)
+    assert from_us(b.start_us) == datetime(2026, 11, 1, 7, 0, tzinfo=timezone.utc)
+    # 1 November 2026 is also the day DST ends there: day 1 lasts 25 hours.
+    assert b.day1_cutoff_us - b.start_us == 25 * 3600 * 1_000_000
+
+
+def test_a_quarter_hour_zone_is_exact():
+    tz = ZoneInfo("Asia/Kathmandu")
+    assert from_us(Month(2026, 10).start_us(tz)) == datetime(2026, 9, 30, 18, 15, tzinfo=timezone.utc)
+
+
+def test_three_months_after_keeps_the_day_capped_at_month_end():
+    assert add_months_capped(date(2026, 10, 15), 3) == date(2027, 1, 15)
+    assert add_months_capped(date(2026, 11, 30), 3) == date(2027, 2, 28)
+    assert first_month_starting_on_or_after(date(2027, 2, 1)) == Month(2027, 2)
+    assert first_month_starting_on_or_after(date(2027, 1, 15)) == Month(2027, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    us=st.integers(min_value=1_600_000_000_000_000, max_value=2_000_000_000_000_000),
+    zone_name=st.sampled_from(ZONES),
+    whole=st.booleans(),
+)
+def test_fast_local_iso_equals_the_standard_library(us, zone_name, whole):
+    if whole:
+        us -= us % 1_000_000
+    tz = ZoneInfo(zone_name)
+    spec = "seconds" if us % 1_000_000 == 0 else "microseconds"
+    assert local_iso(us, tz) == from_us(us, tz).isoformat(timespec=spec)

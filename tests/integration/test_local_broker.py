@@ -1,0 +1,58 @@
+"""The local broker: idempotent start, status, and stopping only what it started."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from seatledger.config import load_settings
+from streams import local_broker
+
+pytestmark = pytest.mark.kafka
+
+
+def test_start_returns_at_once_when_a_broker_already_answers(kafka_settings):
+    t0 = time.monotonic()
+    st = local_broker.start(kafka_settings)
+    assert st.answering and not st.started_now
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_status_sees_the_running_broker(kafka_broker):
+    st = local_broker.status(kafka_broker.settings)
+    assert st.answering
+    assert st.managed == kafka_broker.owned
+
+
+def test_stop_leaves_alone_a_broker_started_from_another_data_dir(kafka_settings, tmp_path):
+    other = kafka_settings.model_copy(update={"data_dir": tmp_path})
+    assert local_broker.stop(other).startswith("not stopped")
+    assert local_broker.status(kafka_settings).answering
+
+
+def test_start_refuses_when_the_controller_port_is_taken(tmp_path):
+    port = local_broker.free_port_pair()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port + 1))
+        blocker.listen()
+        settings = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=tmp_path)
+        with pytest.raises(local_broker.BrokerError, match=r"in use"):
+            local_broker.start(settings)
+
+
+@pytest.mark.slow
+def test_a_second_broker_starts_stops_and_restarts_on_its_own_ports_and_data(tmp_path):
+    port = local_broker.free_port_pair()
+    settings = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=tmp_path)
+    try:
+        first = local_broker.start(settings)
+        assert first.started_now and first.pid and local_broker.status(settings).managed
+        assert local_broker.stop(settings).startswith(f"stopped pid {first.pid}")
+        assert not local_broker.status(settings).answering
+        again = local_broker.start(settings)  # same data dir: its cluster id is reused
+        assert again.started_now and again.pid != first.pid
+    finally:
+        local_broker.stop(settings)
+    assert not (tmp_path / "kafka" / "broker.pid").exists()

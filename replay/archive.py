@@ -557,21 +557,51 @@ def read_company_rows(root: Path | str, company_id: str, upto: Month | None = No
     return _query_rows(sql, params)
 
 
+def iter_rows(
+    root: Path | str,
+    upto: Month | None = None,
+    *,
+    types: Iterable[str] | None = None,
+    batch: int = 50_000,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[dict]:
+    """Every archived event in UTC months up to `upto` (only of `types` when given), deduplicated by
+    event_id, ordered by (company_id, occurred_at, event_id), streamed in batches of `batch` rows;
+    `progress(n)` after each batch."""
+    import duckdb
+
+    root = Path(root)
+    files = _files(root, months_upto(root, upto), None)
+    if not files:
+        return
+    cols = ", ".join(READ_COLUMNS)
+    where, params = "", [files]
+    if types is not None:
+        where = "WHERE type IN (SELECT unnest(?))"
+        params.append(sorted(types))
+    sql = (
+        f"SELECT {cols} FROM read_parquet(?, hive_partitioning=false) {where} {_DEDUP} "
+        "ORDER BY company_id, occurred_at_us, event_id"
+    )
+    con = duckdb.connect()
+    try:
+        cur = con.execute(sql, params)
+        names = [c[0] for c in cur.description]
+        while chunk := cur.fetchmany(batch):
+            for r in chunk:
+                yield dict(zip(names, r))
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        con.close()
+
+
 def read_all_rows(root: Path | str, upto: Month | None = None, company_id: str | None = None) -> list[dict]:
     """Every archived event in UTC months up to `upto` (or one company's, with its guest invites),
     deduplicated by event_id, ordered by (company_id, occurred_at, event_id)."""
     if company_id is not None:
         return read_company_rows(root, company_id, upto)
-    root = Path(root)
-    files = _files(root, months_upto(root, upto), None)
-    if not files:
-        return []
-    cols = ", ".join(READ_COLUMNS)
-    sql = (
-        f"SELECT {cols} FROM read_parquet(?, hive_partitioning=false) {_DEDUP} "
-        "ORDER BY company_id, occurred_at_us, event_id"
-    )
-    return _query_rows(sql, [files])
+    return list(iter_rows(root, upto))
 
 
 def read_rejected(root: Path | str) -> list[dict]:

@@ -1,0 +1,573 @@
+"""`seatledger dispute`: why was this company billed so for this month, what do the rules say now,
+and which events make the difference; with `--apply`, correct it through the sink.
+
+How the report finds the events that cause a difference (per account whose latest billed version
+differs from the recomputation):
+
+1. the *late events*: the account's events, and the company's own events, that happened before the
+   month ended but reached Kafka after the billed version was made. "Reached Kafka" is the archive's
+   `published_at_us` column (the Kafka record timestamp of the events topic); "made" is the billed
+   version's `emitted_at` (its `received_at` when that is missing);
+2. the evidence that differs: events the recomputed decision cites that the billed one does not,
+   and the other way round;
+3. a control: the same rules the billed version recorded (its `ruleset_version`), applied to only
+   the events that had reached Kafka when it was made. When that reproduces the billed version, the
+   difference is explained by (1) and by a rule-set change; when it does not, the billed version is
+   not what the events known then give (processing drift: `seatledger verify` looks for more).
+
+Pure apart from the archive and DuckDB reads: the report is a function of (archive, database,
+arguments), so the same inputs give a byte-identical report. Nothing in it reads the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from projections.calendar import Month, local_iso, to_us, zone
+from projections.decide import DECISION_COLUMNS, Decision
+from projections.facts import FactSet
+from projections.mau import in_report, months_needed
+from projections.prices import PriceBook
+from projections.rulesets import RULESETS, get_ruleset
+from projections.snapshots import decision_message, decision_row, encode
+from replay import archive
+from replay.verify import VerifyError, diff_columns, fold_rows, has_table, jsonable, normalize, query, read_db
+
+Progress = Callable[[str, int, int | None], None]  # (step, done, total)
+
+VERSION_COLUMNS = (
+    "version",
+    "billable",
+    "charged",
+    "tier",
+    "rule",
+    "reason",
+    "unit_price_usd",
+    "ruleset_version",
+    "amend_reason",
+    "emitted_at",
+)
+
+
+class DisputeError(VerifyError):
+    """Unusable inputs or a failed apply: a clear message, exit 2 (inputs) or 3 (apply)."""
+
+
+# Reading ---------------------------------------------------------------------------------------
+
+
+def stored_versions(db: Path | str, company_id: str, month: Month, user_id: str | None = None) -> list[dict]:
+    """Every decision version DuckDB holds for the company-month (or one account), by user, version."""
+    with read_db(db) as con:
+        if not has_table(con, "snapshot_versions"):
+            raise DisputeError(f"{db} has no snapshot_versions table (was it written by `seatledger sink`?)")
+        sql = "SELECT * FROM snapshot_versions WHERE company_id = ? AND month = ?"
+        params: list = [company_id, str(month)]
+        if user_id:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        return query(con, sql + " ORDER BY user_id, version", params)
+
+
+def ticket_applied(db: Path | str, ticket: str) -> dict | None:
+    with read_db(db) as con:
+        if not has_table(con, "disputes"):
+            return None
+        rows = query(con, "SELECT * FROM disputes WHERE ticket = ?", [ticket])
+    return rows[0] if rows else None
+
+
+def made_at_us(version: dict) -> int | None:
+    """When a stored version was made: its emitted_at (ISO text), else when the sink received it."""
+    text = version.get("emitted_at")
+    if text:
+        try:
+            dt = datetime.fromisoformat(str(text).replace("Z", "+00:00").replace("z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+            return to_us(dt)
+        except ValueError:
+            pass
+    rec = version.get("received_at")
+    if isinstance(rec, datetime):
+        return to_us(rec if rec.tzinfo else rec.replace(tzinfo=timezone.utc))
+    return None
+
+
+# The report ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AccountReport:
+    user_id: str
+    versions: list[dict]  # stored, oldest first
+    now: Decision | None
+    in_report_now: bool | None = None
+    differs: list[str] = field(default_factory=list)
+    late_events: list[dict] = field(default_factory=list)
+    evidence_added: list[dict] = field(default_factory=list)
+    evidence_removed: list[dict] = field(default_factory=list)
+    at_close: str = "unknown"  # reproduces_billed | differs_from_billed | unknown
+    at_close_columns: list[str] = field(default_factory=list)
+
+    @property
+    def latest(self) -> dict | None:
+        return self.versions[-1] if self.versions else None
+
+    @property
+    def status(self) -> str:
+        if self.now is None:
+            return "not_in_recomputation"
+        if self.latest is None:
+            return "not_billed"
+        return "differs" if self.differs else "same"
+
+
+@dataclass
+class DisputeReport:
+    company_id: str
+    month: Month
+    tz: ZoneInfo
+    ruleset: str
+    events_read: int
+    accounts: list[AccountReport]
+    company_late_events: list[dict]
+    close_us: int | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[AccountReport]:
+        return [a for a in self.accounts if a.status in ("differs", "not_billed")]
+
+    # -- rendering
+
+    def _t(self, us: int | None) -> str | None:
+        return None if us is None else local_iso(us, self.tz)
+
+    def _version(self, v: dict) -> dict:
+        out = {c: v.get(c) for c in VERSION_COLUMNS}
+        out["unit_price_usd"] = str(Decimal(str(v["unit_price_usd"])).quantize(Decimal("0.01")))
+        out["billable"], out["charged"] = bool(v["billable"]), bool(v["charged"])
+        out["evidence"] = orjson.loads(v["evidence"])
+        out["made_at"] = self._t(made_at_us(v))
+        return out
+
+    def _decision(self, d: Decision | None) -> dict | None:
+        if d is None:
+            return None
+        row = jsonable(normalize(d.row()))
+        return {k: row[k] for k in DECISION_COLUMNS if k not in ("company_id", "user_id", "month")}
+
+    def _event(self, e: dict) -> dict:
+        return {
+            "event_id": e["event_id"],
+            "type": e["type"],
+            "user_id": e.get("user_id"),
+            "occurred_at": self._t(e["occurred_at_us"]),
+            "published_at": self._t(e.get("published_at_us")),
+        }
+
+    def to_json(self) -> dict:
+        billed = [a.latest for a in self.accounts if a.latest is not None]
+        now = [a.now for a in self.accounts if a.now is not None]
+        return {
+            "company_id": self.company_id,
+            "month": str(self.month),
+            "timezone": self.tz.key,
+            "month_starts": self._t(self.month.start_us(self.tz)),
+            "month_ends": self._t(self.month.end_us(self.tz)),
+            "ruleset": self.ruleset,
+            "events_read": self.events_read,
+            "closed_at": self._t(self.close_us),
+            "summary": {
+                "accounts": len(self.accounts),
+                "billed_billable": sum(bool(v["billable"]) for v in billed),
+                "billed_charged": sum(bool(v["charged"]) for v in billed),
+                "billed_total_usd": str(_total(v["unit_price_usd"] for v in billed if v["charged"])),
+                "now_billable": sum(d.billable for d in now),
+                "now_charged": sum(d.charged for d in now),
+                "now_total_usd": str(_total(d.unit_price_usd for d in now if d.charged)),
+                "differences": len(self.changed),
+            },
+            "company_events_after_close": [self._event(e) for e in self.company_late_events],
+            "accounts": [
+                {
+                    "user_id": a.user_id,
+                    "status": a.status,
+                    "billed": self._version(a.latest) if a.latest else None,
+                    "now": self._decision(a.now),
+                    "differs": a.differs,
+                    "versions": [self._version(v) for v in a.versions],
+                    "causes": {
+                        "late_events": [self._event(e) for e in a.late_events],
+                        "evidence_added": a.evidence_added,
+                        "evidence_removed": a.evidence_removed,
+                        "billed_rules_on_events_known_then": a.at_close,
+                        "columns_unexplained": a.at_close_columns,
+                    }
+                    if a.status != "same"
+                    else None,
+                }
+                for a in self.accounts
+            ],
+            "notes": self.notes,
+        }
+
+    def to_json_text(self) -> str:
+        return orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+    def to_markdown(self) -> str:
+        j = self.to_json()
+        s = j["summary"]
+        out = [
+            f"# Dispute report: {self.company_id}, {self.month}",
+            "",
+            f"- Billing time zone: {j['timezone']}; the month runs from {j['month_starts']} to {j['month_ends']} (exclusive).",
+            f"- Rules applied now: ruleset {self.ruleset}.",
+            f"- Archive: {self.events_read} event(s) of this company read (UTC months up to {self.month.next()}).",
+            f"- Month closed (first billed version made): {j['closed_at'] or 'never: no billed version in the database'}.",
+            f"- Billed (latest versions): {s['billed_billable']} billable, {s['billed_charged']} charged, USD {s['billed_total_usd']}.",
+            f"- Rules now: {s['now_billable']} billable, {s['now_charged']} charged, USD {s['now_total_usd']}.",
+            f"- Accounts: {s['accounts']}; differences: {s['differences']}.",
+        ]
+        out += [f"- Note: {n}" for n in self.notes]
+        if j["company_events_after_close"]:
+            out += ["", "## Company events that arrived after the close", ""]
+            out += [_event_line(e) for e in j["company_events_after_close"]]
+        out += ["", "## Differences"]
+        diffs = [a for a in j["accounts"] if a["status"] != "same"]
+        if not diffs:
+            out += ["", "None: every billed decision equals what the rules give now."]
+        for a in diffs:
+            out += _account_detail_md(a, self.ruleset)
+        out += [
+            "",
+            "## All accounts",
+            "",
+            "| user | status | billed (latest) | rules now | rule / reason now | events that explain it |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in j["accounts"]:
+            b, n = a["billed"], a["now"]
+            why = "; ".join(_ev_short(e) for e in (n or b or {}).get("evidence", []))
+            rr = f"{n['rule']} {n['reason']}" if n else "-"
+            out.append(f"| {a['user_id']} | {a['status']} | {_state(b, True)} | {_state(n)} | {rr} | {why} |")
+        return "\n".join(out) + "\n"
+
+
+def _total(prices: Iterable) -> Decimal:
+    return sum((Decimal(str(p)) for p in prices), Decimal("0.00")).quantize(Decimal("0.01"))
+
+
+def _state(d: dict | None, with_version: bool = False) -> str:
+    if d is None:
+        return "-"
+    what = "charged" if d["charged"] else ("billable, free" if d["billable"] else "not billable")
+    price = f" USD {d['unit_price_usd']}" if d["charged"] else ""
+    ver = f"v{d['version']}: " if with_version else ""
+    return f"{ver}{what} ({d['tier']}){price}"
+
+
+def _ev_short(e: dict) -> str:
+    return f"{e['type']} `{e['event_id']}` {e['occurred_at']}"
+
+
+def _event_line(e: dict) -> str:
+    who = f" of {e['user_id']}" if e.get("user_id") else ""
+    return f"- {e['type']}{who} `{e['event_id']}` at {e['occurred_at']}, reached Kafka {e['published_at']}"
+
+
+def _account_detail_md(a: dict, ruleset: str) -> list[str]:
+    b, n = a["billed"], a["now"]
+    out = ["", f"### {a['user_id']}: {_state(b, True) if b else 'not billed'} -> now {_state(n)}", ""]
+    out += [
+        "| version | billable | charged | tier | rule | reason | USD | ruleset | amend reason | made at |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for v in a["versions"]:
+        out.append(
+            f"| v{v['version']} | {v['billable']} | {v['charged']} | {v['tier']} | {v['rule']} | {v['reason']} | "
+            f"{v['unit_price_usd']} | {v['ruleset_version']} | {v['amend_reason'] or '-'} | {v['made_at'] or '-'} |"
+        )
+    if n:
+        out.append(
+            f"| now | {n['billable']} | {n['charged']} | {n['tier']} | {n['rule']} | {n['reason']} | "
+            f"{n['unit_price_usd']} | {n['ruleset_version']} | - | - |"
+        )
+    out.append("")
+    if a["differs"]:
+        out.append(f"Differs in: {', '.join(a['differs'])}.")
+    c = a["causes"] or {}
+    if c.get("late_events"):
+        out.append("Events of this account that happened before the month ended but arrived after the billed version was made:")
+        out += [_event_line(e) for e in c["late_events"]]
+    if c.get("evidence_added"):
+        out.append("Evidence the rules cite now that the billed version did not:")
+        out += [f"- {_ev_short(e)}" for e in c["evidence_added"]]
+    if c.get("evidence_removed"):
+        out.append("Evidence the billed version cited that the rules no longer cite:")
+        out += [f"- {_ev_short(e)}" for e in c["evidence_removed"]]
+    at = c.get("billed_rules_on_events_known_then")
+    if b and at == "reproduces_billed":
+        changed = f"; the ruleset changed from {b['ruleset_version']} to {ruleset}" if b["ruleset_version"] != ruleset else ""
+        out.append(
+            f"Check: ruleset {b['ruleset_version']} on only the events that had arrived when v{b['version']} was made "
+            f"reproduces v{b['version']} exactly, so the difference comes from the events above{changed}."
+        )
+    elif b and at == "differs_from_billed":
+        out.append(
+            f"Check: ruleset {b['ruleset_version']} on only the events that had arrived when v{b['version']} was made does "
+            f"NOT reproduce v{b['version']} (differs in {', '.join(c.get('columns_unexplained') or [])}): "
+            "the billed version is not what those events give; run `seatledger verify`."
+        )
+    elif n and not b:
+        out.append("No billed version: the account was unknown to the bill (its events arrived after the close).")
+    elif b and not n:
+        out.append("The archive gives no decision for this account (no event of it before the month ended).")
+    return out
+
+
+# Computing -------------------------------------------------------------------------------------
+
+
+def _counted(rows: list[dict], step: str, progress: Progress | None, every: int = 5_000) -> Iterator[dict]:
+    total = len(rows)
+    for i, r in enumerate(rows, 1):
+        yield r
+        if progress is not None and (i % every == 0 or i == total):
+            progress(step, i, total)
+
+
+def _decide(facts: FactSet, company_id: str, month: Month, prices: PriceBook, ruleset: str) -> dict[str, Decision]:
+    from replay.verify import decide_from_facts
+
+    return {d.user_id: d for d in decide_from_facts(facts, company_id, month, prices, ruleset)}
+
+
+def _evidence_ids(evidence) -> dict[str, dict]:
+    items = orjson.loads(evidence) if isinstance(evidence, str) else evidence
+    return {e["event_id"]: e for e in items}
+
+
+def build_report(
+    archive_root: Path | str,
+    db: Path | str,
+    company_id: str,
+    month: Month,
+    *,
+    user_id: str | None = None,
+    ruleset: str | None = None,
+    prices: PriceBook | None = None,
+    progress: Progress | None = None,
+) -> DisputeReport:
+    root = Path(archive_root)
+    if not root.is_dir():
+        raise DisputeError(f"no archive at {root}")
+    rs = get_ruleset(ruleset).version
+    prices = prices or PriceBook.load()
+    versions = stored_versions(db, company_id, month, user_id)
+    if progress:
+        progress("reading the archive", 0, None)
+    rows = archive.read_company_rows(root, company_id, month.next())
+    facts = fold_rows(_counted(rows, "folding events", progress))
+    now = _decide(facts, company_id, month, prices, rs)
+    tz = zone(facts.company(company_id).timezone_name)
+    end = month.end_us(tz)
+    notes = []
+    if not rows:
+        notes.append(f"the archive holds no event of {company_id} up to {month.next()}")
+    if not versions:
+        notes.append(f"the database holds no decision of {company_id} for {month}" + (f" and user {user_id}" if user_id else ""))
+
+    by_user: dict[str, list[dict]] = {}
+    for v in versions:
+        by_user.setdefault(v["user_id"], []).append(v)
+    users = sorted(set(by_user) | ({user_id} & set(now) if user_id else set(now)))
+    firsts = [made_at_us(v) for v in versions if v["version"] == 1]
+    close_us = min((t for t in firsts if t is not None), default=None)
+
+    # The control recomputation: the billed version's rules on the events known when it was made.
+    controls: dict[tuple[int, str], dict[str, Decision]] = {}
+    for u in users:
+        latest = by_user.get(u, [None])[-1]
+        made = made_at_us(latest) if latest else None
+        if latest is None or made is None or latest["ruleset_version"] not in RULESETS:
+            continue
+        key = (made, latest["ruleset_version"])
+        if key not in controls:
+            known = [r for r in rows if r["published_at_us"] is None or r["published_at_us"] <= made]
+            controls[key] = _decide(fold_rows(known), company_id, month, prices, key[1])
+
+    def late(r: dict, after: int | None) -> bool:
+        return after is not None and r["occurred_at_us"] < end and (r["published_at_us"] or 0) > after
+
+    accounts = []
+    for i, u in enumerate(users, 1):
+        vs = by_user.get(u, [])
+        d = now.get(u)
+        a = AccountReport(u, vs, d)
+        if d is not None:
+            hist = {m: facts.activity.get((company_id, u, m)) for m in months_needed(month)}
+            a.in_report_now = in_report(month, hist)
+        latest = a.latest
+        if latest is not None and d is not None:
+            a.differs = diff_columns(normalize(latest), normalize(d.row()))
+        if a.status != "same":
+            made = made_at_us(latest) if latest else close_us
+            a.late_events = [r for r in rows if r.get("user_id") == u and r["company_id"] == company_id and late(r, made)]
+            was = _evidence_ids(latest["evidence"]) if latest else {}
+            is_ = _evidence_ids(d.evidence) if d else {}
+            a.evidence_added = [e for k, e in is_.items() if k not in was]
+            a.evidence_removed = [e for k, e in was.items() if k not in is_]
+            if latest is not None and made is not None and (made, latest["ruleset_version"]) in controls:
+                ctl = controls[(made, latest["ruleset_version"])].get(u)
+                if ctl is None:
+                    a.at_close, a.at_close_columns = "differs_from_billed", ["(no decision)"]
+                else:
+                    cols = diff_columns(normalize(latest), normalize(ctl.row()))
+                    a.at_close = "differs_from_billed" if cols else "reproduces_billed"
+                    a.at_close_columns = cols
+        accounts.append(a)
+        if progress is not None and (i % 500 == 0 or i == len(users)):
+            progress("comparing accounts", i, len(users))
+    company_late = [
+        r for r in rows if (r.get("user_id") is None or r["company_id"] != company_id) and late(r, close_us)
+    ]
+    return DisputeReport(company_id, month, tz, rs, len(rows), accounts, company_late, close_us, notes)
+
+
+# Applying --------------------------------------------------------------------------------------
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def amendment_messages(
+    report: DisputeReport, ticket: str, requested_by: str | None, applied_at: str
+) -> tuple[list[dict], dict]:
+    """The `decision` amendments (one per changed account) and the `dispute_applied` message."""
+    reason = f"dispute:{ticket}"
+    decisions, changes = [], []
+    for a in report.changed:
+        if a.now is None:
+            continue
+        latest = a.latest
+        version = latest["version"] + 1 if latest else 1
+        decisions.append(
+            decision_message(
+                a.now,
+                version=version,
+                corrects_version=latest["version"] if latest else None,
+                amend_reason=reason,
+                in_report=a.in_report_now,
+                close_id=reason,
+                emitted_at=applied_at,
+            )
+        )
+        before = None
+        if latest is not None:
+            before = jsonable(normalize(latest)) | {"version": latest["version"]}
+            before["evidence"] = latest["evidence"] if isinstance(latest["evidence"], str) else orjson.dumps(before["evidence"]).decode()
+        changes.append({"user_id": a.user_id, "from": before, "to": decision_row(a.now) | {"version": version}})
+    applied = {
+        "kind": "dispute_applied",
+        "format": 1,
+        "ticket": ticket,
+        "company_id": report.company_id,
+        "month": str(report.month),
+        "requested_by": requested_by,
+        "applied_at": applied_at,
+        "ruleset": report.ruleset,
+        "changes": changes,
+    }
+    return decisions, applied
+
+
+async def publish(settings, company_id: str, messages: list[dict]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for m in messages:  # one key: one partition, so the sink sees them in this order
+            await producer.send(settings.topic_snapshots, encode(m), key=company_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class ApplyResult:
+    ticket: str
+    already: dict | None = None  # the disputes row when the ticket was applied before
+    published: int = 0
+    stored_versions: list[dict] = field(default_factory=list)
+    adjustments: list[dict] = field(default_factory=list)
+
+
+def wait_for_ticket(db: Path | str, ticket: str, timeout: float, poll: float = 0.5) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            row = ticket_applied(db, ticket)
+        except VerifyError:
+            row = None  # the file is being created or locked for longer than read_db waits
+        if row is not None:
+            return row
+        if time.monotonic() > deadline:
+            raise DisputeError(
+                f"published the correction for ticket {ticket}, but the sink has not recorded it in {db} within "
+                f"{timeout:.0f}s. Is `seatledger sink` running against this database? The messages stay on the "
+                "snapshots topic; the sink will store them when it runs (run this command again to check: it "
+                "reports an applied ticket and publishes nothing twice)."
+            )
+        time.sleep(poll)
+
+
+def apply_report(
+    report: DisputeReport,
+    settings,
+    db: Path | str,
+    ticket: str,
+    requested_by: str | None = None,
+    *,
+    timeout: float = 120.0,
+) -> ApplyResult:
+    result = ApplyResult(ticket)
+    prior = ticket_applied(db, ticket)
+    if prior is not None:
+        result.already = prior
+        return result
+    decisions, applied = amendment_messages(report, ticket, requested_by, now_iso())
+    if not applied["changes"]:
+        return result
+    try:
+        asyncio.run(publish(settings, report.company_id, [*decisions, applied]))
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        raise DisputeError(f"publishing to {settings.bootstrap} failed: {type(exc).__name__}: {exc}") from None
+    result.published = len(decisions) + 1
+    wait_for_ticket(db, ticket, timeout)
+    reason = f"dispute:{ticket}"
+    with read_db(db) as con:
+        result.stored_versions = query(
+            con,
+            "SELECT * FROM snapshot_versions WHERE company_id = ? AND month = ? AND amend_reason = ? ORDER BY user_id, version",
+            [report.company_id, str(report.month), reason],
+        )
+        if has_table(con, "invoice_adjustments"):
+            result.adjustments = query(
+                con,
+                "SELECT * FROM invoice_adjustments WHERE company_id = ? AND reason = ? ORDER BY user_id, new_version",
+                [report.company_id, reason],
+            )
+    return result

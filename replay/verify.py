@@ -1,0 +1,343 @@
+"""`seatledger verify`: recompute a month from the archive and compare it with what DuckDB bills.
+
+Every column of `account_decisions` (the latest version of each account-month, columns =
+`projections.decide.DECISION_COLUMNS`) is compared with a recomputation from the archived events,
+using the rule-set version each row recorded. Drift is one of: a row the archive says should exist
+but DuckDB lacks (`missing`), a row DuckDB has that the archive does not produce (`extra`), or a row
+whose columns differ (`differs`).
+
+Also the shared pieces of the dispute tool: reading DuckDB read-only while the sink may hold its
+lock, normalising stored rows for comparison, and recomputing a company-month from archive rows
+with the reference fold (`projections.facts.fold`) and `decide_company`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+
+from projections.calendar import Month, zone
+from projections.decide import DECISION_COLUMNS, Decision, decide_company
+from projections.facts import COMPANY_EVENTS, AccountFacts, FactSet, MonthActivity, company_deltas, fold
+from projections.prices import PriceBook
+from projections.rows import row_to_event
+from projections.rulesets import CURRENT, RULESETS, get_ruleset
+from replay import archive
+
+CENT = Decimal("0.01")
+
+
+class VerifyError(Exception):
+    """The inputs are unusable (no archive, no database, unknown month): exit 2, not drift."""
+
+
+# DuckDB, read-only and briefly ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
+    """A read-only connection; retries while the sink holds the file's write lock."""
+    import duckdb
+
+    path = Path(path)
+    if not path.exists():
+        raise VerifyError(f"no DuckDB file at {path}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise VerifyError(f"cannot open {path} read-only: {exc}") from None
+            time.sleep(0.2)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def query(con, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()[0]) or bool(
+        con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name]).fetchone()[0]
+    )
+
+
+# Comparing decisions ---------------------------------------------------------------------------
+
+
+def normalize(values: dict) -> dict:
+    """A decision's DECISION_COLUMNS in one comparable form, from a Decision row or a DuckDB row."""
+    out = {}
+    for c in DECISION_COLUMNS:
+        v = values[c]
+        if c in ("billable", "charged"):
+            v = bool(v)
+        elif c == "unit_price_usd":
+            v = Decimal(str(v)).quantize(CENT)
+        elif c == "evidence":
+            v = orjson.loads(v) if isinstance(v, str | bytes) else v
+        else:
+            v = str(v)
+        out[c] = v
+    return out
+
+
+def diff_columns(a: dict, b: dict) -> list[str]:
+    """The DECISION_COLUMNS on which two normalised decisions differ."""
+    return [c for c in DECISION_COLUMNS if a[c] != b[c]]
+
+
+def jsonable(values: dict) -> dict:
+    out = dict(values)
+    if "unit_price_usd" in out:
+        out["unit_price_usd"] = str(out["unit_price_usd"])
+    return out
+
+
+# Recomputing from the archive -----------------------------------------------------------------
+
+
+def events_of(rows: Iterable[dict]):
+    for r in rows:
+        yield row_to_event(r)
+
+
+def fold_rows(rows: Iterable[dict], company_rows: Iterable[dict] | None = None) -> FactSet:
+    """The reference fold over archive rows. `company_rows`, when given, are the company events
+    among them, folded first so every zone is known before activity is bucketed (as `fold_all`);
+    without it `rows` is materialised and read twice."""
+    facts = FactSet()
+    if company_rows is None:
+        rows = list(rows)
+        company_rows = (r for r in rows if r["type"] in COMPANY_EVENTS)
+    for ev in events_of(company_rows):
+        for cid, delta in company_deltas(ev):
+            facts.merge_company(cid, delta)
+    zones = {cid: zone(cf.timezone_name) for cid, cf in facts.companies.items()}
+    utc = zone("UTC")
+    for ev in events_of(rows):
+        fold(facts, ev, lambda c: zones.get(c, utc))
+    return facts
+
+
+@dataclass
+class CompanyFacts:
+    """One company's slice of a FactSet, indexed for decide_company."""
+
+    accounts: dict[str, AccountFacts] = field(default_factory=dict)
+    activity: dict[tuple[str, Month], MonthActivity] = field(default_factory=dict)
+
+
+def index_by_company(facts: FactSet) -> dict[str, CompanyFacts]:
+    out: dict[str, CompanyFacts] = {}
+    for (cid, uid), acc in facts.accounts.items():
+        out.setdefault(cid, CompanyFacts()).accounts[uid] = acc
+    for (cid, uid, m), act in facts.activity.items():
+        out.setdefault(cid, CompanyFacts()).activity[(uid, m)] = act
+    return out
+
+
+def decide_from_facts(
+    facts: FactSet,
+    company_id: str,
+    month: Month,
+    prices: PriceBook,
+    ruleset: str,
+    index: dict[str, CompanyFacts] | None = None,
+) -> list[Decision]:
+    idx = (index or index_by_company(facts)).get(company_id) or CompanyFacts()
+    activity = {u: a for (u, m), a in idx.activity.items() if m == month}
+    _, decisions = decide_company(company_id, month, facts.company(company_id), idx.accounts, activity, prices, ruleset)
+    return decisions
+
+
+# verify ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: str  # missing | extra | differs
+    company_id: str
+    user_id: str
+    columns: tuple[str, ...] = ()
+    stored: dict | None = None
+    recomputed: dict | None = None
+
+    def line(self) -> str:
+        who = f"{self.company_id}/{self.user_id}"
+        if self.kind == "missing":
+            r = self.recomputed or {}
+            return f"missing  {who}: the archive gives {r.get('rule')}/{r.get('reason')} billable={r.get('billable')}, DuckDB has no row"
+        if self.kind == "extra":
+            s = self.stored or {}
+            return f"extra    {who}: DuckDB has {s.get('rule')}/{s.get('reason')} billable={s.get('billable')}, the archive gives no decision"
+        parts = [f"{c}: stored {_short(self.stored[c])} != recomputed {_short(self.recomputed[c])}" for c in self.columns]
+        return f"differs  {who}: " + "; ".join(parts)
+
+
+def _short(v) -> str:
+    text = orjson.dumps(v, default=str).decode() if not isinstance(v, str) else v
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass
+class VerifyResult:
+    month: str
+    company_id: str | None
+    stored: int = 0
+    recomputed: int = 0
+    companies: int = 0
+    events: int = 0
+    drift: list[Drift] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.drift
+
+    def to_json(self) -> dict:
+        return {
+            "month": self.month,
+            "company_id": self.company_id,
+            "stored_rows": self.stored,
+            "recomputed_rows": self.recomputed,
+            "companies": self.companies,
+            "events_read": self.events,
+            "clean": self.clean,
+            "drift": [
+                {
+                    "kind": d.kind,
+                    "company_id": d.company_id,
+                    "user_id": d.user_id,
+                    "columns": list(d.columns),
+                    "stored": jsonable(d.stored) if d.stored else None,
+                    "recomputed": jsonable(d.recomputed) if d.recomputed else None,
+                }
+                for d in self.drift
+            ],
+            "notes": self.notes,
+        }
+
+    def lines(self, limit: int = 50) -> list[str]:
+        scope = f"company {self.company_id}, " if self.company_id else ""
+        head = (
+            f"verify {scope}month {self.month}: {self.stored} stored row(s), {self.recomputed} recomputed from "
+            f"{self.events} archived event(s) of {self.companies} company(ies)"
+        )
+        out = [head, *(f"note: {n}" for n in self.notes)]
+        if self.clean:
+            out.append("clean: every stored decision equals the recomputation")
+            return out
+        counts = {k: sum(d.kind == k for d in self.drift) for k in ("missing", "extra", "differs")}
+        out.append("DRIFT: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        out.extend(d.line() for d in self.drift[:limit])
+        if len(self.drift) > limit:
+            out.append(f"... and {len(self.drift) - limit} more (use --format json for all)")
+        return out
+
+
+def stored_decisions(con, month: Month, company_id: str | None) -> list[dict]:
+    if not has_table(con, "account_decisions"):
+        raise VerifyError("the database has no account_decisions view (was it written by `seatledger sink`?)")
+    sql = "SELECT * FROM account_decisions WHERE month = ?"
+    params: list = [str(month)]
+    if company_id:
+        sql += " AND company_id = ?"
+        params.append(company_id)
+    return query(con, sql + " ORDER BY company_id, user_id", params)
+
+
+def _stream_rows(root: Path, upto: Month, company_id: str | None, progress: Callable[[int], None] | None):
+    """(company rows, all rows) for the fold; streamed in batches when the whole archive is read."""
+    if company_id is not None:
+        rows = archive.read_company_rows(root, company_id, upto)
+        return None, rows
+    return archive.iter_rows(root, upto, types=COMPANY_EVENTS), archive.iter_rows(root, upto, progress=progress)
+
+
+def verify_month(
+    archive_root: Path | str,
+    db: Path | str,
+    month: Month,
+    *,
+    company_id: str | None = None,
+    prices: PriceBook | None = None,
+    ruleset: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """Compare `account_decisions` of `month` with a recomputation from the archive.
+
+    Each stored row is recomputed under the rule-set version it recorded; a company's rows the
+    database lacks are recomputed under the version its other rows recorded (or `ruleset`, default
+    the current one)."""
+    root = Path(archive_root)
+    if not root.is_dir():
+        raise VerifyError(f"no archive at {root}")
+    prices = prices or PriceBook.load()
+    with read_db(db) as con:
+        stored = stored_decisions(con, month, company_id)
+    result = VerifyResult(str(month), company_id, stored=len(stored))
+    if not stored:
+        result.notes.append(f"DuckDB holds no complete decisions for {month}" + (f" of {company_id}" if company_id else ""))
+    company_rows, rows = _stream_rows(root, month.next(), company_id, progress)
+    counted = _Counting(rows)
+    facts = fold_rows(counted, company_rows)
+    result.events = counted.n
+    index = index_by_company(facts)
+    by_company: dict[str, dict[str, dict]] = {}
+    for r in stored:
+        by_company.setdefault(r["company_id"], {})[r["user_id"]] = r
+    companies = sorted(set(by_company) | ({company_id} if company_id else set(index)))
+    default = get_ruleset(ruleset).version
+    for cid in companies:
+        rows_of = by_company.get(cid, {})
+        versions = {r["ruleset_version"] for r in rows_of.values()}
+        fallback = next(iter(versions)) if len(versions) == 1 and ruleset is None else default
+        recomputed: dict[str, dict[str, dict]] = {}
+        for v in sorted(versions | {fallback}):
+            if v not in RULESETS:
+                result.notes.append(f"{cid}: stored rows name unknown ruleset {v!r}; compared under {default}")
+                continue
+            recomputed[v] = {d.user_id: normalize(d.row()) for d in decide_from_facts(facts, cid, month, prices, v, index)}
+        base = recomputed.get(fallback, {})
+        result.recomputed += len(base)
+        if base or rows_of:
+            result.companies += 1
+        for uid in sorted(set(rows_of) | set(base)):
+            s = rows_of.get(uid)
+            if s is None:
+                result.drift.append(Drift("missing", cid, uid, recomputed=base[uid]))
+                continue
+            sn = normalize(s)
+            rc = recomputed.get(s["ruleset_version"], base).get(uid)
+            if rc is None:
+                result.drift.append(Drift("extra", cid, uid, stored=sn))
+                continue
+            cols = diff_columns(sn, rc)
+            if cols:
+                result.drift.append(Drift("differs", cid, uid, tuple(cols), sn, rc))
+    return result
+
+
+class _Counting:
+    def __init__(self, rows):
+        self.rows = rows
+        self.n = 0
+
+    def __iter__(self):
+        for r in self.rows:
+            self.n += 1
+            yield r

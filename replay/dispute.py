@@ -38,6 +38,7 @@ from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
+from projections.sink import dispute_applied_message
 from projections.snapshots import decision_message, decision_row, encode
 from replay import archive
 from replay.verify import VerifyError, diff_columns, fold_rows, has_table, jsonable, normalize, query, read_db
@@ -479,17 +480,14 @@ def amendment_messages(
             before = jsonable(normalize(latest)) | {"version": latest["version"]}
             before["evidence"] = latest["evidence"] if isinstance(latest["evidence"], str) else orjson.dumps(before["evidence"]).decode()
         changes.append({"user_id": a.user_id, "from": before, "to": decision_row(a.now) | {"version": version}})
-    applied = {
-        "kind": "dispute_applied",
-        "format": 1,
-        "ticket": ticket,
-        "company_id": report.company_id,
-        "month": str(report.month),
-        "requested_by": requested_by,
-        "applied_at": applied_at,
-        "ruleset": report.ruleset,
-        "changes": changes,
-    }
+    applied = dispute_applied_message(
+        ticket,
+        report.company_id,
+        str(report.month),
+        requested_by=requested_by,
+        applied_at=applied_at,
+        changes=changes,
+    )
     return decisions, applied
 
 

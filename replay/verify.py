@@ -14,7 +14,6 @@ with the reference fold (`projections.facts.fold`) and `decide_company`.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -42,25 +41,24 @@ class VerifyError(Exception):
 
 @contextlib.contextmanager
 def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
-    """A read-only connection; retries while the sink holds the file's write lock."""
-    import duckdb
+    """A read-only connection held only for the block (the sink's `read_connection`, which waits
+    while the sink writes a batch); an unusable file becomes a VerifyError."""
+    from projections.sink import DatabaseBusy, read_connection
 
     path = Path(path)
     if not path.exists():
         raise VerifyError(f"no DuckDB file at {path}")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise VerifyError(f"cannot open {path} read-only: {exc}") from None
-            time.sleep(0.2)
+    try:
+        cm = read_connection(path, timeout=timeout)
+        con = cm.__enter__()
+    except DatabaseBusy as exc:
+        raise VerifyError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - not a DuckDB file, corrupt, ...
+        raise VerifyError(f"cannot open {path} read-only: {exc}") from None
     try:
         yield con
     finally:
-        con.close()
+        cm.__exit__(None, None, None)
 
 
 def query(con, sql: str, params: list | None = None) -> list[dict]:

@@ -1,5 +1,5 @@
 """Dispute report, verify and rule-set versions on fixture data: a small archive and a small DuckDB
-file built here with the sink's own table definitions (projections/sql)."""
+file built here with the sink's own schema (projections.sink.ensure_schema)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from typer.testing import CliRunner
 
 from projections.calendar import Month, to_us
 from projections.prices import PriceBook
+from projections.sink import ensure_schema
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
 from replay.archive import ArchiveWriter, read_company_rows
 from seatledger.cli import app
 
-SQL = Path(__file__).resolve().parents[2] / "projections" / "sql"
-SCHEMA = ("snapshot_versions", "month_completions", "latest_decisions", "account_decisions", "disputes", "invoice_adjustments")
 OCT = Month(2026, 10)
 CLOSE = "2026-11-01T02:00:00Z"
 
@@ -60,11 +59,6 @@ def build_archive(root: Path, events=EVENTS) -> Path:
     return root
 
 
-def create_schema(con) -> None:
-    for name in SCHEMA:
-        con.execute((SQL / f"{name}.sql").read_text())
-
-
 def decisions_at(archive_root: Path, published_before: str, ruleset: str, company: str = "c-1"):
     """What a close at `published_before` would have billed (the worker's job, done here by hand)."""
     rows = [r for r in read_company_rows(archive_root, company, OCT.next()) if r["published_at_us"] <= us(published_before)]
@@ -74,7 +68,7 @@ def decisions_at(archive_root: Path, published_before: str, ruleset: str, compan
 
 def build_db(path: Path, decisions, emitted_at: str = CLOSE, complete: bool = True) -> Path:
     con = duckdb.connect(str(path))
-    create_schema(con)
+    ensure_schema(con)
     for i, d in enumerate(decisions):
         r = decision_row(d)
         con.execute(

@@ -1,0 +1,378 @@
+"""The batch path's fact builder: DuckDB computes, from event rows, the facts `fold_all` computes.
+
+`build_facts(con, rows)` returns a `FactSet` equal to `projections.facts.fold_all(events)` for the
+same events (a differential test and a property test hold it to that). Per-event work stays in
+SQL: activity is aggregated in ONE vectorised pass per (company, user, local month) into day
+bitmasks (bit_or) and the earliest event of each class (arg_min); only those per-account-month
+aggregates, and the few account/company records, are pulled into Python.
+
+One of the two DuckDB edges of `projections` (the other is the sink); the rules never see DuckDB.
+
+Exactness notes
+- Local dates: each event's instant plus its company's UTC offset at that instant, integer
+  microseconds, no float. The offsets come from Python's zoneinfo: for every zone, the transitions
+  within the data's time range; a CASE chain when they are few (a month or a year of data), an
+  ASOF join when there are many (a multi-year archive).
+- Earliest evidence is ordered by (occurred_at_us, event_id, type) as in `facts._min`. DuckDB's
+  arg_min picks an arbitrary row among equal timestamps, so the pass also keeps the two smallest
+  timestamps of each class (`min(ts, 2)`); where they are equal (two events in the same
+  microsecond), the tie is settled exactly by a second, targeted query. Ties are rare (events of
+  one account in the same microsecond), so the repair costs nothing in the common case.
+- Records (account and company kinds) are read in input order (DuckDB preserves insertion order
+  of a plain scan) and deduplicated by event_id, the first occurrence winning, like
+  `facts._merge_records`. The time-ordered mins (first_seen, first_own) take every row, as the
+  fold's min-merges do.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+import orjson
+import pyarrow as pa
+
+from projections.calendar import Month, zone
+from projections.facts import (
+    ACCOUNT_EVENTS,
+    BILLING_ACTIVITY,
+    COMPANY_EVENTS,
+    DERIVED_TRIAL_PREFIX,
+    DERIVED_TRIAL_SOURCE,
+    NOTIFICATION_ACTIVITY,
+    REPORTING_ACTIVITY,
+    RULE_FIELDS,
+    AccountFacts,
+    CompanyFacts,
+    FactSet,
+    MonthActivity,
+    Record,
+    _min,
+)
+
+ACTIVITY_EVENTS = tuple(sorted(BILLING_ACTIVITY | REPORTING_ACTIVITY | NOTIFICATION_ACTIVITY))
+RECORD_EVENTS = tuple(sorted(ACCOUNT_EVENTS | COMPANY_EVENTS))
+DAY_US = 86_400_000_000
+MAX_CASE_TRANSITIONS = 12  # above this many offset changes in the data's range, use an ASOF join
+_CLASSES = (("b", BILLING_ACTIVITY), ("r", REPORTING_ACTIVITY), ("n", NOTIFICATION_ACTIVITY))
+_VIEW = "_sl_rows"
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _as_view(con, rows, name: str = _VIEW) -> str:
+    """Make `rows` (a relation, an Arrow table or a table/view name) queryable under `name`."""
+    if isinstance(rows, str):
+        con.execute(f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{rows}"')
+    elif isinstance(rows, (pa.Table, pa.RecordBatchReader)):
+        con.register(name + "_arrow", rows)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_arrow")
+    else:  # a DuckDBPyRelation
+        rows.create_view(name, replace=True)
+    return name
+
+
+# Time zones: offsets as exact integer microseconds ---------------------------------------------
+
+
+def _offset_us(tz, us: int) -> int:
+    dt = datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).astimezone(tz)
+    off = dt.utcoffset() or timedelta(0)
+    return (off.days * 86_400 + off.seconds) * 1_000_000
+
+
+def zone_segments(zone_name: str, lo_us: int, hi_us: int) -> list[tuple[int, int]]:
+    """[(from_us, offset_us)] covering [lo_us, hi_us]: the offset in force from each instant on.
+
+    The first segment starts at -inf (represented by lo_us's offset from the minimum int64).
+    Transitions are found day by day and bisected to the second (every tz transition is on a
+    whole second), so the result is exact for the range.
+    """
+    tz = zone(zone_name)
+    lo_s, hi_s = lo_us // 1_000_000 - 86_400, hi_us // 1_000_000 + 86_400
+    segs = [(-(2**63), _offset_us(tz, lo_s * 1_000_000))]
+    cur = segs[0][1]
+    t = lo_s
+    while t < hi_s:
+        nxt = min(t + 86_400, hi_s)
+        off = _offset_us(tz, nxt * 1_000_000)
+        if off != cur:
+            a, b = t, nxt  # offset(a) == cur, offset(b) != cur: find the first second with a new one
+            while b - a > 1:
+                mid = (a + b) // 2
+                if _offset_us(tz, mid * 1_000_000) == cur:
+                    a = mid
+                else:
+                    b = mid
+            new = _offset_us(tz, b * 1_000_000)
+            segs.append((b * 1_000_000, new))
+            cur = new
+            t = b
+            continue
+        t = nxt
+    return segs
+
+
+# Records ---------------------------------------------------------------------------------------
+
+
+def _record(event_id: str, kind: str, ts: int, attrs_json: str | None, source: str | None) -> Record:
+    data = orjson.loads(attrs_json) if attrs_json else {}
+    names = RULE_FIELDS.get(kind, ())
+    fields = {k: data[k] for k in names if k in data}
+    if kind == "trial_started" and source is not None:
+        fields["source"] = source
+    return Record(ts, event_id, kind, tuple(sorted(fields.items())))
+
+
+def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
+    facts = FactSet()
+    where = f"type IN ({_sql_list(RECORD_EVENTS)})"
+    if companies is not None:
+        where += (
+            f" AND (company_id IN ({_sql_list(companies)})"
+            " OR (type = 'invite' AND attrs LIKE '%guest_home_company_id%'))"
+        )
+    tbl = con.sql(
+        f"SELECT event_id, type, occurred_at_us, company_id, user_id, attrs, extras, source FROM {view} WHERE {where}"
+    ).to_arrow_table()
+    wanted = set(companies) if companies is not None else None
+    cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
+    comps, accs = facts.companies, facts.accounts
+    for eid, kind, ts, cid, uid, attrs, extras, source in zip(*cols):
+        ev = (ts, eid, kind)
+        if kind in COMPANY_EVENTS:
+            if kind == "trial_started" and source == DERIVED_TRIAL_SOURCE:
+                # R5: a derived trial reaches the home company as a guest-invite candidate.
+                invite_id = eid[len(DERIVED_TRIAL_PREFIX) :]
+                guest_of = (orjson.loads(extras) if extras else {}).get("guest_of", "")
+                cf = comps.setdefault(cid, CompanyFacts())
+                if invite_id not in cf.guest_invites:
+                    cf.guest_invites[invite_id] = Record(ts, invite_id, "invite", (("company_id", guest_of),))
+                continue
+            if wanted is not None and cid not in wanted:
+                continue
+            cf = comps.setdefault(cid, CompanyFacts())
+            cf.first_own = _min(cf.first_own, ev)
+            if eid not in cf.records:
+                cf.records[eid] = _record(eid, kind, ts, attrs, source)
+            continue
+        # account kinds
+        if kind == "invite" and attrs:
+            home = orjson.loads(attrs).get("guest_home_company_id")
+            if home and home != cid and (wanted is None or home in wanted):
+                hf = comps.setdefault(home, CompanyFacts())
+                if eid not in hf.guest_invites:
+                    hf.guest_invites[eid] = Record(ts, eid, "invite", (("company_id", cid),))
+        if wanted is not None and cid not in wanted:
+            continue
+        cf = comps.setdefault(cid, CompanyFacts())
+        cf.first_own = _min(cf.first_own, ev)
+        af = accs.get((cid, uid))
+        if af is None:
+            af = accs[(cid, uid)] = AccountFacts()
+        af.first_seen = _min(af.first_seen, ev)
+        if eid not in af.records:
+            af.records[eid] = _record(eid, kind, ts, attrs, source)
+    return facts
+
+
+# Activity --------------------------------------------------------------------------------------
+
+
+def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str, str]:
+    """(join clause, offset expression) giving each activity row its company's UTC offset."""
+    non_utc = {c: z for c, z in zones.items() if z != "UTC"}
+    if not non_utc:
+        return "", "0::BIGINT"
+    lo, hi = con.sql(f"SELECT min(occurred_at_us), max(occurred_at_us) FROM {view} WHERE {where}").fetchall()[0]
+    if lo is None:
+        return "", "0::BIGINT"
+    segs = {z: zone_segments(z, lo, hi) for z in sorted(set(non_utc.values()))}
+    k = max(len(s) for s in segs.values())
+    if k - 1 <= MAX_CASE_TRANSITIONS:
+        names = ["company_id", "o0"] + [x for i in range(1, k) for x in (f"t{i}", f"o{i}")]
+        rows = []
+        for cid, z in sorted(non_utc.items()):
+            s = segs[z] + [(2**63 - 1, segs[z][-1][1])] * (k - len(segs[z]))
+            rows.append([cid, s[0][1]] + [x for i in range(1, k) for x in (s[i][0], s[i][1])])
+        arrays = [pa.array([r[j] for r in rows], type=pa.string() if j == 0 else pa.int64()) for j in range(len(names))]
+        con.register("_sl_tz_arrow", pa.Table.from_arrays(arrays, names=names))
+        con.execute("CREATE OR REPLACE TEMP TABLE _sl_tz AS SELECT * FROM _sl_tz_arrow")
+        con.unregister("_sl_tz_arrow")
+        if k == 1:
+            expr = "coalesce(z.o0, 0)"
+        else:
+            whens = " ".join(f"WHEN e.occurred_at_us < z.t{i} THEN z.o{i - 1}" for i in range(1, k))
+            expr = f"coalesce(CASE {whens} ELSE z.o{k - 1} END, 0)"
+        return "LEFT JOIN _sl_tz z ON e.company_id = z.company_id", expr
+    # Many transitions (a long archive): an ASOF join on (zone, instant).
+    zone_ids = {z: i for i, z in enumerate(sorted(segs))}
+    cz = pa.table(
+        {
+            "company_id": pa.array(sorted(non_utc), pa.string()),
+            "zone_id": pa.array([zone_ids[non_utc[c]] for c in sorted(non_utc)], pa.int32()),
+        }
+    )
+    zid, frm, off = [], [], []
+    for z, s in segs.items():
+        for f, o in s:
+            zid.append(zone_ids[z])
+            frm.append(f)
+            off.append(o)
+    tr = pa.table({"zone_id": pa.array(zid, pa.int32()), "from_us": pa.array(frm, pa.int64()), "off": pa.array(off, pa.int64())})
+    con.register("_sl_cz_arrow", cz)
+    con.register("_sl_tr_arrow", tr)
+    con.execute("CREATE OR REPLACE TEMP TABLE _sl_cz AS SELECT * FROM _sl_cz_arrow")
+    con.execute("CREATE OR REPLACE TEMP TABLE _sl_tr AS SELECT * FROM _sl_tr_arrow")
+    con.unregister("_sl_cz_arrow")
+    con.unregister("_sl_tr_arrow")
+    join = (
+        "LEFT JOIN _sl_cz cz ON e.company_id = cz.company_id "
+        "ASOF LEFT JOIN _sl_tr z ON cz.zone_id = z.zone_id AND e.occurred_at_us >= z.from_us"
+    )
+    return join, "coalesce(z.off, 0)"
+
+
+def activity_sql(view: str, join: str, offset: str, where: str) -> str:
+    """One pass: per (company, user, local month) three day bitmasks and the earliest event of each
+    class. `k` packs the classes of a kind: 1 billing (R2), 2 reporting (R14), 4 notification."""
+    cases = []
+    for kind in ACTIVITY_EVENTS:
+        bits = (kind in BILLING_ACTIVITY) | (kind in REPORTING_ACTIVITY) << 1 | (kind in NOTIFICATION_ACTIVITY) << 2
+        cases.append(f"WHEN '{kind}' THEN {bits}")
+    kexpr = f"CASE e.type {' '.join(cases)} END"
+    aggs = []
+    for i, (c, _) in enumerate(_CLASSES):
+        m = 1 << i
+        aggs.append(f"bit_or(((k >> {i}) & 1)::UINTEGER << (day(d) - 1)::UINTEGER) AS {c}_days")
+        aggs.append(f"arg_min({{'i': event_id, 't': type}}, CASE WHEN k & {m} <> 0 THEN ts END) AS {c}_ev")
+        aggs.append(f"min(CASE WHEN k & {m} <> 0 THEN ts END, 2) AS {c}_ts")
+    return f"""
+        SELECT company_id, user_id, year(d)::INTEGER AS y, month(d)::INTEGER AS m, {', '.join(aggs)}
+        FROM (
+            SELECT e.company_id, e.user_id, e.event_id, e.type, e.occurred_at_us AS ts, {kexpr} AS k,
+                   make_timestamp(e.occurred_at_us + {offset})::DATE AS d
+            FROM {view} e {join}
+            WHERE {where}
+        )
+        GROUP BY company_id, user_id, y, m
+    """
+
+
+def _repair_ties(con, view: str, ties: list[tuple], zones: dict[str, str]) -> dict[tuple, tuple]:
+    """Exact earliest evidence where two events of one class share the minimal microsecond.
+
+    `ties`: (company, user, ts). Returns (company, user, ts, class) -> (ts, event_id, type).
+    """
+    tbl = pa.table(
+        {
+            "company_id": pa.array([t[0] for t in ties], pa.string()),
+            "user_id": pa.array([t[1] for t in ties], pa.string()),
+            "ts": pa.array([t[2] for t in ties], pa.int64()),
+        }
+    )
+    con.register("_sl_ties", tbl)
+    found = con.sql(
+        f"""SELECT e.company_id, e.user_id, e.occurred_at_us, e.event_id, e.type FROM {view} e
+            SEMI JOIN _sl_ties t ON e.company_id = t.company_id AND e.user_id = t.user_id AND e.occurred_at_us = t.ts
+            WHERE e.type IN ({_sql_list(ACTIVITY_EVENTS)})"""
+    ).fetchall()
+    con.unregister("_sl_ties")
+    best: dict[tuple, tuple] = {}
+    for cid, uid, ts, eid, kind in found:
+        for c, members in _CLASSES:
+            if kind in members:
+                key = (cid, uid, ts, c)
+                ev = (ts, eid, kind)
+                if key not in best or ev < best[key]:
+                    best[key] = ev
+    return best
+
+
+def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], companies: list[str] | None) -> None:
+    where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
+    if companies is not None:
+        where += f" AND e.company_id IN ({_sql_list(companies)})"
+    join, offset = _offset_sql(con, zones, f"{view} e", where)
+    tbl = con.sql(activity_sql(view, join, offset, where)).to_arrow_table()
+    n = tbl.num_rows
+    if n == 0:
+        return
+    names = tbl.column_names
+    col = {name: tbl.column(name).to_pylist() for name in names}
+    cids, uids, ys, ms = col["company_id"], col["user_id"], col["y"], col["m"]
+    days = {c: col[f"{c}_days"] for c, _ in _CLASSES}
+    evs = {c: col[f"{c}_ev"] for c, _ in _CLASSES}
+    tss = {c: col[f"{c}_ts"] for c, _ in _CLASSES}
+    ties = []
+    for c, _ in _CLASSES:
+        for i, t in enumerate(tss[c]):
+            if t is not None and len(t) == 2 and t[0] == t[1]:
+                ties.append((cids[i], uids[i], t[0]))
+    repaired = _repair_ties(con, view, sorted(set(ties)), zones) if ties else {}
+    months: dict[tuple[int, int], Month] = {}
+    accounts = facts.accounts
+    companies_f = facts.companies
+    activity = facts.activity
+    for i in range(n):
+        cid, uid = cids[i], uids[i]
+        ym = (ys[i], ms[i])
+        mo = months.get(ym)
+        if mo is None:
+            mo = months[ym] = Month(*ym)
+        firsts = []
+        for c, _ in _CLASSES:
+            e = evs[c][i]
+            if e is None or tss[c][i] is None:
+                firsts.append(None)
+                continue
+            ts = tss[c][i][0]
+            ev = (ts, e["i"], e["t"])
+            if repaired:
+                ev = repaired.get((cid, uid, ts, c), ev)
+            firsts.append(ev)
+        act = MonthActivity(days["b"][i] or 0, days["r"][i] or 0, days["n"][i] or 0, *firsts)
+        activity[(cid, uid, mo)] = act
+        first = min(e for e in firsts if e is not None)
+        af = accounts.get((cid, uid))
+        if af is None:
+            af = accounts[(cid, uid)] = AccountFacts()
+        af.first_seen = _min(af.first_seen, first)
+        cf = companies_f.get(cid)
+        if cf is None:
+            cf = companies_f[cid] = CompanyFacts()
+        cf.first_own = _min(cf.first_own, first)
+
+
+def build_facts(con, rows, companies: Iterable[str] | None = None) -> FactSet:
+    """The `FactSet` of event rows (schema `projections.rows.ARROW_SCHEMA`), computed in DuckDB.
+
+    `rows`: a DuckDB relation, an Arrow table, or the name of a table or view in `con`.
+    `companies`: restrict to these companies (their events, and guest invites naming them as home).
+    Equal to `fold_all` of the same events (restricted to `companies` when given).
+    """
+    comp_list = sorted(set(companies)) if companies is not None else None
+    view = _as_view(con, rows)
+    facts = _load_records(con, view, comp_list)
+    zones = {cid: cf.timezone_name for cid, cf in facts.companies.items() if cf.records}
+    _load_activity(con, view, facts, zones, comp_list)
+    return facts
+
+
+def merge_factsets(*sets: FactSet) -> FactSet:
+    """Merge FactSets with the facts' own merges (what combining two partial folds gives)."""
+    out = FactSet()
+    for fs in sets:
+        for cid, cf in fs.companies.items():
+            out.merge_company(cid, cf)
+        for key, af in fs.accounts.items():
+            out.merge_account(key, af)
+        for key, act in fs.activity.items():
+            out.merge_activity(key, act)
+    return out
+
+
+__all__ = ["build_facts", "merge_factsets", "zone_segments", "activity_sql", "ACTIVITY_EVENTS", "RECORD_EVENTS"]

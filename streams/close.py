@@ -1,0 +1,283 @@
+"""Month close and amendments on one routed partition: facts -> decide() -> snapshot messages.
+
+No Faust in here either: `Closer` reads the facts from a `FoldState`, remembers what it emitted in
+the `emitted` table and yields (key, value) pairs for the snapshots topic; the agent sends them.
+
+- A close marker of month M from every one of the N source partitions has arrived on routed
+  partition q (the router forwards each source partition's marker after that partition's events):
+  close M for q. Every company homed at q gets one `decision` message per account (version 1), one
+  `company_month` message, then q gets one `partition_done` message.
+- A later event that changes facts of a company with closed months on q (a late event): the
+  affected decisions are recomputed for every closed month >= the event's earliest possible local
+  month; a decision whose digest differs from the last emitted one is emitted again as version+1
+  (`corrects_version`, `amend_reason="late_event"`); an account new to a closed month gets its
+  version 1 the same way; the company_month message is re-emitted (version+1) when the invoice
+  changed. Nothing emitted is ever overwritten, and an event that changes no fact emits nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from projections.calendar import Month
+from projections.decide import Decision, decide_company
+from projections.facts import AccountFacts, MonthActivity
+from projections.invoice import build_invoice
+from projections.mau import in_report, mau_daily, months_needed
+from projections.prices import PriceBook
+from projections.rulesets import CURRENT, RuleSet
+from projections.snapshots import company_month_message, decision_message, digest, partition_done_message
+from streams.routing import home_partition
+from streams.state import SEP, Affected, FoldState, new_stats
+
+log = logging.getLogger("seatledger.worker")
+
+BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog records small)
+LATE_EVENT = "late_event"
+
+Emission = tuple[bytes, bytes]  # (key, value) for the snapshots topic
+
+
+def checksum_of_digests(digests: list[str]) -> str:
+    """Same value as projections.snapshots.checksum(decisions), from digests already computed."""
+    h = hashlib.sha256()
+    for dg in sorted(digests):
+        h.update(dg.encode())
+    return h.hexdigest()
+
+
+def invoice_digest(invoice_json: dict) -> str:
+    return hashlib.sha256(orjson.dumps(invoice_json, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(slots=True)
+class CloseCounts:
+    decisions: int = 0
+    amendments: int = 0
+    company_months: int = 0
+    companies: int = 0
+    accounts: int = 0
+
+
+class Closer:
+    def __init__(self, state: FoldState, prices: PriceBook, ruleset: RuleSet = CURRENT):
+        self.state = state
+        self.s = state.s
+        self.prices = prices
+        self.ruleset = ruleset
+        self._users: dict[str, set[str]] | None = None  # company -> users, built at first need
+        self.counts = CloseCounts()
+
+    # ---- accounts by company (an index built on first need, then kept up to date) -------------
+
+    def users_of(self, cid: str) -> set[str]:
+        if self._users is None:
+            idx: dict[str, set[str]] = {}
+            for key in self.s.accounts.raw:
+                c, u = key.split(SEP, 1)
+                idx.setdefault(c, set()).add(u)
+            self._users = idx
+        return self._users.get(cid, set())
+
+    def account_seen(self, cid: str, uid: str) -> None:
+        if self._users is not None:
+            self._users.setdefault(cid, set()).add(uid)
+
+    def reset(self) -> None:
+        self._users = None
+
+    # ---- markers -------------------------------------------------------------------------------
+
+    def on_marker(self, ctl: dict, partition: int) -> str | None:
+        """Record a routed close marker; the month to close now on `partition`, if complete."""
+        month = str(Month.parse(ctl["month"]))
+        n = int(ctl["partitions"])
+        sp = int(ctl["source_partition"])
+        key = f"{month}{SEP}{partition}"
+        cur = self.s.closes.get(key)
+        if cur is None:
+            cur = {"seen": [], "n": n, "close_id": ctl.get("close_id", ""), "closed": False}
+        if sp not in cur["seen"]:
+            cur = {**cur, "seen": sorted([*cur["seen"], sp])}
+            self.s.closes.put(key, cur)
+        log.info(
+            "event=close_marker month=%s partition=%d source_partition=%d seen=%d of=%d closed=%s",
+            month, partition, sp, len(cur["seen"]), cur["n"], cur["closed"],
+        )  # fmt: skip
+        if not cur["closed"] and len(cur["seen"]) >= cur["n"]:
+            return month
+        return None
+
+    def progress(self) -> dict[str, tuple[int, int, int]]:
+        """month -> (markers seen over all partitions, markers expected, partitions closed)."""
+        out: dict[str, list[int]] = {}
+        for key, val in self.s.closes.raw.items():
+            month = key.split(SEP)[0]
+            agg = out.setdefault(month, [0, 0, 0])
+            agg[0] += len(val["seen"])
+            agg[1] += val["n"] * val["n"]
+            agg[2] += 1 if val["closed"] else 0
+        return {m: (a, b, c) for m, (a, b, c) in out.items()}
+
+    # ---- close -----------------------------------------------------------------------------------
+
+    def close(self, partition: int, month: str) -> Iterator[Emission]:
+        """Close `month` on `partition`: decisions, company months, then the partition's done marker."""
+        key = f"{month}{SEP}{partition}"
+        rec = self.s.closes.get(key)
+        close_id = rec.get("close_id", "") if rec else ""
+        n = self.state.partitions
+        companies = sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition)
+        digests: list[str] = []
+        accounts = 0
+        for cid in companies:
+            dgs = yield from self._company_month(cid, month, partition, close_id, None, None)
+            digests.extend(dgs)
+            accounts += len(dgs)
+        stats = self.s.stats.get(str(partition)) or new_stats()
+        counts = {
+            "events_counted": stats["events"],
+            "rejected": stats["rejected"],
+            "duplicates_ignored": stats["duplicates"],
+            "late_since_close": stats["late"],
+        }
+        done = partition_done_message(
+            month, partition, n,
+            close_id=close_id, companies=len(companies), accounts=accounts,
+            checksum_=checksum_of_digests(digests), counts=counts, emitted_at=_now(),
+        )  # fmt: skip
+        yield str(partition).encode(), orjson.dumps(done)
+        self.s.closes.put(key, {**(rec or {"seen": [], "n": n, "close_id": close_id}), "closed": True})
+        self.state.mark_closed(partition, month)
+        log.info(
+            "event=close_done month=%s partition=%d companies=%d accounts=%d checksum=%s",
+            month, partition, len(companies), accounts, done["checksum"],
+        )  # fmt: skip
+
+    def recompute(self, partition: int, aff: Affected) -> Iterator[Emission]:
+        """A late event changed facts of `aff.company_id`: amend what changed in closed months."""
+        months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor)
+        for month in months:
+            rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
+            users = None if aff.company_wide else aff.users
+            yield from self._company_month(aff.company_id, month, partition, rec.get("close_id", ""), users, LATE_EVENT)
+
+    # ---- one company-month -------------------------------------------------------------------------
+
+    def _decide(self, cid: str, month: Month, users: set[str] | None):
+        st = self.state
+        cf = st.company(cid)
+        uids = self.users_of(cid) if users is None else users
+        accounts = {}
+        for uid in uids:
+            raw = self.s.accounts.get(cid + SEP + uid)
+            if raw is not None:
+                accounts[uid] = AccountFacts.from_json(raw)
+        pend = st.pending_activity(cid) if not cf.registered else {}
+
+        def act(uid: str, m: str) -> MonthActivity | None:
+            a = st.activity_of(cid, uid, m)
+            p = pend.get((uid, m)) if pend else None
+            if p is not None:
+                a = p if a is None else a.merge(p)
+            return a
+
+        mstr = str(month)
+        activity = {}
+        for uid in accounts:
+            a = act(uid, mstr)
+            if a is not None:
+                activity[uid] = a
+        cm, decisions = decide_company(cid, month, cf, accounts, activity, self.prices, self.ruleset)
+        return cm, decisions, act
+
+    def _company_month(
+        self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None
+    ) -> Iterator[Emission]:
+        """Decide and emit what differs from what was emitted; returns the digests of all decisions."""
+        month = Month.parse(month_s)
+        hist_months = [str(m) for m in months_needed(month)]
+        cm, decisions, act = self._decide(cid, month, users)
+        hkey = f"{cid}{SEP}{month_s}"
+        header = self.s.emitted.get(hkey)
+        nb = header["b"] if header else max(1, len(decisions) // BUCKET_ACCOUNTS + 1)
+        buckets: dict[int, dict] = {}
+
+        def bucket(uid: str) -> tuple[int, dict]:
+            b = zlib.crc32(uid.encode()) % nb
+            if b not in buckets:
+                buckets[b] = dict(self.s.emitted.get(f"{hkey}{SEP}{b}") or {})
+            return b, buckets[b]
+
+        dirty: set[int] = set()
+        digests: list[str] = []
+        changed = 0
+        key = cid.encode()
+        now = _now()
+        for d in decisions:
+            dg = digest(d)
+            digests.append(dg)
+            b, bk = bucket(d.user_id)
+            prev = bk.get(d.user_id)
+            if prev is not None and prev[1] == dg:
+                continue
+            version = 1 if prev is None else prev[0] + 1
+            hist = {Month.parse(m): act(d.user_id, m) for m in hist_months}
+            msg = decision_message(
+                d, version=version,
+                corrects_version=None if prev is None else prev[0],
+                amend_reason=None if (prev is None and reason is None) else (reason or LATE_EVENT),
+                in_report=in_report(month, hist), close_id=close_id, partition=partition, emitted_at=now,
+            )  # fmt: skip
+            yield key, orjson.dumps(msg)
+            bk[d.user_id] = [version, dg]
+            dirty.add(b)
+            changed += 1
+            if prev is None:
+                self.counts.decisions += 1
+            else:
+                self.counts.amendments += 1
+                log.info(
+                    "event=amendment company=%s user=%s month=%s version=%d corrects=%d reason=%s",
+                    cid, d.user_id, month_s, version, prev[0], reason or LATE_EVENT,
+                )  # fmt: skip
+        if users is not None:
+            if not changed:
+                return digests
+            # Some decision changed: the invoice needs every decision of the company.
+            cm, all_decisions, act = self._decide(cid, month, None)
+        else:
+            all_decisions = decisions
+        for b in dirty:
+            self.s.emitted.put(f"{hkey}{SEP}{b}", buckets[b])
+        yield from self._company_message(cid, month, cm, all_decisions, act, header, nb, close_id, partition)
+        return digests
+
+    def _company_message(self, cid, month: Month, cm, decisions: list[Decision], act, header, nb, close_id, partition):
+        inv = build_invoice(cm, decisions).to_json()
+        idg = invoice_digest(inv)
+        hkey = f"{cid}{SEP}{month}"
+        if header is not None and header["id"] == idg:
+            if header["b"] != nb:
+                self.s.emitted.put(hkey, {**header, "b": nb})
+            return
+        version = 1 if header is None else header["iv"] + 1
+        hist_months = months_needed(month)
+        mau = mau_daily(month, {d.user_id: {m: act(d.user_id, str(m)) for m in hist_months} for d in decisions})
+        msg = company_month_message(inv, mau, version=version, close_id=close_id, partition=partition, emitted_at=_now())
+        yield cid.encode(), orjson.dumps(msg)
+        self.s.emitted.put(hkey, {"iv": version, "id": idg, "b": nb})
+        self.counts.company_months += 1
+        if version > 1:
+            log.info("event=company_month_amended company=%s month=%s version=%d", cid, month, version)

@@ -1,0 +1,261 @@
+"""Routing: which partition is a company's home, and what the router does with one raw message.
+
+Pure functions, no Faust, no Kafka: the router agent (streams/app.py) calls `route_message` for
+every message of the events topic and only does the I/O.
+
+Why re-route at all: publishers partition differently (librdkafka hashes the key with CRC32, the
+Java client and aiokafka with murmur2, some send no key), so the partition a message arrives on
+says nothing reliable about the company. The worker forwards every accepted event to the
+company's one HOME partition of the routed topic, a stable function of `company_id` only, and all
+state lives behind that topic.
+
+Control messages (`{"seatledger_control": ...}`) share the events topic with the events so that a
+close marker is ordered after the events published before it on each partition. They have no
+`type` field, so `schemas.decode_message` would reject them, never accept them as events; the
+router recognises them before decoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.facts import DERIVED_TRIAL_SOURCE, derived_trial_id, guest_home
+from schemas.decode import EventRejected, parse_json, validate_event
+
+CONTROL_KEY = "seatledger_control"
+CLOSE_MONTH = "close_month"
+REJECTED = "rejected"  # router -> fold agent: how many elements a source message lost to the DLQ
+_CONTROL_NEEDLE = CONTROL_KEY.encode()
+
+# A forwarded (routed) message holds at most this many events / about this many bytes.
+MAX_PACK_EVENTS = 1000
+MAX_PACK_BYTES = 512 * 1024
+
+
+def home_partition(company_id: str, partitions: int) -> int:
+    """The company's home partition: CRC32 of its UTF-8 id modulo the partition count.
+
+    Stable across processes, machines and Python versions (unlike `hash()`), and independent of
+    how the publisher partitioned. Changing the partition count moves companies: see
+    docs/streaming.md (known limits).
+    """
+    return zlib.crc32(company_id.encode()) % partitions
+
+
+# --------------------------------------------------------------------------------------------------
+# Control messages
+
+
+def close_marker(month: str, close_id: str, partitions: int) -> dict:
+    """What `seatledger close` puts on every partition of the events topic."""
+    return {CONTROL_KEY: CLOSE_MONTH, "month": month, "close_id": close_id, "partitions": partitions}
+
+
+def routed_close_marker(month: str, close_id: str, source_partition: int, partitions: int) -> dict:
+    """What the router forwards to every routed partition when it reads a close marker."""
+    return {
+        CONTROL_KEY: CLOSE_MONTH,
+        "month": month,
+        "close_id": close_id,
+        "source_partition": source_partition,
+        "partitions": partitions,
+    }
+
+
+def rejected_control(source_partition: int, items: list[tuple[int, int]]) -> dict:
+    """Rejection counts of source messages: [(source offset, rejected elements)], for exact counts."""
+    return {CONTROL_KEY: REJECTED, "source_partition": source_partition, "items": [list(i) for i in items]}
+
+
+def parse_control(raw: bytes) -> dict | None:
+    """The control object of a message, or None for anything else (events, arrays, garbage)."""
+    if _CONTROL_NEEDLE not in raw:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get(CONTROL_KEY), str):
+        return data
+    return None
+
+
+def control_of(data: Any) -> dict | None:
+    """For an already decoded routed value: its control object, if it is one."""
+    if isinstance(data, dict) and CONTROL_KEY in data:
+        return data
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Dead letters
+
+REASON_CLASSES = (
+    ("not valid JSON", "not_json"),
+    ("empty JSON array", "empty_array"),
+    ("mixes companies", "mixed_companies"),
+    ("unknown event type", "unknown_type"),
+    ("user_id is forbidden", "user_id_forbidden"),
+    ("missing required field 'user_id'", "user_id_missing"),
+    ("timestamp", "bad_timestamp"),
+    ("missing required field", "missing_field"),
+    ("is not allowed", "bad_value"),
+    ("must be a JSON object", "not_an_object"),
+    ("control message", "bad_control"),
+)
+
+
+def reason_class(reason: str) -> str:
+    """A small, stable label for a rejection reason (the metrics' `reason` label)."""
+    for needle, label in REASON_CLASSES:
+        if needle in reason:
+            return label
+    return "invalid_value"
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+
+
+def dead_letter(
+    original: Any,
+    error: str,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    index: int,
+    raw_message: bytes | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """The DLQ record of one rejected element.
+
+    `original` is the element's JSON value when the message parsed, else the message's text; when
+    the message did not parse, `original_b64` also carries its exact bytes.
+    """
+    rec = {
+        "original": _text(original) if isinstance(original, (bytes, str)) and raw_message is not None else original,
+        "error": error,
+        "reason_class": reason_class(error),
+        "rejected_at": (now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "index": index,
+    }
+    if raw_message is not None:
+        rec["original_b64"] = base64.b64encode(raw_message).decode()
+    return rec
+
+
+# --------------------------------------------------------------------------------------------------
+# One message
+
+
+@dataclass(slots=True)
+class Routed:
+    """What the router does with one message of the events topic."""
+
+    company_id: str | None = None
+    events: list[dict] = field(default_factory=list)  # accepted elements, as published
+    derived: list[tuple[str, dict]] = field(default_factory=list)  # (home company, derived trial)
+    dead: list[dict] = field(default_factory=list)  # DLQ records
+    control: dict | None = None  # a close marker
+
+
+def derived_trial(invite: dict, home: str) -> dict:
+    """R5: the `trial_started` event a guest invite implies for the guest's home company."""
+    return {
+        "event_id": derived_trial_id(invite["event_id"]),
+        "type": "trial_started",
+        "occurred_at": invite["occurred_at"],
+        "company_id": home,
+        "source": DERIVED_TRIAL_SOURCE,
+        "guest_of": invite["company_id"],
+    }
+
+
+def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int, now: datetime | None = None) -> Routed:
+    """Split one raw message into accepted events, derived events, dead letters or a control.
+
+    Same judgement as `schemas.decode_message` (each element on its own; a pack is one company's,
+    later companies are rejected), done here element by element so that every accepted model stays
+    paired with its element as published and every rejection carries its index in the message
+    (decode_message numbers mixed-company rejections within the good events, not the message).
+    """
+    out = Routed()
+    where = {"topic": topic, "partition": partition, "offset": offset, "now": now}
+    if raw is None:
+        out.dead.append(dead_letter(None, "empty message (null value)", index=0, raw_message=b"", **where))
+        return out
+    ctl = parse_control(raw)
+    if ctl is not None:
+        if ctl.get(CONTROL_KEY) == CLOSE_MONTH and isinstance(ctl.get("month"), str):
+            out.control = ctl
+        else:
+            err = f"unknown or malformed control message {ctl.get(CONTROL_KEY)!r}"
+            out.dead.append(dead_letter(ctl, err, index=0, **where))
+        return out
+    try:
+        data = parse_json(raw)
+    except EventRejected as exc:
+        out.dead.append(dead_letter(raw, exc.reason, index=0, raw_message=raw, **where))
+        return out
+    if isinstance(data, list) and not data:
+        reason = "empty JSON array: a packed message needs at least one event"
+        out.dead.append(dead_letter(raw, reason, index=0, raw_message=raw, **where))
+        return out
+    items = data if isinstance(data, list) else [data]
+    good = []
+    elements: list[dict] = []
+    for i, item in enumerate(items):
+        try:
+            ev = validate_event(item)
+        except EventRejected as exc:
+            out.dead.append(dead_letter(item, exc.reason, index=i, **where))
+            continue
+        if good and ev.company_id != good[0].company_id:
+            reason = (
+                f"packed message mixes companies: {ev.company_id!r} after {good[0].company_id!r}; "
+                "pack one company's events per message"
+            )
+            out.dead.append(dead_letter(item, reason, index=i, **where))
+            continue
+        good.append(ev)
+        elements.append(item)
+    if not good:
+        return out
+    out.company_id = good[0].company_id
+    out.events = elements
+    for ev, item in zip(good, elements, strict=True):
+        home = guest_home(ev)
+        if home is not None:
+            out.derived.append((home, derived_trial(item, home)))
+    return out
+
+
+def pack(events: list[dict], max_events: int = MAX_PACK_EVENTS, max_bytes: int = MAX_PACK_BYTES) -> list[bytes]:
+    """One company's events as JSON arrays of bounded size."""
+    out: list[bytes] = []
+    if not events:
+        return out
+    if len(events) <= max_events:
+        value = orjson.dumps(events)
+        if len(value) <= max_bytes:
+            return [value]
+    chunk: list[bytes] = []
+    size = 2
+    for ev in events:
+        enc = orjson.dumps(ev)
+        if chunk and (len(chunk) >= max_events or size + len(enc) + 1 > max_bytes):
+            out.append(b"[" + b",".join(chunk) + b"]")
+            chunk, size = [], 2
+        chunk.append(enc)
+        size += len(enc) + 1
+    if chunk:
+        out.append(b"[" + b",".join(chunk) + b"]")
+    return out

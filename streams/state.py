@@ -1,0 +1,421 @@
+"""The fold agent's state: facts of projections/facts.py kept in key-value tables, merged per event.
+
+No Faust in here: the state works on `KV` objects (a plain dict plus a write callback), so the
+agent binds them to Faust tables (write = changelog record on the current routed partition) and
+the unit tests bind them to dicts. The values are the JSON forms of the facts (lists, not tuples),
+exactly what a table holds after recovery from its changelog, so a value compares equal before and
+after a restart and a key is written ONLY when its merged value changed.
+
+Tables and keys (SEP = "\\x1f"):
+
+- companies  company_id                  -> CompanyFacts.to_json()
+- accounts   company SEP user            -> AccountFacts.to_json()
+- activity   company SEP user SEP YYYY-MM -> MonthActivity.to_tuple() (as a list)
+- pending    company SEP user            -> [[kind, ts_us, event_id], ...] activity of a company
+                                            whose `company_registered` has not arrived yet
+- closes     YYYY-MM SEP partition        -> {"seen": [source partitions], "n", "close_id", "closed"}
+- emitted    company SEP YYYY-MM          -> {"iv": invoice version, "id": invoice digest, "b": buckets}
+             company SEP YYYY-MM SEP b     -> {user: [version, digest]} (b = crc32(user) % buckets)
+- stats      partition (str)              -> counters + the last offsets counted (exact counts)
+
+Activity is bucketed by local day in the company's zone. Until the company is registered its
+activity waits in `pending`, compacted: per (user, kind, 15-minute UTC slot) only the earliest
+event is kept, which loses nothing (every zone offset in use is a multiple of 15 minutes, so a
+slot lies within one local day in any zone, and the earliest event of a kind is the only evidence
+the facts keep).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from projections.calendar import Month, local_date, to_us, zone
+from projections.facts import (
+    ACCOUNT_EVENTS,
+    BILLING_ACTIVITY,
+    COMPANY_EVENTS,
+    NOTIFICATION_ACTIVITY,
+    REPORTING_ACTIVITY,
+    AccountFacts,
+    CompanyFacts,
+    MonthActivity,
+    company_deltas,
+    event_fields,
+    record_of,
+)
+from schemas.decode import validate_event
+from schemas.events import parse_rfc3339
+
+log = logging.getLogger("seatledger.worker")
+
+SEP = "\x1f"
+SLOT_US = 15 * 60 * 1_000_000
+HOUR_US = 3600 * 1_000_000
+UTC = zone("UTC")
+ACTIVITY_KINDS = BILLING_ACTIVITY | REPORTING_ACTIVITY | NOTIFICATION_ACTIVITY
+# kind -> (billing, reporting, notification), and one shared str object per kind (less memory)
+KIND_CLASS = {k: (k in BILLING_ACTIVITY, k in REPORTING_ACTIVITY, k in NOTIFICATION_ACTIVITY) for k in ACTIVITY_KINDS}
+KIND_STR = {k: k for k in ACTIVITY_KINDS}
+
+
+def norm(value: Any) -> Any:
+    """The JSON form of a value (tuples become lists): what a table holds after recovery."""
+    return orjson.loads(orjson.dumps(value))
+
+
+class KV:
+    """A table as the state sees it: reads from `raw`, writes to `raw` and to `write` (changelog)."""
+
+    __slots__ = ("raw", "_write", "_delete")
+
+    def __init__(
+        self,
+        raw: dict | None = None,
+        write: Callable[[str, Any], None] | None = None,
+        delete: Callable[[str], None] | None = None,
+    ):
+        self.raw = raw if raw is not None else {}
+        self._write = write
+        self._delete = delete
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    def put(self, key: str, value: Any) -> None:
+        self.raw[key] = value
+        if self._write is not None:
+            self._write(key, value)
+
+    def delete(self, key: str) -> None:
+        if key in self.raw:
+            del self.raw[key]
+            if self._delete is not None:
+                self._delete(key)
+
+
+TABLES = ("companies", "accounts", "activity", "pending", "closes", "emitted", "stats")
+
+
+@dataclass
+class Stores:
+    companies: KV = field(default_factory=KV)
+    accounts: KV = field(default_factory=KV)
+    activity: KV = field(default_factory=KV)
+    pending: KV = field(default_factory=KV)
+    closes: KV = field(default_factory=KV)
+    emitted: KV = field(default_factory=KV)
+    stats: KV = field(default_factory=KV)
+
+
+@dataclass(slots=True)
+class Affected:
+    """What a message changed in a company that has closed months here: what to recompute."""
+
+    company_id: str
+    users: set[str] = field(default_factory=set)
+    company_wide: bool = False
+    floor: str = "9999-12"  # earliest month (YYYY-MM) the changes can touch
+
+
+@dataclass(slots=True)
+class FoldResult:
+    events: int = 0
+    changed: int = 0
+    duplicates: int = 0
+    late: int = 0
+    errors: int = 0
+    affected: dict[str, Affected] = field(default_factory=dict)
+
+
+def month_floor(ts: int) -> str:
+    """The earliest local month an instant can fall in, in any zone (UTC-12 is the westernmost)."""
+    return str(Month.of(local_date(ts - 12 * HOUR_US, UTC)))
+
+
+def new_stats() -> dict:
+    return {"events": 0, "duplicates": 0, "late": 0, "rejected": 0, "off": -1, "rej_off": {}}
+
+
+class FoldState:
+    """Merges routed events into the stores. One instance per worker, all partitions."""
+
+    def __init__(self, stores: Stores, partitions: int):
+        self.s = stores
+        self.partitions = partitions
+        self._tz: dict[str, ZoneInfo | None] = {}
+        self._day: dict[tuple[str, int], tuple[str, int]] = {}
+        self._closed: dict[int, set[str]] | None = None
+        self.on_new_account: Callable[[str, str], None] | None = None  # (company, user)
+
+    # ---- companies' zones ----------------------------------------------------------------------
+
+    def tz_of(self, cid: str) -> ZoneInfo | None:
+        """The company's billing zone once it is registered, else None (activity waits)."""
+        try:
+            return self._tz[cid]
+        except KeyError:
+            pass
+        raw = self.s.companies.get(cid)
+        tz = None
+        if raw is not None and any(r[2] == "company_registered" for r in raw["r"]):
+            tz = zone(CompanyFacts.from_json(raw).timezone_name)
+        self._tz[cid] = tz
+        return tz
+
+    def local_day(self, ts: int, tz: ZoneInfo) -> tuple[str, int]:
+        """(YYYY-MM, day of month) of an instant in a zone, cached per 15-minute slot."""
+        slot = ts // SLOT_US
+        key = (tz.key, slot)
+        hit = self._day.get(key)
+        if hit is not None:
+            return hit
+        d0 = local_date(slot * SLOT_US, tz)
+        d1 = local_date(slot * SLOT_US + SLOT_US - 1, tz)
+        if d0 != d1:  # a zone whose offset is not a multiple of 15 minutes: no caching
+            d = local_date(ts, tz)
+            return f"{d.year:04d}-{d.month:02d}", d.day
+        if len(self._day) > 500_000:
+            self._day.clear()
+        hit = self._day[key] = (f"{d0.year:04d}-{d0.month:02d}", d0.day)
+        return hit
+
+    # ---- closed months ---------------------------------------------------------------------------
+
+    def closed_months(self, partition: int) -> set[str]:
+        if self._closed is None:
+            self._closed = {}
+            for key, val in self.s.closes.raw.items():
+                if val.get("closed"):
+                    month, p = key.split(SEP)
+                    self._closed.setdefault(int(p), set()).add(month)
+        return self._closed.setdefault(partition, set())
+
+    def mark_closed(self, partition: int, month: str) -> None:
+        self.closed_months(partition).add(month)
+
+    def reset_caches(self) -> None:
+        """After recovery or a rebalance: everything is re-read from the tables."""
+        self._tz.clear()
+        self._closed = None
+
+    # ---- the fold --------------------------------------------------------------------------------
+
+    def fold_items(self, items: Iterable[dict], partition: int) -> FoldResult:
+        res = FoldResult()
+        closed = self.closed_months(partition)
+        for item in items:
+            res.events += 1
+            try:
+                kind = item["type"]
+                if kind in KIND_CLASS:
+                    changed, company_changed, month, ts = self._fold_activity_event(item, kind)
+                else:
+                    changed, company_changed, month, ts = self._fold_other_event(item, kind)
+            except Exception as exc:  # a routed element that does not fold: log, count, go on
+                res.errors += 1
+                log.error("event=fold_error error=%r item=%s", exc, orjson.dumps(item)[:500].decode(errors="replace"))
+                continue
+            if changed:
+                res.changed += 1
+            else:
+                res.duplicates += 1
+            if closed and month in closed:
+                res.late += 1
+            if changed and closed:
+                cid = item["company_id"]
+                aff = res.affected.get(cid)
+                if aff is None:
+                    aff = res.affected[cid] = Affected(cid)
+                if company_changed or "user_id" not in item:
+                    aff.company_wide = True
+                else:
+                    aff.users.add(item["user_id"])
+                floor = "0000-01" if kind == "company_registered" else month_floor(ts)
+                if floor < aff.floor:
+                    aff.floor = floor
+        return res
+
+    def _month_of(self, cid: str, ts: int) -> str:
+        return self.local_day(ts, self.tz_of(cid) or UTC)[0]
+
+    def _fold_activity_event(self, item: dict, kind: str) -> tuple[bool, bool, str, int]:
+        """The fast path for the bulk of the traffic: no pydantic, lists compared in place."""
+        cid = item["company_id"]
+        uid = item["user_id"]
+        eid = item["event_id"]
+        ts = to_us(parse_rfc3339(item["occurred_at"]))
+        kind = KIND_STR[kind]
+        ev = [ts, eid, kind]
+        company_changed = self._touch_company(cid, ev)
+        changed = company_changed
+        akey = cid + SEP + uid
+        acc = self.s.accounts.get(akey)
+        if acc is None:
+            self.s.accounts.put(akey, {"r": [], "f": ev})
+            changed = True
+            if self.on_new_account is not None:
+                self.on_new_account(cid, uid)
+        elif acc["f"] is None or ev < acc["f"]:
+            self.s.accounts.put(akey, {"r": acc["r"], "f": ev})
+            changed = True
+        tz = self.tz_of(cid)
+        if tz is None:
+            changed |= self._add_pending(akey, kind, ts, eid)
+            month = self.local_day(ts, UTC)[0]
+        else:
+            month, day = self.local_day(ts, tz)
+            changed |= self._merge_activity(akey + SEP + month, kind, day, ev)
+        return changed, company_changed, month, ts
+
+    def _touch_company(self, cid: str, ev: list) -> bool:
+        """Keep the earliest own event of the company (`first_own`)."""
+        cur = self.s.companies.get(cid)
+        if cur is None:
+            self.s.companies.put(cid, {"r": [], "f": ev, "g": []})
+            self._tz.pop(cid, None)
+            return True
+        if cur["f"] is None or ev < cur["f"]:
+            self.s.companies.put(cid, {"r": cur["r"], "f": ev, "g": cur["g"]})
+            return True
+        return False
+
+    def _merge_activity(self, akey: str, kind: str, day: int, ev: list) -> bool:
+        bit = 1 << (day - 1)
+        b, r, n = KIND_CLASS[kind]
+        cur = self.s.activity.get(akey)
+        if cur is None:
+            self.s.activity.put(
+                akey, [bit if b else 0, bit if r else 0, bit if n else 0, ev if b else None, ev if r else None, ev if n else None]
+            )
+            return True
+        bd, rd, nd, fb, fr, fn = cur
+        changed = False
+        if b:
+            if not bd & bit:
+                bd |= bit
+                changed = True
+            if fb is None or ev < fb:
+                fb = ev
+                changed = True
+        if r:
+            if not rd & bit:
+                rd |= bit
+                changed = True
+            if fr is None or ev < fr:
+                fr = ev
+                changed = True
+        if n:
+            if not nd & bit:
+                nd |= bit
+                changed = True
+            if fn is None or ev < fn:
+                fn = ev
+                changed = True
+        if changed:
+            self.s.activity.put(akey, [bd, rd, nd, fb, fr, fn])
+        return changed
+
+    def _add_pending(self, akey: str, kind: str, ts: int, eid: str) -> bool:
+        cur = self.s.pending.get(akey) or []
+        slot = ts // SLOT_US
+        for i, (k, t, e) in enumerate(cur):
+            if k == kind and t // SLOT_US == slot:
+                if [ts, eid] < [t, e]:
+                    new = list(cur)
+                    new[i] = [kind, ts, eid]
+                    self.s.pending.put(akey, new)
+                    return True
+                return False
+        self.s.pending.put(akey, [*cur, [kind, ts, eid]])
+        return True
+
+    def pending_of(self, cid: str) -> dict[str, list]:
+        prefix = cid + SEP
+        return {k[len(prefix) :]: v for k, v in self.s.pending.raw.items() if k.startswith(prefix)}
+
+    def _flush_pending(self, cid: str, tz: ZoneInfo) -> None:
+        """The company is registered now: bucket its waiting activity in its zone."""
+        for uid, entries in self.pending_of(cid).items():
+            akey = cid + SEP + uid
+            for kind, ts, eid in entries:
+                month, day = self.local_day(ts, tz)
+                self._merge_activity(akey + SEP + month, KIND_STR[kind], day, [ts, eid, KIND_STR[kind]])
+            self.s.pending.delete(akey)
+
+    def _fold_other_event(self, item: dict, kind: str) -> tuple[bool, bool, str, int]:
+        """Account and company kinds (a few percent of the traffic): exactly projections.facts.fold."""
+        ev = validate_event(item)
+        ts = to_us(ev.occurred_at)
+        company_changed = False
+        for cid, delta in company_deltas(ev):
+            company_changed |= self._merge_company(cid, delta)
+        changed = company_changed
+        cid = ev.company_id
+        if kind not in COMPANY_EVENTS:
+            acc = AccountFacts(first_seen=(ts, ev.event_id, ev.type))
+            if kind in ACCOUNT_EVENTS:
+                acc.records = {ev.event_id: record_of(ev.event_id, ev.type, ts, event_fields(ev))}
+            changed |= self._merge_account(cid + SEP + ev.user_id, acc)
+        return changed, company_changed, self._month_of(cid, ts), ts
+
+    def _merge_account(self, key: str, delta: AccountFacts) -> bool:
+        raw = self.s.accounts.get(key)
+        cur = AccountFacts.from_json(raw) if raw is not None else None
+        new = delta if cur is None else cur.merge(delta)
+        if cur is not None and new == cur:
+            return False
+        self.s.accounts.put(key, norm(new.to_json()))
+        if cur is None and self.on_new_account is not None:
+            self.on_new_account(*key.split(SEP, 1))
+        return True
+
+    def _merge_company(self, cid: str, delta: CompanyFacts) -> bool:
+        raw = self.s.companies.get(cid)
+        cur = CompanyFacts.from_json(raw) if raw is not None else None
+        new = delta if cur is None else cur.merge(delta)
+        if cur is not None and new == cur:
+            return False
+        before = self.tz_of(cid)
+        self.s.companies.put(cid, norm(new.to_json()))
+        self._tz.pop(cid, None)
+        after = self.tz_of(cid)
+        if after is not None and before is None:
+            self._flush_pending(cid, after)
+        elif after is not None and before is not None and after.key != before.key:
+            log.warning(
+                "event=zone_changed company=%s before=%s after=%s note=activity_already_bucketed_in_old_zone",
+                cid, before.key, after.key,
+            )  # fmt: skip
+        return True
+
+    # ---- reading facts back (close, amendments) ------------------------------------------------
+
+    def company(self, cid: str) -> CompanyFacts:
+        raw = self.s.companies.get(cid)
+        return CompanyFacts.from_json(raw) if raw is not None else CompanyFacts()
+
+    def activity_of(self, cid: str, uid: str, month: str) -> MonthActivity | None:
+        raw = self.s.activity.get(cid + SEP + uid + SEP + month)
+        return MonthActivity.from_tuple(raw) if raw is not None else None
+
+    def pending_activity(self, cid: str) -> dict[tuple[str, str], MonthActivity]:
+        """An unregistered company's waiting activity folded in UTC, not persisted: {(user, month)}."""
+        out: dict[tuple[str, str], MonthActivity] = {}
+        for uid, entries in self.pending_of(cid).items():
+            for kind, ts, eid in entries:
+                month, day = self.local_day(ts, UTC)
+                bit = 1 << (day - 1)
+                b, r, n = KIND_CLASS[kind]
+                e = (ts, eid, kind)
+                delta = MonthActivity(
+                    bit if b else 0, bit if r else 0, bit if n else 0, e if b else None, e if r else None, e if n else None
+                )
+                cur = out.get((uid, month))
+                out[(uid, month)] = delta if cur is None else cur.merge(delta)
+        return out

@@ -1,0 +1,141 @@
+"""The batch path: events + month (+ company) -> decisions, invoices, MAU and reconciliation.
+
+Facts come from DuckDB (`projections.batch.build_facts`), decisions from the same pure
+`projections.decide.decide_company` the streaming worker calls, so both paths bill alike.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+from projections.batch import build_facts
+from projections.calendar import Month, zone
+from projections.decide import CompanyMonth, Decision, decide_company
+from projections.facts import AccountFacts, FactSet, MonthActivity
+from projections.invoice import Invoice, build_invoice
+from projections.mau import Reconciliation, in_report, mau_daily, months_needed, reconcile
+from projections.prices import PriceBook
+from projections.rulesets import CURRENT, RuleSet, get_ruleset
+from replay.events_source import LoadedEvents, load_events
+
+
+class UnknownCompany(LookupError):
+    pass
+
+
+@dataclass(slots=True)
+class BatchResult:
+    month: Month
+    decisions: list[Decision] = field(default_factory=list)  # sorted by (company, user)
+    company_months: dict[str, CompanyMonth] = field(default_factory=dict)
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    mau: dict[str, list[tuple[date, int]]] = field(default_factory=dict)
+    reconciliation: list[Reconciliation] = field(default_factory=list)  # sorted by (company, user)
+    loaded: LoadedEvents | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def decisions_of(self, company_id: str) -> list[Decision]:
+        return [d for d in self.decisions if d.company_id == company_id]
+
+    def reconciliation_of(self, company_id: str) -> list[Reconciliation]:
+        return [r for r in self.reconciliation if r.company_id == company_id]
+
+
+def companies_for_month(facts: FactSet, month: Month) -> list[str]:
+    """Every company with an account known by the end of the month, or with company facts then."""
+    out = set()
+    for (cid, _uid), acc in facts.accounts.items():
+        end = month.end_us(zone(facts.company(cid).timezone_name))
+        if acc.first_seen is not None and acc.first_seen[0] < end:
+            out.add(cid)
+    for cid, cf in facts.companies.items():
+        end = month.end_us(zone(cf.timezone_name))
+        if any(r.ts < end for r in cf.records.values()) or any(r.ts < end for r in cf.guest_invites.values()):
+            out.add(cid)
+    return sorted(out)
+
+
+def _index(facts: FactSet, month: Month, with_history: bool):
+    """Per company: accounts by user, the month's activity by user, and MAU history by user."""
+    accounts: dict[str, dict[str, AccountFacts]] = {}
+    for (cid, uid), acc in facts.accounts.items():
+        accounts.setdefault(cid, {})[uid] = acc
+    activity: dict[str, dict[str, MonthActivity]] = {}
+    history: dict[str, dict[str, dict[Month, MonthActivity]]] = {}
+    wanted = set(months_needed(month)) if with_history else {month}
+    for (cid, uid, mo), act in facts.activity.items():
+        if mo == month:
+            activity.setdefault(cid, {})[uid] = act
+        if with_history and mo in wanted:
+            history.setdefault(cid, {}).setdefault(uid, {})[mo] = act
+    return accounts, activity, history
+
+
+def decide_month(
+    facts: FactSet,
+    month: Month,
+    company: str | None = None,
+    prices: PriceBook | None = None,
+    ruleset: RuleSet | str | None = None,
+    with_mau: bool = True,
+) -> BatchResult:
+    """Decide every company (or one) of `facts` for `month`; pure given the facts."""
+    prices = prices or PriceBook.load()
+    rs = get_ruleset(ruleset) if isinstance(ruleset, str) or ruleset is None else ruleset
+    if company is not None:
+        if company not in facts.companies:
+            raise UnknownCompany(f"unknown company {company!r}: no event of it in the input")
+        cids = [company]
+    else:
+        cids = companies_for_month(facts, month)
+    accounts, activity, history = _index(facts, month, with_mau)
+    res = BatchResult(month)
+    for cid in cids:
+        cm, decisions = decide_company(cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs)
+        res.company_months[cid] = cm
+        res.decisions.extend(decisions)
+        res.invoices[cid] = build_invoice(cm, decisions)
+        if with_mau:
+            hist = history.get(cid, {})
+            res.mau[cid] = mau_daily(month, hist)
+            for d in decisions:
+                res.reconciliation.append(reconcile(d, in_report(month, hist.get(d.user_id, {}))))
+    return res
+
+
+def run_month(
+    source: str | LoadedEvents,
+    month: Month | str,
+    company: str | None = None,
+    prices: PriceBook | str | None = None,
+    ruleset: RuleSet | str | None = None,
+    with_mau: bool = True,
+    con=None,
+    progress: bool | None = None,
+) -> BatchResult:
+    """Read events (a path, or events already loaded into a connection), build facts, decide."""
+    month = Month.parse(month) if isinstance(month, str) else month
+    if prices is None or isinstance(prices, str):
+        prices = PriceBook.load(prices)
+    rs = get_ruleset(ruleset) if isinstance(ruleset, str) or ruleset is None else ruleset
+    t0 = time.perf_counter()
+    if isinstance(source, LoadedEvents):
+        loaded = source
+    else:
+        con = con or duckdb.connect()
+        loaded = load_events(con, str(source), progress=progress)
+    t1 = time.perf_counter()
+    facts = build_facts(loaded.con, loaded.view, companies=[company] if company else None)
+    t2 = time.perf_counter()
+    res = decide_month(facts, month, company, prices, rs, with_mau)
+    t3 = time.perf_counter()
+    res.loaded = loaded
+    res.timings = {"load_s": t1 - t0, "facts_s": t2 - t1, "decide_s": t3 - t2}
+    return res
+
+
+__all__ = ["run_month", "decide_month", "companies_for_month", "BatchResult", "UnknownCompany", "CURRENT"]

@@ -29,8 +29,12 @@ class KafkaBroker:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one started for the
-    session (on that port when it and the next are free, else on two free ports) and stopped after."""
+    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one started for this
+    session and stopped after it.
+
+    A session's own broker gets two free ports, not 9092: a broker on the default port would be
+    adopted by another test session started meanwhile, and vanish under it when this one ends.
+    """
     from streams import local_broker
 
     data_dir = tmp_path_factory.mktemp("kafka-broker")
@@ -40,8 +44,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         yield KafkaBroker(load_settings(data_dir=data_dir), owned=False)
         return
     host = "127.0.0.1"
-    if not (local_broker.port_free(host, port) and local_broker.port_free(host, port + 1)):
-        port = local_broker.free_port_pair(host)
+    port = local_broker.free_port_pair(host)
     settings = load_settings(bootstrap=f"{host}:{port}", data_dir=data_dir)
     local_broker.start(settings)
     try:

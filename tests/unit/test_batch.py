@@ -1,0 +1,147 @@
+"""The DuckDB fact builder (projections.batch) equals the reference fold (facts.fold_all)."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from given import World
+from projections import batch
+from projections.batch import build_facts, zone_segments
+from projections.facts import fold_all
+from projections.rows import event_row, rows_to_table
+from replay.batch import run_month
+from replay.events_source import load_events
+from schemas.decode import validate_event
+
+
+def table_of(events):
+    return rows_to_table([event_row(e) for e in events])
+
+
+def assert_same_facts(events, companies=None):
+    got = build_facts(duckdb.connect(), table_of(events), companies=companies)
+    ref = fold_all(events)
+    if companies is not None:
+        keep = set(companies)
+        ref.companies = {c: v for c, v in ref.companies.items() if c in keep}
+        ref.accounts = {k: v for k, v in ref.accounts.items() if k[0] in keep}
+        ref.activity = {k: v for k, v in ref.activity.items() if k[0] in keep}
+    assert got.companies == ref.companies
+    assert got.accounts == ref.accounts
+    assert got.activity == ref.activity
+    return got
+
+
+def rich_world() -> World:
+    w = World()
+    w.company("ams", tz="Europe/Amsterdam", plan="advanced").company("la", tz="America/Los_Angeles")
+    w.company("ktm", tz="Asia/Kathmandu").nonprofit("ktm", "2026-09-01", token="bad token").billing(
+        "ktm", "2026-09-02", payment_method="card", card_brand="amex", billing_country="BR", po_number="PO-1"
+    )
+    w.trial("la", "2026-09-19").trial("ams", "2026-09-01", last_trial_day="2026-10-31")
+    for cid in ("ams", "la", "ktm", "unreg"):
+        w.member(cid, "ann", employment="contractor").profile(cid, "ann", "2026-09-03", hourly_paid=True, away_from_desk_pct=70, role_category="medical")
+        w.profile(cid, "ann", "2026-09-04", employment=None)
+        for at in ("2026-09-30T23:30:00Z", "2026-10-25T00:30:00Z", "2026-10-25T22:30:00Z", "2026-11-01T06:30:00Z", "2026-11-01T07:30:00Z", "2026-09-30T18:15:00Z"):
+            for kind in ("login", "notification_view", "push_notification_received", "admin_panel_use"):
+                w.do(kind, cid, "ann", at)
+        w.do("visit", cid, "bob", "2026-10-05", channel="mobile").deactivate(cid, "bob", "2026-10-06").reactivate(cid, "bob", "2026-10-07")
+        w.invite(cid, "gus", "2026-10-03", guest_home_company_id="newco")
+    w.event("trial_started", "newco", "2026-10-03T12:00:00Z", event_id="derived-trial:x1", source="seatledger.R5", guest_of="ams")
+    return w
+
+
+def test_builder_equals_fold_all_on_zones_dst_days_records_and_guests():
+    facts = assert_same_facts(rich_world().events)
+    assert facts.company("newco").guest_invites  # R5 candidates reached the home company
+    assert facts.company("ktm").timezone_name == "Asia/Kathmandu"
+
+
+def test_builder_restricted_to_companies_equals_fold_all_restricted():
+    assert_same_facts(rich_world().events, companies=["ams", "newco"])
+
+
+def test_ties_in_the_same_microsecond_are_broken_by_event_id_then_type():
+    w = World().company("acme", tz="Europe/Amsterdam")
+    for eid, kind in (("z9", "login"), ("a1", "visit"), ("m5", "chat_use"), ("b2", "push_notification_received"), ("a0", "email_notification_received")):
+        w.do(kind, "acme", "ann", "2026-10-05T10:00:00Z", event_id=eid)
+    facts = assert_same_facts(w.events)
+    act = next(iter(facts.activity.values()))
+    assert act.first_bill[1] == "a1" and act.first_notify[1] == "a0"
+
+
+def test_records_keep_the_first_of_conflicting_duplicates_in_input_order():
+    w = World().company("acme")
+    w.profile("acme", "ann", "2026-10-05", event_id="dup", hourly_paid=True)
+    w.profile("acme", "ann", "2026-10-05", event_id="dup", hourly_paid=False)
+    facts = assert_same_facts(w.events)
+    assert facts.accounts[("acme", "ann")].records["dup"].get("hourly_paid") is True
+
+
+def test_attr_values_keep_their_python_types():
+    w = World().company("acme").profile("acme", "ann", "2026-10-05", away_from_desk_pct=55, hourly_paid=False, has_email=True)
+    rec = next(iter(build_facts(duckdb.connect(), table_of(w.events)).accounts[("acme", "ann")].records.values()))
+    assert dict(rec.attrs) == {"away_from_desk_pct": 55, "hourly_paid": False, "has_email": True}
+    assert type(rec.get("away_from_desk_pct")) is int and type(rec.get("hourly_paid")) is bool
+
+
+def test_many_transitions_use_the_asof_join_and_stay_exact(monkeypatch):
+    monkeypatch.setattr(batch, "MAX_CASE_TRANSITIONS", 0)
+    w = World().company("ams", tz="Europe/Amsterdam").company("la", tz="America/Los_Angeles")
+    for m in range(1, 13):
+        for cid in ("ams", "la"):
+            w.do("login", cid, "ann", f"2026-{m:02d}-01T07:30:00Z").do("visit", cid, "ann", f"2026-{m:02d}-28T23:30:00Z")
+    assert_same_facts(w.events)
+
+
+def test_zone_segments_find_dst_transitions_to_the_second():
+    segs = zone_segments("Europe/Amsterdam", 1_790_000_000_000_000, 1_794_000_000_000_000)
+    # 2026-10-25T01:00:00Z: CEST (+2h) -> CET (+1h)
+    assert segs[1:] == [(1_792_890_000_000_000, 3_600_000_000)]
+    assert zone_segments("Asia/Kathmandu", 1_790_000_000_000_000, 1_794_000_000_000_000) == [(-(2**63), 20_700_000_000)]
+
+
+def test_empty_input_gives_empty_facts():
+    facts = build_facts(duckdb.connect(), table_of([]))
+    assert (facts.companies, facts.accounts, facts.activity) == ({}, {}, {})
+
+
+def test_parquet_archive_and_ndjson_give_the_same_decisions(tmp_path):
+    w = rich_world()
+    part = tmp_path / "archive" / "month=2026-10" / "bucket=03"
+    part.mkdir(parents=True)
+    pq.write_table(table_of(w.events), part / "part-x.parquet")
+    (tmp_path / "archive" / "rejected").mkdir()
+    nd = tmp_path / "events.ndjson"
+    nd.write_text("".join(__import__("json").dumps(e) + "\n" for e in w.raw))
+    a = run_month(str(tmp_path / "archive"), "2026-10")
+    b = run_month(str(nd), "2026-10")
+    assert [d.row() for d in a.decisions] == [d.row() for d in b.decisions]
+    assert {c: i.to_json() for c, i in a.invoices.items()} == {c: i.to_json() for c, i in b.invoices.items()}
+
+
+def test_ndjson_source_reports_invalid_lines_packed_arrays_and_conflicts(tmp_path):
+    f = tmp_path / "e.ndjson"
+    good = '{"event_id":"1","type":"login","occurred_at":"2026-10-02T08:00:00Z","company_id":"acme","user_id":"u1"}'
+    conflict = '{"event_id":"1","type":"login","occurred_at":"2026-10-03T08:00:00Z","company_id":"acme","user_id":"u1"}'
+    packed = '[{"event_id":"2","type":"claim","occurred_at":"2026-10-02T08:00:00Z","company_id":"acme","user_id":"u1"}, {"event_id":"3","type":"nope"}]'
+    f.write_text("\n".join([good, "not json", good, conflict, packed, '{"event_id":"4","type":"login","occurred_at":"2026-10-02T08:00:00","company_id":"acme","user_id":"u1"}']) + "\n")
+    loaded = load_events(duckdb.connect(), str(f))
+    assert loaded.rows == 2 and loaded.duplicates == 1 and loaded.conflict_count == 1
+    assert [(i.line, i.index) for i in loaded.invalid] == [(2, None), (5, 1), (6, None)]
+    assert "unknown event type 'nope'" in loaded.invalid[1].reason
+    assert "offset" in loaded.invalid[2].reason
+
+
+def workload_events(companies, accounts, month, months, seed):
+    wl = pytest.importorskip("seatledger.workload", reason="the workload generator (seatledger.workload) is not there yet")
+    if not hasattr(wl, "iter_events"):
+        pytest.skip("seatledger.workload has no iter_events yet")
+    return [validate_event(e) for e in wl.iter_events(companies, accounts, month, months, seed)]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_builder_equals_fold_all_on_the_workload_generator(seed):
+    assert_same_facts(workload_events(12, 300, "2026-10", 2, seed))

@@ -1,0 +1,192 @@
+"""Replay benchmark: the batch path against DuckDB's raw bit_or aggregation over the same Parquet.
+
+    .venv/bin/python bench/replay_bench.py --accounts 1000000 --events-per-account 50 --threads 2
+
+1. Generates one month (October 2026) for N accounts straight into Parquet in the rows schema
+   (`projections.rows.ARROW_SCHEMA`) with DuckDB SQL, never per event in Python: ~N/200 companies
+   with time zones (UTC, Amsterdam, Los Angeles, Kathmandu, Sydney, ...), plans, a few trials and
+   nonprofits; per account a provisioning, mostly an invite and a claim, some profile updates and
+   deactivations; then activity of seven kinds, string ids like 'c-00042' and 'u-0001234'.
+2. Times, in the same run and process:
+   (a) raw: SELECT company_id, user_id, month, bit_or(1 << (day-1)) ... GROUP BY, UTC days;
+   (b) replay: `projections.batch.build_facts` (records + one activity pass in the companies'
+       zones + pulling per-account-month aggregates into Python) and `decide_month`;
+   and (a') the replay's activity SQL alone, materialised in DuckDB, to split SQL from Python.
+Prints events/s of each and the ratios. Data goes to a temporary directory under /tmp (removed
+unless --keep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+MONTH_START_US = 1_790_812_800_000_000  # 2026-10-01T00:00:00Z
+DAY_US = 86_400_000_000
+ZONES = ["UTC", "Europe/Amsterdam", "America/Los_Angeles", "Asia/Kathmandu", "Australia/Sydney", "America/New_York", "Asia/Tokyo", "Europe/London"]
+KINDS = [  # activity kinds with weights
+    ("visit", 30), ("login", 15), ("notification_view", 15), ("push_notification_received", 20),
+    ("email_notification_received", 10), ("chat_use", 8), ("admin_panel_use", 2),
+]
+
+
+def generate(dirpath: Path, accounts: int, per_account: int, threads: int) -> tuple[Path, int]:
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    companies = max(1, accounts // 200)
+    zones = "[" + ", ".join(f"'{z}'" for z in ZONES) + "]"
+    kinds_arr = []
+    for k, w in KINDS:
+        kinds_arr += [k] * w
+    kinds = "[" + ", ".join(f"'{k}'" for k in kinds_arr) + "]"
+    n_kinds = len(kinds_arr)
+    path = dirpath / "events.parquet"
+    n_act = accounts * per_account
+    con.execute(
+        f"""
+    COPY (
+      WITH comp AS (
+        SELECT i AS c, 'c-' || lpad(i::VARCHAR, 5, '0') AS company_id FROM range({companies}) t(i)
+      ),
+      company_events AS (
+        SELECT 'cr-' || c AS event_id, 'company_registered' AS type,
+               {MONTH_START_US} - 200 * {DAY_US} + c * 1000000 AS occurred_at_us, company_id, NULL::VARCHAR AS user_id,
+               '{{"timezone":"' || ({zones})[1 + c % {len(ZONES)}] || '"}}' AS attrs, NULL::VARCHAR AS extras, NULL::VARCHAR AS source
+        FROM comp
+        UNION ALL
+        SELECT 'pc-' || c, 'plan_changed', {MONTH_START_US} - 100 * {DAY_US} + c * 1000000, company_id, NULL,
+               '{{"plan":"' || CASE WHEN c % 10 < 3 THEN 'advanced' WHEN c % 10 = 3 THEN 'enterprise' ELSE 'premium' END || '"}}', NULL, NULL
+        FROM comp WHERE c % 10 < 4
+        UNION ALL
+        SELECT 'tr-' || c, 'trial_started', {MONTH_START_US} - 12 * {DAY_US} + c * 1000000, company_id, NULL, NULL, NULL, NULL
+        FROM comp WHERE c % 50 = 7
+        UNION ALL
+        SELECT 'np-' || c, 'nonprofit_verified', {MONTH_START_US} - 50 * {DAY_US}, company_id, NULL,
+               '{{"organization_type":"charity","techsoup_token":"12ab' || c || '@Org"}}', NULL, NULL
+        FROM comp WHERE c % 97 = 5
+      ),
+      acct AS (
+        SELECT a, (a // 200) AS c, 'c-' || lpad((a // 200)::VARCHAR, 5, '0') AS company_id,
+               'u-' || lpad(a::VARCHAR, 7, '0') AS user_id,
+               {MONTH_START_US} - 90 * {DAY_US} + (hash(a) % (100 * {DAY_US}))::BIGINT AS born
+        FROM range({accounts}) t(a)
+      ),
+      account_events AS (
+        SELECT 'ap-' || a AS event_id, 'account_provisioned' AS type, born AS occurred_at_us, company_id, user_id,
+               CASE WHEN a % 20 = 0 THEN '{{"employment":"contractor"}}' END AS attrs, NULL::VARCHAR AS extras, NULL::VARCHAR AS source
+        FROM acct
+        UNION ALL SELECT 'iv-' || a, 'invite', born + 3600000000, company_id, user_id, NULL, NULL, NULL FROM acct WHERE a % 10 < 8
+        UNION ALL SELECT 'cl-' || a, 'claim', born + 7200000000, company_id, user_id, NULL, NULL, NULL FROM acct WHERE a % 10 < 7
+        UNION ALL SELECT 'pu-' || a, 'profile_update', born + 86400000000, company_id, user_id,
+               '{{"hourly_paid":true,"role_category":"backstage"}}', NULL, NULL FROM acct WHERE a % 10 = 3
+        UNION ALL SELECT 'dx-' || a, 'deactivate', {MONTH_START_US} + (hash(a * 3) % (31 * {DAY_US}))::BIGINT, company_id, user_id, NULL, NULL, NULL
+               FROM acct WHERE a % 33 = 1
+      ),
+      activity AS (
+        SELECT 'e-' || i AS event_id,
+               ({kinds})[1 + (hash(i * 11) % {n_kinds})::INTEGER] AS type,
+               {MONTH_START_US} + (hash(i * 7) % (31 * {DAY_US}))::BIGINT AS occurred_at_us,
+               'c-' || lpad(((i % {accounts}) // 200)::VARCHAR, 5, '0') AS company_id,
+               'u-' || lpad((i % {accounts})::VARCHAR, 7, '0') AS user_id,
+               NULL::VARCHAR AS attrs, NULL::VARCHAR AS extras, NULL::VARCHAR AS source
+        FROM range({n_act}) t(i)
+      )
+      SELECT * FROM company_events UNION ALL SELECT * FROM account_events UNION ALL SELECT * FROM activity
+    ) TO '{path}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1000000)
+    """
+    )
+    total = con.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+    return path, total
+
+
+RAW_SQL = """
+    CREATE OR REPLACE TEMP TABLE raw_facts AS
+    SELECT company_id, user_id, date_trunc('month', d) AS month, bit_or(1::UINTEGER << (day(d) - 1)::UINTEGER) AS days
+    FROM (SELECT company_id, user_id, make_timestamp(occurred_at_us)::DATE AS d FROM read_parquet('{path}'))
+    GROUP BY ALL
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--accounts", type=int, default=1_000_000)
+    ap.add_argument("--events-per-account", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default=None, help="reuse or keep data here (default: a fresh dir under /tmp)")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+
+    from projections.batch import _as_view, _load_activity, _load_records, _offset_sql, activity_sql, build_facts, ACTIVITY_EVENTS, _sql_list
+    from projections.calendar import Month
+    from projections.prices import PriceBook
+    from replay.batch import decide_month
+
+    workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="seatledger-bench-", dir="/tmp"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "events.parquet"
+    t = time.perf_counter()
+    if path.exists():
+        total = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+        print(f"reusing {path}: {total:,} events")
+    else:
+        path, total = generate(workdir, args.accounts, args.events_per_account, args.threads)
+        print(f"generated {total:,} events in {time.perf_counter() - t:.1f}s -> {path} ({path.stat().st_size / 1e6:.0f} MB)")
+
+    con = duckdb.connect()
+    con.execute(f"SET threads={args.threads}")
+    con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet('{path}')")
+    month = Month(2026, 10)
+    prices = PriceBook.load()
+    raw_t, sql_t, facts_t, decide_t = [], [], [], []
+    n_dec = 0
+    for run in range(args.runs):
+        t0 = time.perf_counter()
+        con.execute(RAW_SQL.format(path=path))
+        raw_t.append(time.perf_counter() - t0)
+
+        # the replay's activity pass alone, materialised in DuckDB (what SQL costs without Python)
+        view = _as_view(con, "ev")
+        facts0 = _load_records(con, view, None)
+        zones = {cid: cf.timezone_name for cid, cf in facts0.companies.items() if cf.records}
+        where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
+        join, offset = _offset_sql(con, zones, f"{view} e", where)
+        t0 = time.perf_counter()
+        con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + activity_sql(view, join, offset, where))
+        sql_t.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        facts = build_facts(con, "ev")
+        t1 = time.perf_counter()
+        res = decide_month(facts, month, prices=prices, with_mau=False)
+        t2 = time.perf_counter()
+        facts_t.append(t1 - t0)
+        decide_t.append(t2 - t1)
+        n_dec = len(res.decisions)
+        print(
+            f"run {run + 1}: raw {raw_t[-1]:.2f}s | replay activity SQL {sql_t[-1]:.2f}s | "
+            f"build_facts {facts_t[-1]:.2f}s | decide {decide_t[-1]:.2f}s ({n_dec:,} decisions)"
+        )
+        del facts, res
+
+    raw, sql, fb, dec = (statistics.median(x) for x in (raw_t, sql_t, facts_t, decide_t))
+    print()
+    print(f"events: {total:,}   accounts: {args.accounts:,}   threads: {args.threads}   runs: {args.runs} (medians)")
+    print(f"(a)  raw bit_or aggregation            {raw:7.2f}s  {total / raw / 1e6:6.1f} M events/s")
+    print(f"(a') replay activity SQL (in DuckDB)   {sql:7.2f}s  {total / sql / 1e6:6.1f} M events/s  = {raw / sql:6.1%} of raw")
+    print(f"(b1) build_facts (SQL + to Python)     {fb:7.2f}s  {total / fb / 1e6:6.1f} M events/s  = {raw / fb:6.1%} of raw")
+    print(f"(b2) decide_month ({n_dec:,} accounts)   {dec:7.2f}s  {n_dec / dec / 1e3:6.1f} k accounts/s")
+    print(f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw")
+    print(f"split of the replay: facts {fb / (fb + dec):.0%}, decide {dec / (fb + dec):.0%}")
+    if not args.keep and not args.dir:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

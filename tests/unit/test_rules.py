@@ -539,3 +539,18 @@ def test_the_time_zone_is_the_earliest_company_registered_ones():
     # Choice: a second registration does not move the company's months.
     w = World().company("acme", tz="Europe/Amsterdam").company("acme", tz="America/Los_Angeles", at="2026-01-01T00:00:00Z")
     assert fold_all(w.events).company("acme").timezone_name == "Europe/Amsterdam"
+
+
+def test_a_derived_guest_trial_puts_the_home_company_on_advanced_for_the_trial():
+    w = World().invite("acme", "gus", "2026-10-05", guest_home_company_id="globex")
+    w.company("globex", at="2026-10-20T00:00:00Z")
+    cm, _ = w.decide_all("globex", NOV)
+    assert cm.trial is not None and cm.trial.derived
+    assert cm.plan == "advanced"  # R5: an advanced trial while the company has chosen no plan
+
+
+def test_rejected_company_events_stay_on_every_later_invoice_as_notices():
+    # Documents the code's choice (a doubt, see docs/rules.md): notices list every rejected event up
+    # to the end of the month, not only the month's own, so an old rejection repeats every month.
+    w = premium().billing("acme", "2025-03-01", payment_method="card", card_brand="amex", billing_country="BR")
+    assert len(w.invoice("acme", OCT).notices) == 1

@@ -31,7 +31,7 @@ RESOURCES = Path(__file__).resolve().parent / "kafka"
 POM = RESOURCES / "pom.xml"
 BROKER_LOG4J = RESOURCES / "log4j2.properties"
 TOOLS_LOG4J = RESOURCES / "tools-log4j2.properties"
-SERVER_TEMPLATE = RESOURCES / "server.properties.template"
+SERVER_TEMPLATE = RESOURCES / "server-template.properties"  # *.properties: shipped as package data
 
 # log4j-slf4j-impl must match the log4j-core that kafka-server brings; known pairs avoid a second
 # Maven run. For other versions the right one is read from kafka-server's pom after resolving.

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
         None, description="close a month automatically this long after it ended in every zone"
     )
 
+    # DuckDB sink (streams/sink_consumer.py): one transaction per batch, the file held only while writing.
+    sink_batch_messages: int = Field(5000, ge=1, description="write a batch once this many messages are buffered")
+    sink_batch_seconds: float = Field(1.0, gt=0, description="... or once the oldest buffered message is this old")
+    sink_buffer_messages: int = Field(
+        200_000, ge=1, description="stop fetching while this many messages wait (DuckDB file held by a reader)"
+    )
+
     @property
     def archive_dir(self) -> Path:
         return self.archive_root or (self.data_dir / "archive")

@@ -48,7 +48,6 @@ import pyarrow as pa
 
 from projections.decide import DECISION_COLUMNS
 from projections.rules import INVOICE_PAYMENT_THRESHOLD_USD
-from projections.snapshots import decision_from_row, digest
 
 log = logging.getLogger("seatledger.sink")
 
@@ -236,20 +235,52 @@ class Head:
         return price_charged(self.charged, self.unit_price_usd)
 
 
-def decision_values(msg: dict) -> dict:
-    """Validate and type a decision message's published values (raises on a malformed message)."""
-    missing = [c for c in (*DECISION_COLUMNS, "digest") if c not in msg]
-    if missing:
-        raise ValueError(f"decision message lacks {', '.join(missing)}")
-    d = decision_from_row(msg, msg.get("plan") or "")
-    if not isinstance(msg["billable"], bool) or not isinstance(msg["charged"], bool):
-        raise ValueError("billable and charged must be booleans")
-    for c in ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version"):
-        if not isinstance(msg[c], str):
+_STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
+_PRICE_LIMIT = Decimal("1e10")
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionValues:
+    company_id: str
+    user_id: str
+    month: str
+    billable: bool
+    charged: bool
+    tier: str
+    rule: str
+    reason: str
+    evidence: str
+    unit_price_usd: Decimal
+    ruleset_version: str
+    plan: str
+    digest_ok: bool  # the message's digest is projections.snapshots.digest of these values
+
+
+def decision_values(msg: dict) -> DecisionValues:
+    """Validate and type a decision message's published values (raises on a malformed message).
+
+    The digest is recomputed the way projections.snapshots.digest does (sha256 of the sorted-key
+    JSON of the published row, price as its 2-decimal string), from the message's own values.
+    """
+    try:
+        row = {c: msg[c] for c in DECISION_COLUMNS}
+        dg = msg["digest"]
+    except KeyError as exc:
+        raise ValueError(f"decision message lacks {exc.args[0]}") from None
+    for c in _STR_COLUMNS:
+        if not isinstance(row[c], str):
             raise ValueError(f"{c} must be a string")
-    if d.unit_price_usd.as_tuple().exponent < -2 or abs(d.unit_price_usd) >= Decimal("1e10"):
-        raise ValueError(f"unit_price_usd out of range: {msg['unit_price_usd']!r}")
-    return {"decision": d, "digest_ok": digest(d) == msg["digest"]}
+    if not isinstance(row["billable"], bool) or not isinstance(row["charged"], bool):
+        raise ValueError("billable and charged must be booleans")
+    price = Decimal(str(row["unit_price_usd"])).quantize(CENTS)
+    if abs(price) >= _PRICE_LIMIT:
+        raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
+    row["unit_price_usd"] = str(price)
+    ok = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16] == dg
+    return DecisionValues(
+        row["company_id"], row["user_id"], row["month"], row["billable"], row["charged"], row["tier"], row["rule"],
+        row["reason"], row["evidence"], price, row["ruleset_version"], str(msg.get("plan") or ""), ok,
+    )
 
 
 def invoice_lines_from_counts(counts: dict[tuple[str, str, Decimal], int]) -> list[dict]:
@@ -626,7 +657,7 @@ def _int_or_none(v: Any) -> int | None:
 def _decisions(con, dec_items, rows, res: BatchResult, now, batch_id) -> None:
     if not dec_items:
         return
-    keys = sorted({(v["decision"].company_id, v["decision"].user_id, v["decision"].month) for _, v in dec_items})
+    keys = sorted({(v.company_id, v.user_id, v.month) for _, v in dec_items})
     _keys_table(con, "_sink_keys", keys, ["company_id", "user_id", "month"])
     try:
         heads = {
@@ -654,8 +685,8 @@ def _decisions(con, dec_items, rows, res: BatchResult, now, batch_id) -> None:
 
     out = rows["snapshot_versions"]
     for it, vals in dec_items:
-        msg, d = it.msg, vals["decision"]
-        if not vals["digest_ok"]:
+        msg, d = it.msg, vals
+        if not d.digest_ok:
             res.digest_mismatches += 1
             log.warning(
                 "decision digest does not match its values",

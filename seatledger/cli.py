@@ -25,7 +25,8 @@ COMMAND_MODULES = (
     "publish_cmd",  # publish
     "generate_cmd",  # generate
     "batch_cmd",  # replay, invoice, export, mau, reconcile
-    "stream_cmd",  # worker, close, sink, demo
+    "stream_cmd",  # worker, close
+    "sink_cmd",  # sink, invoice-annotate, demo
     "dispute_cmd",  # archive, dispute, verify
 )
 

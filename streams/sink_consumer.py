@@ -1,0 +1,300 @@
+"""The Kafka side of the DuckDB sink: `seatledger sink`.
+
+Reads every partition of the snapshots topic by manual assignment (no consumer group, nothing
+committed to Kafka): the positions live in DuckDB (`sink_offsets`), written in the same
+transaction as the rows, so a restart seeks to them and neither loses nor duplicates a message.
+
+Messages are buffered and written in batches (`settings.sink_batch_messages` or
+`settings.sink_batch_seconds`, whichever comes first) by `projections.sink.write_batch`. The DuckDB
+file is opened for each batch and closed right after, so analysts can open it read-only between
+batches. When a reader holds the file, the batch waits (retried with backoff) and consumption
+continues into memory up to `settings.sink_buffer_messages`.
+
+Metrics (Prometheus, settings.metrics_host:settings.sink_metrics_port; port 0: a free port, -1:
+none) and key=value log lines on the `seatledger.sink` logger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as TallyCounter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from projections import sink
+from seatledger.config import Settings
+
+log = logging.getLogger("seatledger.sink")
+
+FETCH_TIMEOUT_MS = 200
+TOPIC_WAIT_S = 60.0
+MAX_BACKOFF_S = 2.0
+FINAL_FLUSH_TIMEOUT_S = 60.0
+
+
+class SinkMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_in = Counter(
+            "seatledger_sink_messages_in", "snapshot messages read from Kafka", ["kind"], registry=r
+        )
+        self.rows_written = Counter("seatledger_sink_rows_written", "rows inserted into DuckDB", ["table"], registry=r)
+        self.duplicates = Counter(
+            "seatledger_sink_duplicates_skipped", "redelivered messages not stored again", ["kind"], registry=r
+        )
+        self.rejects = Counter("seatledger_sink_rejects", "unreadable messages kept in sink_rejects", registry=r)
+        self.batches = Counter("seatledger_sink_batches", "transactions committed", registry=r)
+        self.lock_waits = Counter(
+            "seatledger_sink_db_lock_waits", "write attempts refused because a reader held the DuckDB file", registry=r
+        )
+        self.lock_wait_seconds = Histogram(
+            "seatledger_sink_db_lock_wait_seconds",
+            "time a ready batch waited for the DuckDB file",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "seatledger_sink_batch_seconds",
+            "open + write + commit + close of one batch",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+            registry=r,
+        )
+        self.buffered = Gauge("seatledger_sink_buffered_messages", "messages consumed, not yet written", registry=r)
+        self.lag = Gauge(
+            "seatledger_sink_lag", "highwater - written position (messages not yet in DuckDB)", ["partition"], registry=r
+        )
+        self.months_completed = Counter("seatledger_sink_months_completed", "months that became complete", registry=r)
+        self.invoices = Counter("seatledger_sink_invoices_issued", "invoices issued", registry=r)
+
+    def serve(self, host: str, port: int) -> int:
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        bound = server.server_address[1]
+        log.info("event=metrics_listening host=%s port=%d", host, bound)
+        return bound
+
+
+@dataclass
+class SinkStats:
+    """What a run did (returned by `run_sink`, for tests and the command's last line)."""
+
+    messages: int = 0
+    batches: int = 0
+    rows: TallyCounter = field(default_factory=TallyCounter)
+    duplicates: int = 0
+    lock_waits: int = 0
+    months_completed: list[str] = field(default_factory=list)
+    positions: dict[int, int] = field(default_factory=dict)
+
+
+class Sink:
+    def __init__(self, settings: Settings, metrics: SinkMetrics | None = None):
+        self.settings = settings
+        self.db = Path(settings.db)
+        self.topic = settings.topic_snapshots
+        self.metrics = metrics or SinkMetrics()
+        self.stats = SinkStats()
+        self.buffer: list[sink.Item] = []
+        self.buffer_since: float | None = None
+        self.written: dict[int, int] = {}  # next offset stored in DuckDB, per partition
+        self.ready_since: float | None = None  # a batch has been ready (and refused) since
+        self.next_try = 0.0
+        self.backoff = 0.05
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tps: list[TopicPartition] = []
+
+    # ---- start -----------------------------------------------------------------------------------
+
+    def _prepare_db(self) -> dict[int, int]:
+        with sink.write_connection(self.db, timeout=60.0) as con:
+            sink.ensure_schema(con)
+            return sink.read_positions(con, self.topic)
+
+    async def start(self) -> None:
+        self.written = await asyncio.to_thread(self._prepare_db)
+        self.consumer = AIOKafkaConsumer(
+            **self.settings.kafka_client_kwargs(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+        )
+        await self.consumer.start()
+        partitions = await self._partitions()
+        self.tps = [TopicPartition(self.topic, p) for p in partitions]
+        self.consumer.assign(self.tps)
+        for tp in self.tps:
+            pos = self.written.get(tp.partition)
+            if pos is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, pos)
+        log.info(
+            "event=sink_started db=%s topic=%s partitions=%d resume=%s",
+            self.db, self.topic, len(self.tps),
+            ",".join(f"{p}:{o}" for p, o in sorted(self.written.items())) or "beginning",
+        )  # fmt: skip
+
+    async def _partitions(self) -> list[int]:
+        deadline = time.monotonic() + TOPIC_WAIT_S
+        while True:
+            # The consumer's own metadata only covers assigned topics; ask the cluster (aiokafka 0.14).
+            cluster = await self.consumer._client.fetch_all_metadata()
+            parts = cluster.partitions_for_topic(self.topic)
+            if parts:
+                return sorted(parts)
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"topic {self.topic!r} does not exist on {self.settings.bootstrap}: create it first "
+                    "(seatledger topics create)"
+                )
+            log.warning("event=waiting_for_topic topic=%s", self.topic)
+            await asyncio.sleep(1.0)
+
+    # ---- loop ------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> SinkStats:
+        await self.start()
+        try:
+            while not stop.is_set():
+                if len(self.buffer) < self.settings.sink_buffer_messages:
+                    await self._fetch(FETCH_TIMEOUT_MS)
+                else:
+                    await asyncio.sleep(0.05)
+                if self._due():
+                    await asyncio.to_thread(self._try_flush)
+            await self._final_flush()
+        finally:
+            await self.consumer.stop()
+        self.stats.positions = dict(self.written)
+        log.info(
+            "event=sink_stopped messages=%d batches=%d rows=%d duplicates=%d lock_waits=%d",
+            self.stats.messages, self.stats.batches, sum(self.stats.rows.values()),
+            self.stats.duplicates, self.stats.lock_waits,
+        )  # fmt: skip
+        return self.stats
+
+    async def _fetch(self, timeout_ms: int) -> None:
+        # Records, not messages (a packed record holds several): close enough for batch sizing.
+        room = max(1, self.settings.sink_buffer_messages - len(self.buffer))
+        want = max(1, self.settings.sink_batch_messages - len(self.buffer)) if not self.ready_since else room
+        batches = await self.consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
+        for tp, records in batches.items():
+            for rec in records:
+                items = sink.parse_record(tp.partition, rec.offset, rec.value)
+                for it in items:
+                    self.metrics.messages_in.labels(it.msg["kind"] if it.msg else "unreadable").inc()
+                self.buffer.extend(items)
+                self.stats.messages += len(items)
+        if self.buffer and self.buffer_since is None:
+            self.buffer_since = time.monotonic()
+        self.metrics.buffered.set(len(self.buffer))
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        for tp in self.tps:
+            hw = self.consumer.highwater(tp)
+            if hw is not None:
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, hw - self.written.get(tp.partition, 0)))
+
+    def _due(self) -> bool:
+        if not self.buffer or time.monotonic() < self.next_try:
+            return False
+        full = len(self.buffer) >= self.settings.sink_batch_messages
+        old = time.monotonic() - (self.buffer_since or 0) >= self.settings.sink_batch_seconds
+        return full or old
+
+    def _try_flush(self) -> bool:
+        """One attempt to write the whole buffer; False when the file is held by a reader."""
+        items = self.buffer
+        t0 = time.monotonic()
+        try:
+            con = sink.connect(self.db, timeout=0)
+        except sink.DatabaseBusy:
+            self.metrics.lock_waits.inc()
+            self.stats.lock_waits += 1
+            if self.ready_since is None:
+                self.ready_since = t0
+            elif t0 - self.ready_since > 10 and self.backoff >= MAX_BACKOFF_S:
+                log.warning(
+                    "event=db_busy waited_s=%.1f buffered=%d hint=%s", t0 - self.ready_since, len(items),
+                    "a reader holds the DuckDB file; hold read connections briefly",
+                )  # fmt: skip
+            self.next_try = t0 + self.backoff
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
+            return False
+        try:
+            res = sink.write_batch(con, items, topic=self.topic)
+        finally:
+            con.close()
+        elapsed = time.monotonic() - t0
+        if self.ready_since is not None:
+            self.metrics.lock_wait_seconds.observe(t0 - self.ready_since)
+        self.ready_since = None
+        self.backoff = 0.05
+        self.next_try = 0.0
+        self.buffer = self.buffer[len(items) :]
+        self.buffer_since = time.monotonic() if self.buffer else None
+        self.written = res.positions
+        self._account(res, elapsed)
+        return True
+
+    def _account(self, res: sink.BatchResult, elapsed: float) -> None:
+        m, s = self.metrics, self.stats
+        m.batches.inc()
+        m.batch_seconds.observe(elapsed)
+        for table, n in res.stored.items():
+            m.rows_written.labels(table).inc(n)
+            s.rows[table] += n
+        for kind, n in res.duplicates.items():
+            m.duplicates.labels(kind).inc(n)
+        if res.rejects:
+            m.rejects.inc(res.rejects)
+        m.months_completed.inc(len(res.months_completed))
+        m.invoices.inc(res.invoices_issued)
+        m.buffered.set(len(self.buffer))
+        s.batches += 1
+        s.duplicates += sum(res.duplicates.values())
+        s.months_completed.extend(res.months_completed)
+        log.info(
+            "event=batch_written batch=%s messages=%d rows=%d duplicates=%d rejects=%d seconds=%.3f rows_per_s=%.0f",
+            res.batch_id, res.messages, res.rows_written, sum(res.duplicates.values()), res.rejects, elapsed,
+            res.rows_written / elapsed if elapsed > 0 else 0,
+        )  # fmt: skip
+        if res.digest_mismatches:
+            log.warning("event=digest_mismatch batch=%s count=%d", res.batch_id, res.digest_mismatches)
+        for month in res.months_completed:
+            log.info("event=month_complete month=%s batch=%s", month, res.batch_id)
+        if res.invoices_issued or res.adjustments_created or res.adjustments_applied:
+            log.info(
+                "event=invoices batch=%s issued=%d adjustments_created=%d adjustments_applied=%d",
+                res.batch_id, res.invoices_issued, res.adjustments_created, res.adjustments_applied,
+            )  # fmt: skip
+
+    async def _final_flush(self) -> None:
+        deadline = time.monotonic() + FINAL_FLUSH_TIMEOUT_S
+        while self.buffer:
+            if await asyncio.to_thread(self._try_flush):
+                continue
+            if time.monotonic() > deadline:
+                log.error(
+                    "event=final_flush_failed buffered=%d note=%s", len(self.buffer),
+                    "not written; they will be read again from Kafka at the next start",
+                )  # fmt: skip
+                return
+            await asyncio.sleep(max(0.0, self.next_try - time.monotonic()))
+
+
+async def run_sink(settings: Settings, stop: asyncio.Event | None = None, *, serve_metrics: bool = True) -> SinkStats:
+    """Run until `stop` is set (the command sets it on SIGTERM/SIGINT)."""
+    stop = stop or asyncio.Event()
+    metrics = SinkMetrics()
+    if serve_metrics and settings.sink_metrics_port >= 0:
+        metrics.serve(settings.metrics_host, settings.sink_metrics_port)
+    return await Sink(settings, metrics).run(stop)

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         None, description="close a month automatically this long after it ended in every zone"
     )
 
+    # Streaming worker (streams/app.py).
+    worker_app_id: str = Field(
+        "seatledger-worker", description="Faust app id: consumer group and prefix of the changelog topics"
+    )
+    prices: Path | None = Field(None, description="price book TOML (default: projections/config/prices.example.toml)")
+
     # DuckDB sink (streams/sink_consumer.py): one transaction per batch, the file held only while writing.
     sink_batch_messages: int = Field(5000, ge=1, description="write a batch once this many messages are buffered")
     sink_batch_seconds: float = Field(1.0, gt=0, description="... or once the oldest buffered message is this old")

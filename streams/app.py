@@ -1,0 +1,363 @@
+"""The Faust app of `seatledger worker`: router agent -> routed topic -> fold agent -> snapshots.
+
+- router (events topic, concurrency 1): validates every element (dead letters to the DLQ),
+  forwards the accepted events of each company, re-packed as JSON arrays, to the company's HOME
+  partition of the routed topic (`streams.routing.home_partition`), plus derived R5 trial events
+  to the guest's home company; forwards close markers to every routed partition after the events.
+- fold (routed topic, concurrency 1, tables co-partitioned with it): merges facts into the tables
+  (streams/state.py), closes months and emits amendments (streams/close.py).
+
+The tables are Faust memory-store tables with changelogs on the broker. The agents read the store's
+dict directly and send their changelog records themselves (coalesced per message, same JSON bytes
+as Faust's serializer) on the current routed partition, only when
+a merged value changed (no per-read Faust overhead, and writes work inside `take_events`, where
+`table[k] = v` raises TypeError: faust issue 497).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+
+from projections.prices import PriceBook
+from projections.rulesets import CURRENT, get_ruleset
+from seatledger.config import Settings
+from streams.close import Closer
+from streams.metrics import WorkerMetrics
+from streams.routing import (
+    CLOSE_MONTH,
+    CONTROL_KEY,
+    REJECTED,
+    control_of,
+    home_partition,
+    pack,
+    rejected_control,
+    routed_close_marker,
+)
+from streams.state import KV, TABLES, FoldState, Stores, new_stats
+
+log = logging.getLogger("seatledger.worker")
+
+ROUTER_BATCH = 2000  # messages per router batch (take_events)
+ROUTER_WITHIN = 0.05  # seconds a partial router batch waits
+SEND_YIELD_EVERY = 2000  # snapshot sends between yields to the event loop during a close
+LAG_INTERVAL = 5.0
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in settings.bootstrap.split(",") if h.strip()]
+
+
+def credentials(settings: Settings) -> Any:
+    """Faust credentials from the same settings every other client uses (SASL and/or SSL)."""
+    ctx = settings.ssl_context()
+    if settings.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ctx,
+        )
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+@dataclass
+class Worker:
+    """The app and the objects its agents share (exposed for tests and the benchmark)."""
+
+    app: faust.App
+    settings: Settings
+    state: FoldState
+    closer: Closer
+    metrics: WorkerMetrics
+    tables: dict[str, Any]
+
+
+def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
+    n = settings.partitions
+    app = faust.App(
+        settings.worker_app_id,
+        broker=broker_urls(settings),
+        broker_credentials=credentials(settings),
+        store="memory://",
+        datadir=str((settings.data_dir / "worker").resolve()),
+        env_prefix="SEATLEDGER_FAUST_",  # so WEB_PORT, BROKER_URL, APP_STORE ... do not leak in
+        web_enabled=False,
+        autodiscover=False,
+        topic_partitions=n,
+        topic_replication_factor=settings.replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        producer_max_request_size=4 * 1024 * 1024,
+        producer_linger_ms=5,
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=4096,
+        stream_wait_empty=False,
+        broker_commit_interval=1.0,
+        table_standby_replicas=0,
+        # A restarted worker (after kill -9) waits for the dead member's session to expire.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        key_serializer="json",  # table keys are str; JSON keeps them str after recovery
+        value_serializer="json",
+    )
+    metrics = metrics or WorkerMetrics()
+    events_topic = app.topic(settings.topic_events, key_serializer="raw", value_serializer="raw", partitions=n)
+    routed_topic = app.topic(settings.topic_routed, key_serializer="raw", value_serializer="raw", partitions=n)
+
+    tables = {
+        name: app.Table(name, default=None, partitions=n, key_type=str, value_type=None)
+        for name in TABLES
+    }
+    current = {"partition": 0}
+    # Changelog writes of the message being processed, coalesced per key (the last value wins) and
+    # sent straight to the producer after the message: no Faust FutureMessage per write, and no
+    # "producer buffer full" stalls. Same bytes as Faust's json serializer, so recovery reads them.
+    pending_writes: dict[tuple[str, str, int], Any] = {}
+
+    def bind(table) -> KV:
+        name = table.changelog_topic.get_topic_name()
+
+        def write(key: str, value: Any) -> None:
+            pending_writes[(name, key, current["partition"])] = value
+
+        def delete(key: str) -> None:
+            pending_writes[(name, key, current["partition"])] = None
+
+        return KV({}, write, delete)
+
+    stores = Stores(**{name: bind(t) for name, t in tables.items()})
+    state = FoldState(stores, n)
+    prices = PriceBook.load(settings.prices)
+    closer = Closer(state, prices, get_ruleset(CURRENT.version))
+    state.on_new_account = closer.account_seen
+    worker = Worker(app, settings, state, closer, metrics, tables)
+
+    def attach_stores() -> None:
+        """Point the KV objects at the memory stores' dicts (after recovery, before processing)."""
+        for name, t in tables.items():
+            getattr(stores, name).raw = t.data.data
+        state.reset_caches()
+        closer.reset()
+
+    # ---- router ------------------------------------------------------------------------------------
+
+    producer = app.producer
+
+    async def flush_writes() -> int:
+        n_w = len(pending_writes)
+        if n_w:
+            items = list(pending_writes.items())
+            pending_writes.clear()
+            for (topic, key, partition), value in items:
+                await producer.send(
+                    topic, orjson.dumps(key), None if value is None else orjson.dumps(value), partition, None, None
+                )
+        return n_w
+
+    async def forward(topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+        await producer.send(topic, key, value, partition, None, None)
+
+    async def flush_forwards(groups: dict[str, list[dict]]) -> None:
+        for cid, evs in groups.items():
+            p = home_partition(cid, n)
+            for value in pack(evs):
+                await forward(settings.topic_routed, cid.encode(), value, p)
+        groups.clear()
+
+    async def flush_rejections(rej: dict[int, list[tuple[int, int]]]) -> None:
+        for sp, items in rej.items():
+            await forward(settings.topic_routed, None, orjson.dumps(rejected_control(sp, items)), sp % n)
+        rej.clear()
+
+    @app.agent(events_topic, name="router", concurrency=1)
+    async def router(stream):
+        from streams.routing import route_message
+
+        async for batch in stream.take_events(ROUTER_BATCH, ROUTER_WITHIN):
+            groups: dict[str, list[dict]] = defaultdict(list)
+            rej: dict[int, list[tuple[int, int]]] = defaultdict(list)
+            for event in batch:
+                msg = event.message
+                metrics.messages_in.inc()
+                try:
+                    r = route_message(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
+                except Exception as exc:  # never let one message stop the router
+                    log.exception("event=router_error partition=%d offset=%d error=%r", msg.partition, msg.offset, exc)
+                    continue
+                for dl in r.dead:
+                    metrics.rejected.labels(dl["reason_class"]).inc()
+                    key = None
+                    if isinstance(dl["original"], dict) and isinstance(dl["original"].get("company_id"), str):
+                        key = dl["original"]["company_id"].encode()
+                    await forward(settings.topic_dlq, key, orjson.dumps(dl), None)
+                if r.dead:
+                    rej[msg.partition].append((msg.offset, len(r.dead)))
+                if r.events:
+                    groups[r.company_id].extend(r.events)
+                    metrics.events_in.inc(len(r.events))
+                for home, d in r.derived:
+                    groups[home].append(d)
+                    metrics.derived.inc()
+                if r.control is not None:
+                    await flush_forwards(groups)
+                    await flush_rejections(rej)
+                    await producer.flush()  # every event before the marker is on the broker
+                    ctl = r.control
+                    parts = int(ctl.get("partitions") or n)
+                    marker = orjson.dumps(
+                        routed_close_marker(ctl["month"], str(ctl.get("close_id", "")), msg.partition, parts)
+                    )
+                    for q in range(n):
+                        await forward(settings.topic_routed, None, marker, q)
+                    await producer.flush()
+                    log.info(
+                        "event=close_marker_forwarded month=%s source_partition=%d close_id=%s",
+                        ctl["month"], msg.partition, ctl.get("close_id"),
+                    )  # fmt: skip
+            await flush_forwards(groups)
+            await flush_rejections(rej)
+
+    # ---- fold --------------------------------------------------------------------------------------
+
+    snapshots_topic = settings.topic_snapshots
+
+    async def emit(emissions) -> int:
+        sent = 0
+        for key, value in emissions:
+            await forward(snapshots_topic, key, value, None)
+            sent += 1
+            if sent % SEND_YIELD_EVERY == 0:
+                await flush_writes()
+                await asyncio.sleep(0)
+        await flush_writes()
+        return sent
+
+    def count_stats(partition: int, offset: int, res) -> None:
+        key = str(partition)
+        st = stores.stats.get(key) or new_stats()
+        if offset <= st["off"]:
+            return  # redelivered after a restart: already counted
+        stores.stats.put(
+            key,
+            {
+                **st,
+                "events": st["events"] + res.events,
+                "duplicates": st["duplicates"] + res.duplicates,
+                "late": st["late"] + res.late,
+                "off": offset,
+            },
+        )
+
+    def count_rejections(partition: int, ctl: dict) -> None:
+        key = str(partition)
+        st = stores.stats.get(key) or new_stats()
+        sp = str(ctl["source_partition"])
+        last = st["rej_off"].get(sp, -1)
+        fresh = [(o, c) for o, c in ctl["items"] if o > last]
+        if not fresh:
+            return
+        stores.stats.put(
+            key,
+            {
+                **st,
+                "rejected": st["rejected"] + sum(c for _, c in fresh),
+                "rej_off": {**st["rej_off"], sp: max(o for o, _ in fresh)},
+            },
+        )
+
+    def update_close_gauges() -> None:
+        for month, (seen, expected, closed) in closer.progress().items():
+            metrics.close_markers.labels(month).set(seen)
+            metrics.close_expected.labels(month).set(expected)
+            metrics.partitions_closed.labels(month).set(closed)
+
+    @app.agent(routed_topic, name="fold", concurrency=1)
+    async def fold(stream):
+        attach_stores()
+        async for event in stream.events():
+            msg = event.message
+            p = msg.partition
+            current["partition"] = p
+            try:
+                data = orjson.loads(event.value)
+            except orjson.JSONDecodeError as exc:
+                log.error("event=routed_not_json partition=%d offset=%d error=%r", p, msg.offset, exc)
+                continue
+            ctl = control_of(data)
+            if ctl is not None:
+                kind = ctl.get(CONTROL_KEY)
+                if kind == REJECTED:
+                    count_rejections(p, ctl)
+                elif kind == CLOSE_MONTH:
+                    month = closer.on_marker(ctl, p)
+                    if month is not None:
+                        t0 = time.monotonic()
+                        before = (closer.counts.decisions, closer.counts.company_months)
+                        sent = await emit(closer.close(p, month))
+                        dt = time.monotonic() - t0
+                        metrics.close_seconds.set(dt)
+                        metrics.snapshots.labels("decision").inc(closer.counts.decisions - before[0])
+                        metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[1])
+                        metrics.snapshots.labels("partition_done").inc()
+                        log.info("event=close_emitted month=%s partition=%d messages=%d seconds=%.3f", month, p, sent, dt)
+                    update_close_gauges()
+                await flush_writes()
+                continue
+            items = data if isinstance(data, list) else [data]
+            res = state.fold_items(items, p)
+            count_stats(p, msg.offset, res)
+            metrics.folded.inc(res.events)
+            if res.changed:
+                metrics.fact_changes.inc(res.changed)
+            if res.duplicates:
+                metrics.duplicates.inc(res.duplicates)
+            if res.late:
+                metrics.late.inc(res.late)
+            if res.errors:
+                metrics.fold_errors.inc(res.errors)
+            for aff in res.affected.values():
+                before = (closer.counts.decisions, closer.counts.amendments, closer.counts.company_months)
+                await emit(closer.recompute(p, aff))
+                metrics.amendments.inc(closer.counts.amendments - before[1])
+                metrics.snapshots.labels("decision").inc(
+                    closer.counts.decisions - before[0] + closer.counts.amendments - before[1]
+                )
+                metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[2])
+            await flush_writes()
+
+    @app.timer(LAG_INTERVAL)
+    async def lag_gauge() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in (settings.topic_events, settings.topic_routed):
+                continue
+            try:
+                hw = consumer.highwater(tp)
+                committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - no public accessor
+            except Exception:  # noqa: BLE001 - metrics never break the worker
+                continue
+            if hw is not None:
+                metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - (committed or 0)))
+
+    @app.task
+    async def started() -> None:
+        log.info(
+            "event=worker_started app_id=%s bootstrap=%s partitions=%d events=%s routed=%s snapshots=%s",
+            settings.worker_app_id, settings.bootstrap, n, settings.topic_events,
+            settings.topic_routed, settings.topic_snapshots,
+        )  # fmt: skip
+
+    worker.router = router  # type: ignore[attr-defined]
+    worker.fold = fold  # type: ignore[attr-defined]
+    return worker

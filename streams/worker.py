@@ -1,0 +1,72 @@
+"""Running the worker process, and sending close markers (`seatledger worker`, `seatledger close`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import uuid
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from projections.calendar import Month
+from seatledger.config import Settings
+from streams.routing import close_marker
+
+log = logging.getLogger("seatledger.worker")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """key=value lines on stderr: `ts level logger event=... k=v ...`."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_seatledger", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"))
+        h._seatledger = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
+    """Create the topics, serve metrics, run the Faust worker until SIGTERM/SIGINT. Exits the process."""
+    import faust
+
+    from streams.app import create_app
+    from streams.metrics import WorkerMetrics
+    from streams.topics import create_topics_sync
+
+    configure_logging(loglevel)
+    result = create_topics_sync(settings)  # Faust must not auto-create source topics
+    log.info("event=topics %s", " ".join(f"{k}={v}" for k, v in result.items()))
+    metrics = WorkerMetrics()
+    try:
+        metrics.serve(settings.metrics_host, settings.worker_metrics_port)
+    except OSError as exc:
+        log.error(
+            "event=metrics_unavailable host=%s port=%d error=%r",
+            settings.metrics_host, settings.worker_metrics_port, exc,
+        )  # fmt: skip
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust's mkdir is not recursive
+    w = create_app(settings, metrics)
+    faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+async def send_close_markers(settings: Settings, month: str, close_id: str | None = None) -> tuple[str, int]:
+    """Put a close marker for `month` on every partition of the events topic; (close_id, partitions)."""
+    month = str(Month.parse(month))
+    close_id = close_id or f"{month}-{uuid.uuid4().hex[:12]}"
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), enable_idempotence=True)
+    await producer.start()
+    try:
+        parts = await producer.partitions_for(settings.topic_events)
+        if not parts:
+            raise RuntimeError(f"topic {settings.topic_events!r} does not exist or has no partitions")
+        n = len(parts)
+        value = orjson.dumps(close_marker(month, close_id, n))
+        futs = [await producer.send(settings.topic_events, value, partition=p) for p in sorted(parts)]
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+    log.info("event=close_requested month=%s close_id=%s partitions=%d", month, close_id, n)
+    return close_id, n

@@ -22,7 +22,9 @@ BOOTSTRAP = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDG
 ARCHIVE = typer.Option(None, "--archive", help="archive root (default: SEATLEDGER_ARCHIVE_ROOT or DATA_DIR/archive)")
 DB = typer.Option(None, "--db", help="DuckDB file the sink writes (default: SEATLEDGER_DB)")
 DATA_DIR = typer.Option(None, "--data-dir", help="default: SEATLEDGER_DATA_DIR")
-PRICES = typer.Option(None, "--prices", help="price book TOML (default: the shipped example prices)")
+PRICES = typer.Option(
+    None, "--prices", help="price book TOML, the one the worker bills with (default: SEATLEDGER_PRICES, else the example prices)"
+)
 
 
 def _month(text: str):
@@ -97,9 +99,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Archive every accepted event of the events topic as Parquet, until SIGTERM.
 
-        Layout: ARCHIVE/month=YYYY-MM/bucket=NN/*.parquet (UTC month of occurred_at, company bucket);
-        rejected events under ARCHIVE/rejected/ with their reason. Restart-safe: resumes exactly
-        where the last durable flush ended (consumer group seatledger-archive).
+        Layout: ARCHIVE/month=YYYY-MM/bucket=NN/*.parquet (UTC month of occurred_at, company bucket); rejected events under ARCHIVE/rejected/ with their reason. Restart-safe: resumes exactly where the last durable flush ended (consumer group seatledger-archive).
         """
         settings = load_settings(bootstrap=bootstrap, archive_root=archive, data_dir=data_dir, topic_events=topic)
         if compact_now:
@@ -155,12 +155,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute a company-month from the archive and explain every difference with what was billed.
 
-        Prints, per account: the billed decision (latest version, and every earlier one where they
-        differ), what the rules say now, rule, reason and the events that explain it, and for each
-        difference the events that cause it (late arrivals, changed evidence). With --apply
-        --reference TICKET: publish one amendment per changed account and a dispute record; the
-        sink versions them and books adjustments on the next invoice. Applying a ticket twice
-        changes nothing.
+        Prints, per account: the billed decision (latest version; every version where they differ), what the rules say now, rule, reason and the events that explain it; for each difference the events that cause it (late arrivals, changed evidence). Same archive and database: byte-identical report.
+
+        With --apply --reference TICKET: publish one amendment per changed account and a dispute record; the sink versions them and books adjustments on the next invoice, issued invoices stay as they are. Applying a ticket twice changes nothing.
         """
         from replay.dispute import DisputeError, apply_report, build_report
 
@@ -172,8 +169,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         m = _month(month)
         rs = _ruleset(ruleset)
-        book = _prices(prices)
         settings = load_settings(bootstrap=bootstrap, archive_root=archive, db=db, data_dir=data_dir)
+        book = _prices(prices or getattr(settings, "prices", None))
         show = progress if progress is not None else sys.stderr.isatty()
         try:
             with _Bar(show) as bar:
@@ -231,8 +228,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recompute a month from the archive and compare every column of account_decisions.
 
-        Each stored row is recomputed with the ruleset version it recorded. Reports missing rows,
-        extra rows and differing columns; exit 1 on drift, 0 when clean.
+        Each stored row is recomputed with the ruleset version it recorded. Reports missing rows, extra rows and differing columns; exit 1 on drift, 0 when clean, 2 on unusable input.
         """
         from replay.verify import VerifyError, verify_month
 
@@ -241,8 +237,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         m = _month(month)
         rs = _ruleset(ruleset)
-        book = _prices(prices)
         settings = load_settings(archive_root=archive, db=db, data_dir=data_dir)
+        book = _prices(prices or getattr(settings, "prices", None))
         show = progress if progress is not None else sys.stderr.isatty()
         try:
             with _Bar(show) as bar:

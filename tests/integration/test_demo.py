@@ -1,0 +1,79 @@
+"""`seatledger demo` end to end on the real broker: worker and sink as subprocesses, a small month,
+the close, and DuckDB's account_decisions equal to decide() over the same events."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from projections import sink
+from projections.calendar import Month
+from projections.decide import DECISION_COLUMNS, decide_company
+from projections.facts import fold_all
+from projections.invoice import build_invoice
+from projections.prices import PriceBook
+from projections.snapshots import decision_row
+from schemas import validate_event
+from seatledger.workload import iter_events
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+MONTH = "2026-02"
+
+
+def _worker_ready() -> str | None:
+    if importlib.util.find_spec("streams.worker") is None:
+        return "streams.worker (seatledger worker) does not exist yet"
+    out = subprocess.run([sys.executable, "-m", "seatledger.cli", "worker", "--help"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return f"seatledger worker is not usable yet: {out.stderr.strip()[-300:]}"
+    return None
+
+
+def oracle(companies: int, accounts: int, seed: int):
+    events = [validate_event(e) for e in iter_events(companies, accounts, MONTH, seed=seed)]
+    facts = fold_all(events)
+    m = Month.parse(MONTH)
+    prices = PriceBook.load()
+    rows, invoices = [], {}
+    for cid in sorted({c for c, _ in facts.accounts} | set(facts.companies)):
+        accts = {u: a for (c, u), a in facts.accounts.items() if c == cid}
+        act = {u: a for (c, u, mm), a in facts.activity.items() if c == cid and mm == m}
+        cm, decs = decide_company(cid, m, facts.company(cid), accts, act, prices)
+        rows.extend(decision_row(d) for d in decs)
+        invoices[cid] = build_invoice(cm, decs).subtotal_usd
+    return rows, invoices
+
+
+def test_demo_end_to_end(kafka_settings, tmp_path):
+    reason = _worker_ready()
+    if reason:
+        pytest.skip(reason)
+    from streams.demo import DemoOptions, run_demo
+
+    settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "var", "db": tmp_path / "demo.duckdb"})
+    opts = DemoOptions(companies=8, accounts=600, month=MONTH, seed=3, pack=100, timeout=240, quiet=True)
+    res = run_demo(settings, opts)
+
+    assert res.month == MONTH and res.db == (tmp_path / "demo.duckdb").resolve()
+    assert res.certificate["complete"] and res.certificate["checksums_match"]
+    assert res.certificate["rejected"] == 0
+    want_rows, want_invoices = oracle(8, 600, 3)
+    with sink.read_connection(res.db) as con:
+        cur = con.execute("SELECT * FROM account_decisions ORDER BY company_id, user_id")
+        assert tuple(d[0] for d in cur.description) == DECISION_COLUMNS
+        got = [dict(zip(DECISION_COLUMNS, r, strict=True)) for r in cur.fetchall()]
+        assert con.execute("SELECT count(*) FROM invoices").fetchall()[0][0] == len(want_invoices)
+    for r in got:
+        r["unit_price_usd"] = str(r["unit_price_usd"])
+    key = lambda r: (r["company_id"], r["user_id"])  # noqa: E731
+    assert sorted(got, key=key) == sorted(want_rows, key=key)
+    assert {c: t for c, _, _, t in res.invoices} == want_invoices
+    assert res.total_usd == sum(want_invoices.values(), Decimal("0.00"))
+    # worker and sink were stopped; their logs stay under the run directory
+    assert (res.run_dir / "sink.log").exists() and (res.run_dir / "worker.log").exists()
+    assert "event=month_complete" in (res.run_dir / "sink.log").read_text()

@@ -83,19 +83,28 @@ class Message:
 
 
 @dataclass
-class Packer:
-    """Groups consecutive events of one company into messages of up to `pack` events.
+class _Pending:
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 2  # the brackets of an array
 
-    A pending pack is flushed when the company changes, when it holds `pack` events, when the next
-    event would make it exceed `max_bytes`, and at the end (`flush`). A message of one event is the
-    bare JSON object; of several, a JSON array.
+
+@dataclass
+class Packer:
+    """Groups events of one company into messages of up to `pack` events.
+
+    Events are held per company for a window of at most `window` events, so time-ordered input in
+    which companies interleave still packs well. Order is kept within a company, which is all the
+    contract needs: a company's events share a key, and facts do not depend on order anyway.
+    A company's pending pack is flushed when it holds `pack` events, when the next event would
+    make it exceed `max_bytes`, when the window is full (all packs), and at the end (`flush`).
+    A message of one event is the bare JSON object; of several, a JSON array.
     """
 
     pack: int = 1
     max_bytes: int = MAX_MESSAGE_BYTES
-    _company: str | None = None
-    _parts: list[bytes] = field(default_factory=list)
-    _size: int = 2  # the brackets of an array
+    window: int = 20_000
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _held: int = 0
 
     def __post_init__(self) -> None:
         if self.pack < 1:
@@ -103,27 +112,32 @@ class Packer:
 
     def add(self, company_id: str, obj: dict) -> list[Message]:
         encoded = orjson.dumps(obj)
+        if self.pack == 1:
+            return [Message(company_id.encode(), encoded, 1)]
         out: list[Message] = []
-        if self._parts and (
-            company_id != self._company
-            or len(self._parts) >= self.pack
-            or self._size + len(encoded) + 1 > self.max_bytes
-        ):
-            out = self.flush()
-        self._company = company_id
-        self._parts.append(encoded)
-        self._size += len(encoded) + 1
-        if len(self._parts) >= self.pack:
+        pending = self._pending.get(company_id)
+        if pending is not None and pending.size + len(encoded) + 1 > self.max_bytes:
+            out.append(self._flush_one(company_id))
+            pending = None
+        if pending is None:
+            pending = self._pending[company_id] = _Pending()
+        pending.parts.append(encoded)
+        pending.size += len(encoded) + 1
+        self._held += 1
+        if len(pending.parts) >= self.pack:
+            out.append(self._flush_one(company_id))
+        elif self._held >= self.window:
             out += self.flush()
         return out
 
-    def flush(self) -> list[Message]:
-        if not self._parts:
-            return []
-        parts, company = self._parts, self._company
-        self._parts, self._size = [], 2
+    def _flush_one(self, company_id: str) -> Message:
+        parts = self._pending.pop(company_id).parts
+        self._held -= len(parts)
         value = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
-        return [Message(company.encode(), value, len(parts))]
+        return Message(company_id.encode(), value, len(parts))
+
+    def flush(self) -> list[Message]:
+        return [self._flush_one(c) for c in list(self._pending)]
 
 
 def default_partition(company_id: str, partitions: int) -> int:

@@ -42,16 +42,28 @@ def test_pack_of_one_sends_each_event_as_its_bare_object():
     assert p.flush() == []
 
 
-def test_packer_cuts_at_company_change_at_n_and_at_the_end():
+def test_packer_packs_interleaved_companies_separately_keeping_each_companys_order():
     p = Packer(3)
     out = []
     for company, n in [("a", 1), ("a", 2), ("a", 3), ("a", 4), ("b", 5), ("a", 6)]:
         out += p.add(company, ev(company, n))
     out += p.flush()
     shapes = [(m.key, m.events) for m in out]
-    assert shapes == [(b"a", 3), (b"a", 1), (b"b", 1), (b"a", 1)]
+    assert shapes == [(b"a", 3), (b"a", 2), (b"b", 1)]
     assert [e["event_id"] for e in orjson.loads(out[0].value)] == ["a-1", "a-2", "a-3"]
-    assert isinstance(orjson.loads(out[1].value), dict)
+    assert [e["event_id"] for e in orjson.loads(out[1].value)] == ["a-4", "a-6"]
+    assert isinstance(orjson.loads(out[2].value), dict)
+
+
+def test_packer_flushes_every_company_when_its_window_is_full():
+    p = Packer(100, window=4)
+    out = []
+    for company, n in [("a", 1), ("b", 2), ("c", 3)]:
+        out += p.add(company, ev(company, n))
+    assert out == []
+    out += p.add("a", ev("a", 4))
+    assert [(m.key, m.events) for m in out] == [(b"a", 2), (b"b", 1), (b"c", 1)]
+    assert p.flush() == []
 
 
 def test_packer_cuts_before_a_message_would_grow_past_max_bytes():

@@ -59,6 +59,7 @@ from schemas.decode import decode_message
 
 BUCKETS = 16
 CONTROL_KEY = "seatledger_control"
+_CONTROL_NEEDLE = b'"' + CONTROL_KEY.encode() + b'"'
 CONSUMER_GROUP = "seatledger-archive"
 MANIFEST_DIR = "_manifest"
 REJECTED_DIR = "rejected"
@@ -86,8 +87,17 @@ def bucket_of(company_id: str) -> int:
     return zlib.crc32(company_id.encode()) % BUCKETS
 
 
+_DAY_US = 86_400_000_000
+_MONTH_OF_DAY: dict[int, str] = {}
+
+
 def utc_month(us: int) -> str:
-    return str(Month.of(from_us(us).date()))
+    """`YYYY-MM` of an instant in UTC (cached per day: the archive asks once per event)."""
+    day = us // _DAY_US
+    m = _MONTH_OF_DAY.get(day)
+    if m is None:
+        m = _MONTH_OF_DAY[day] = str(Month.of(from_us(day * _DAY_US).date()))
+    return m
 
 
 def event_dir(root: Path, month: str, bucket: int) -> Path:
@@ -109,7 +119,7 @@ def now_us() -> int:
 
 def is_control(raw: bytes) -> bool:
     """A control message (month-close marker) on the events topic: not an event, not a rejection."""
-    if b'"' + CONTROL_KEY.encode() + b'"' not in raw:
+    if _CONTROL_NEEDLE not in raw:
         return False
     try:
         data = orjson.loads(raw)

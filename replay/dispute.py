@@ -411,6 +411,11 @@ def build_report(
     def late(r: dict, after: int | None) -> bool:
         return after is not None and r["occurred_at_us"] < end and (r["published_at_us"] or 0) > after
 
+    rows_of_user: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["company_id"] == company_id and r.get("user_id") is not None:
+            rows_of_user.setdefault(r["user_id"], []).append(r)
+
     accounts = []
     for i, u in enumerate(users, 1):
         vs = by_user.get(u, [])
@@ -424,7 +429,7 @@ def build_report(
             a.differs = diff_columns(normalize(latest), normalize(d.row()))
         if a.status != "same":
             made = made_at_us(latest) if latest else close_us
-            a.late_events = [r for r in rows if r.get("user_id") == u and r["company_id"] == company_id and late(r, made)]
+            a.late_events = [r for r in rows_of_user.get(u, ()) if late(r, made)]
             was = _evidence_ids(latest["evidence"]) if latest else {}
             is_ = _evidence_ids(d.evidence) if d else {}
             a.evidence_added = [e for k, e in is_.items() if k not in was]

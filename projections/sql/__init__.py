@@ -1,0 +1,1 @@
+"""One SQL model per file (the DuckDB sink schema); shipped as package data."""

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import BinaryIO, Optional
 
 import typer
 
-from seatledger.workload import DEFAULT_HISTORY_MONTHS, Workload, write_ndjson
+from seatledger.workload import DEFAULT_HISTORY_MONTHS, Workload
+
+_TYPE = re.compile(rb'"type":"([a-z_]+)"')
 
 
-def _counting(events: Iterable[dict], counts: Counter) -> Iterator[dict]:
-    for ev in events:
-        counts[ev["type"]] += 1
-        yield ev
+def _write(wl: Workload, fp: BinaryIO, counts: Counter | None) -> int:
+    if counts is None:
+        return wl.write(fp)
+    n = 0
+    for block in wl.ndjson_blocks():
+        fp.write(block)
+        found = _TYPE.findall(block)
+        counts.update(found)
+        n += len(found)
+    return n
 
 
 def register(app: typer.Typer) -> None:
@@ -47,26 +56,23 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
         counts: Counter = Counter()
-        events = wl.events()
-        if stats:
-            events = _counting(events, counts)
         t0 = time.perf_counter()
         if out is None or out == "-":
-            stream = sys.stdout
-            n = write_ndjson(events, stream)
-            stream.flush()
+            sys.stdout.flush()
+            n = _write(wl, sys.stdout.buffer, counts if stats else None)
+            sys.stdout.buffer.flush()
             size = None
         else:
             path = Path(out)
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb", buffering=1 << 20) as fp:
-                n = write_ndjson(events, fp)
+                n = _write(wl, fp, counts if stats else None)
             size = path.stat().st_size
         elapsed = time.perf_counter() - t0
         if stats:
             width = max(len(k) for k in counts) if counts else 0
             for kind in sorted(counts):
-                typer.echo(f"{kind:<{width}}  {counts[kind]:>12,}", err=True)
+                typer.echo(f"{kind.decode():<{width}}  {counts[kind]:>12,}", err=True)
             rate = n / elapsed if elapsed > 0 else float("inf")
             extra = f", {size / 1e6:,.1f} MB" if size is not None else ""
             typer.echo(

@@ -344,3 +344,10 @@ def test_cli_generate_writes_to_stdout_without_out():
 def test_cli_generate_refuses_fewer_accounts_than_companies():
     result = CliRunner().invoke(app, ["generate", "--companies", "5", "--accounts", "2", "--month", MONTH])
     assert result.exit_code != 0
+
+
+def test_the_bytes_fast_path_writes_exactly_what_iter_events_and_write_ndjson_write():
+    buf = io.BytesIO()
+    n = Workload(5, 300, MONTH, seed=2).write(buf)
+    assert buf.getvalue() == _ndjson(5, 300, MONTH, seed=2)
+    assert n == buf.getvalue().count(b"\n")

@@ -76,18 +76,18 @@ _PUSH = ("push_notification_received", None)
 _EMAIL = ("email_notification_received", None)
 
 CLASSES: tuple[tuple[str, float, float, int, int, tuple], ...] = (
-    ("heavy", 0.12, 0.85, 8, 24,
+    ("heavy", 0.13, 0.85, 8, 24,
      ((_V_WEB, 18), (_V_MOB, 12), (_LOGIN, 8), (_CHAT, 25), (_NV_WEB, 8), (_NV_MOB, 6), (_NV, 2),
       (_PUSH, 12), (_EMAIL, 5), (_ADMIN, 1))),
-    ("regular", 0.33, 0.50, 2, 9,
+    ("regular", 0.33, 0.55, 3, 10,
      ((_V_WEB, 22), (_V_MOB, 14), (_LOGIN, 18), (_CHAT, 14), (_NV_WEB, 8), (_NV_MOB, 7), (_NV, 2),
       (_PUSH, 10), (_EMAIL, 5))),
-    ("light", 0.22, 0.12, 1, 3,
+    ("light", 0.27, 0.12, 1, 3,
      ((_V_WEB, 30), (_V_MOB, 12), (_LOGIN, 30), (_NV_WEB, 8), (_NV_MOB, 5), (_PUSH, 10), (_EMAIL, 5))),
     ("notification_only", 0.08, 0.35, 1, 4,
      ((_NV_WEB, 15), (_NV_MOB, 15), (_NV, 10), (_PUSH, 35), (_EMAIL, 25))),
     ("admin_only", 0.02, 0.25, 1, 3, ((_ADMIN, 1),)),
-    ("dormant", 0.23, 0.0, 0, 0, ()),
+    ("dormant", 0.17, 0.0, 0, 0, ()),
 )
 _N_CLASSES = len(CLASSES)
 _CLASS_CUM = []
@@ -103,7 +103,7 @@ P_GUEST = 0.03  # account appears by an invite naming another home company, neve
 P_DIRECT_INVITE = 0.03  # invited without an account_provisioned first
 P_INVITE = 0.86  # provisioned accounts that get invited
 P_SSO_CLAIM = 0.03  # provisioned, never invited, claimed anyway (single sign-on)
-P_CLAIM = 0.82  # invited accounts that claim
+P_CLAIM = 0.88  # invited accounts that claim
 P_PROFILE = 0.45  # accounts with a profile_update soon after creation
 P_FRONTLINE = 0.40  # of those: a frontline profile
 P_LATER_PROFILE = 0.05  # a later profile_update during the period (employment or role change)
@@ -875,8 +875,9 @@ _MIX = [_mix_table(c[5]) for c in CLASSES]
 
 
 def _company_sizes(rng: Random, companies: int, accounts: int) -> list[int]:
-    """Skewed (Pareto, alpha 1.16: roughly 80/20) sizes, each >= 1, summing to `accounts`."""
-    weights = [rng.paretovariate(1.16) for _ in range(companies)]
+    """Skewed sizes (shifted Pareto, alpha 1.1, capped): a few big, many small; each >= 1, summing to
+    `accounts`. With 50 companies and 5000 accounts: median ~30, several below 10, the biggest ~1000-2000."""
+    weights = [min(60.0, rng.paretovariate(1.1) - 0.97) for _ in range(companies)]
     total = sum(weights)
     extra = accounts - companies
     raw = [w / total * extra for w in weights]

@@ -114,7 +114,7 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
         trial,
         np,
         payment,
-        rejected_company_events(company, end),
+        rejected_company_events(company, month.start_us(tz), end),
     )
 
 

@@ -147,16 +147,17 @@ def nonprofit_status(company: CompanyFacts, month: Month, tz: ZoneInfo) -> Nonpr
     return NonprofitStatus(False, "R9", "nonprofit_revoked", (verified, revoked))
 
 
-def rejected_company_events(company: CompanyFacts, cutoff_us: int) -> list[tuple[Record, str]]:
-    """Company events that are valid messages but rejected by a rule (R8, R12), with the reason."""
+def rejected_company_events(company: CompanyFacts, start_us: int, end_us: int) -> list[tuple[Record, str]]:
+    """Company events of the month [start, end) that are valid messages but that a rule refused
+    (R8, R12), with the reason: the invoice of the month they happened in lists them once."""
     out = []
-    for r in before(ordered(company.records), cutoff_us):
-        if r.type == "nonprofit_verified":
+    for r in before(ordered(company.records), end_us):
+        if r.ts >= start_us and r.type == "nonprofit_verified":
             problem = verification_problem(r)
             if problem:
                 out.append((r, problem))
-    _, rejected = payment_profile(company, cutoff_us)
-    out.extend(rejected)
+    _, rejected = payment_profile(company, end_us)
+    out.extend((r, why) for r, why in rejected if r.ts >= start_us)
     return sorted(out, key=lambda x: (x[0].ts, x[0].event_id))
 
 

@@ -324,7 +324,7 @@ def test_a_malformed_techsoup_token_is_rejected_and_changes_nothing(token):
     cm, ds = w.decide_all("acme", OCT)
     assert cm.nonprofit is None and cm.plan == "premium"
     assert ds[0].charged
-    assert any("malformed TechSoup token" in n for n in w.invoice("acme", OCT).notices)
+    assert any("malformed TechSoup token" in n for n in w.invoice("acme", "2026-09").notices)
 
 
 @pytest.mark.parametrize("token", ["123a4567@MyOrgName", "123a4567", "9x@My.Org_name-2"])
@@ -340,7 +340,7 @@ def test_an_excluded_organisation_type_is_rejected_and_changes_nothing(org):
     w = premium().member("acme", "ann").do("login", "acme", "ann", "2026-10-03").nonprofit("acme", "2026-09-01", org=org)
     cm, _ = w.decide_all("acme", OCT)
     assert cm.nonprofit is None
-    assert any("excluded" in n for n in w.invoice("acme", OCT).notices)
+    assert any("excluded" in n for n in w.invoice("acme", "2026-09").notices)
 
 
 # R9 loss of nonprofit status ---------------------------------------------------------------------
@@ -422,7 +422,7 @@ def test_po_number_in_force_at_the_end_of_the_month():
 
 
 def test_american_express_is_rejected_for_brazil():
-    w = premium().billing("acme", "2026-09-01", payment_method="card", card_brand="amex", billing_country="BR")
+    w = premium().billing("acme", "2026-10-03", payment_method="card", card_brand="amex", billing_country="BR")
     inv = w.invoice("acme", OCT)
     assert inv.payment_method is None
     assert any("American Express is not accepted for billing country Brazil" in n for n in inv.notices)
@@ -549,8 +549,7 @@ def test_a_derived_guest_trial_puts_the_home_company_on_advanced_for_the_trial()
     assert cm.plan == "advanced"  # R5: an advanced trial while the company has chosen no plan
 
 
-def test_rejected_company_events_stay_on_every_later_invoice_as_notices():
-    # Documents the code's choice (a doubt, see docs/rules.md): notices list every rejected event up
-    # to the end of the month, not only the month's own, so an old rejection repeats every month.
-    w = premium().billing("acme", "2025-03-01", payment_method="card", card_brand="amex", billing_country="BR")
-    assert len(w.invoice("acme", OCT).notices) == 1
+def test_a_rejected_company_event_is_a_notice_on_the_invoice_of_its_own_month_only():
+    w = premium().billing("acme", "2026-09-20", payment_method="card", card_brand="amex", billing_country="BR")
+    assert len(w.invoice("acme", "2026-09").notices) == 1
+    assert w.invoice("acme", OCT).notices == []

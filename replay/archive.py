@@ -531,91 +531,78 @@ def _files(root: Path, months: list[str], bucket: int | None) -> list[str]:
     return out
 
 
-def _query_rows(sql: str, params: list) -> list[dict]:
+def _query_rows(sql: str, params: list | None = None) -> list[dict]:
     import duckdb
 
     con = duckdb.connect()
     try:
-        cur = con.execute(sql, params)
+        cur = con.execute(sql, params or [])
         names = [c[0] for c in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
     finally:
         con.close()
 
 
-def read_company_rows(root: Path | str, company_id: str, upto: Month | None = None) -> list[dict]:
-    """A company's archived events in UTC months up to `upto` (inclusive), deduplicated by event_id,
-    ordered by (occurred_at, event_id); plus other companies' invites naming it as a guest's home
-    company (they make its derived trial, R5). Each row has `READ_COLUMNS`."""
-    root = Path(root)
-    months = months_upto(root, upto)
-    own = _files(root, months, bucket_of(company_id))
-    every = _files(root, months, None)
-    if not every:
-        return []
-    cols = ", ".join(READ_COLUMNS)
-    parts, params = [], []
-    if own:
-        parts.append(f"SELECT {cols} FROM read_parquet(?, hive_partitioning=false) WHERE company_id = ?")
-        params += [own, company_id]
-    parts.append(
-        f"SELECT {cols} FROM read_parquet(?, hive_partitioning=false) WHERE type = 'invite' "
-        "AND company_id <> ? AND json_extract_string(attrs, '$.guest_home_company_id') = ?"
-    )
-    params += [every, company_id, company_id]
-    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) {_DEDUP} ORDER BY occurred_at_us, event_id"
-    return _query_rows(sql, params)
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def iter_rows(
+def _sql_files(files: list[str]) -> str:
+    return "[" + ", ".join(_sql_str(f) for f in files) + "]"
+
+
+def rows_sql(
     root: Path | str,
     upto: Month | None = None,
     *,
-    types: Iterable[str] | None = None,
-    batch: int = 50_000,
-    progress: Callable[[int], None] | None = None,
-) -> Iterator[dict]:
-    """Every archived event in UTC months up to `upto` (only of `types` when given), deduplicated by
-    event_id, ordered by (company_id, occurred_at, event_id), streamed in batches of `batch` rows;
-    `progress(n)` after each batch."""
-    import duckdb
+    company_id: str | None = None,
+    published_upto_us: int | None = None,
+) -> str | None:
+    """SQL (no parameters, so it can define a view) selecting `READ_COLUMNS` of the archived events
+    in UTC months up to `upto`, deduplicated by event_id; None when there are none.
 
+    With `company_id`: that company's events (from its bucket only) and the other companies'
+    invites naming it as a guest's home company (they make its derived trial, R5). With
+    `published_upto_us`: only events that had reached Kafka by then (what a close could know)."""
     root = Path(root)
-    files = _files(root, months_upto(root, upto), None)
-    if not files:
-        return
+    months = months_upto(root, upto)
+    every = _files(root, months, None)
+    if not every:
+        return None
     cols = ", ".join(READ_COLUMNS)
-    where, params = "", [files]
-    if types is not None:
-        where = "WHERE type IN (SELECT unnest(?))"
-        params.append(sorted(types))
-    sql = (
-        f"SELECT {cols} FROM read_parquet(?, hive_partitioning=false) {where} {_DEDUP} "
-        "ORDER BY company_id, occurred_at_us, event_id"
-    )
-    con = duckdb.connect()
-    try:
-        cur = con.execute(sql, params)
-        names = [c[0] for c in cur.description]
-        while chunk := cur.fetchmany(batch):
-            for r in chunk:
-                yield dict(zip(names, r))
-            if progress is not None:
-                progress(len(chunk))
-    finally:
-        con.close()
+    known = "" if published_upto_us is None else f" AND published_at_us <= {int(published_upto_us)}"
+    if company_id is None:
+        parts = [f"SELECT {cols} FROM read_parquet({_sql_files(every)}, hive_partitioning=false) WHERE true{known}"]
+    else:
+        own = _files(root, months, bucket_of(company_id))
+        cid = _sql_str(company_id)
+        parts = [
+            f"SELECT {cols} FROM read_parquet({_sql_files(every)}, hive_partitioning=false) WHERE type = 'invite' "
+            f"AND company_id <> {cid} AND json_extract_string(attrs, '$.guest_home_company_id') = {cid}{known}"
+        ]
+        if own:
+            parts.insert(
+                0, f"SELECT {cols} FROM read_parquet({_sql_files(own)}, hive_partitioning=false) WHERE company_id = {cid}{known}"
+            )
+    return f"SELECT * FROM ({' UNION ALL '.join(parts)}) {_DEDUP}"
 
 
-def read_all_rows(root: Path | str, upto: Month | None = None, company_id: str | None = None) -> list[dict]:
-    """Every archived event in UTC months up to `upto` (or one company's, with its guest invites),
-    deduplicated by event_id, ordered by (company_id, occurred_at, event_id)."""
-    if company_id is not None:
-        return read_company_rows(root, company_id, upto)
-    return list(iter_rows(root, upto))
+def read_company_rows(root: Path | str, company_id: str, upto: Month | None = None) -> list[dict]:
+    """A company's archived events in UTC months up to `upto` (inclusive) with the guest invites
+    naming it (see `rows_sql`), deduplicated by event_id, ordered by (occurred_at, event_id)."""
+    sql = rows_sql(root, upto, company_id=company_id)
+    return _query_rows(sql + " ORDER BY occurred_at_us, event_id") if sql else []
+
+
+def read_all_rows(root: Path | str, upto: Month | None = None) -> list[dict]:
+    """Every archived event in UTC months up to `upto`, deduplicated by event_id, ordered by
+    (company_id, occurred_at, event_id)."""
+    sql = rows_sql(root, upto)
+    return _query_rows(sql + " ORDER BY company_id, occurred_at_us, event_id") if sql else []
 
 
 def read_rejected(root: Path | str) -> list[dict]:
     files = sorted(str(f) for f in (Path(root) / REJECTED_DIR).glob("month=*/*.parquet"))
     if not files:
         return []
-    return _query_rows("SELECT * FROM read_parquet(?) ORDER BY topic, partition, \"offset\", \"index\"", [files])
+    return _query_rows(f"SELECT * FROM read_parquet({_sql_files(files)}) ORDER BY topic, partition, \"offset\", \"index\"")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -41,7 +41,17 @@ from projections.rulesets import RULESETS, get_ruleset
 from projections.sink import dispute_applied_message
 from projections.snapshots import decision_message, decision_row, encode
 from replay import archive
-from replay.verify import VerifyError, diff_columns, fold_rows, has_table, jsonable, normalize, query, read_db
+from replay.verify import (
+    VerifyError,
+    archive_facts,
+    decide_from_facts,
+    diff_columns,
+    has_table,
+    jsonable,
+    normalize,
+    query,
+    read_db,
+)
 
 Progress = Callable[[str, int, int | None], None]  # (step, done, total)
 
@@ -340,17 +350,7 @@ def _account_detail_md(a: dict, ruleset: str) -> list[str]:
 # Computing -------------------------------------------------------------------------------------
 
 
-def _counted(rows: list[dict], step: str, progress: Progress | None, every: int = 5_000) -> Iterator[dict]:
-    total = len(rows)
-    for i, r in enumerate(rows, 1):
-        yield r
-        if progress is not None and (i % every == 0 or i == total):
-            progress(step, i, total)
-
-
 def _decide(facts: FactSet, company_id: str, month: Month, prices: PriceBook, ruleset: str) -> dict[str, Decision]:
-    from replay.verify import decide_from_facts
-
     return {d.user_id: d for d in decide_from_facts(facts, company_id, month, prices, ruleset)}
 
 
@@ -378,8 +378,9 @@ def build_report(
     versions = stored_versions(db, company_id, month, user_id)
     if progress:
         progress("reading the archive", 0, None)
-    rows = archive.read_company_rows(root, company_id, month.next())
-    facts = fold_rows(_counted(rows, "folding events", progress))
+    upto = month.next()
+    rows = archive.read_company_rows(root, company_id, upto)
+    facts, _ = archive_facts(root, upto, company_id=company_id)
     now = _decide(facts, company_id, month, prices, rs)
     tz = zone(facts.company(company_id).timezone_name)
     end = month.end_us(tz)
@@ -405,8 +406,8 @@ def build_report(
             continue
         key = (made, latest["ruleset_version"])
         if key not in controls:
-            known = [r for r in rows if r["published_at_us"] is None or r["published_at_us"] <= made]
-            controls[key] = _decide(fold_rows(known), company_id, month, prices, key[1])
+            known, _ = archive_facts(root, upto, company_id=company_id, published_upto_us=made)
+            controls[key] = _decide(known, company_id, month, prices, key[1])
 
     def late(r: dict, after: int | None) -> bool:
         return after is not None and r["occurred_at_us"] < end and (r["published_at_us"] or 0) > after

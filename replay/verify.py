@@ -7,26 +7,26 @@ but DuckDB lacks (`missing`), a row DuckDB has that the archive does not produce
 whose columns differ (`differs`).
 
 Also the shared pieces of the dispute tool: reading DuckDB read-only while the sink may hold its
-lock, normalising stored rows for comparison, and recomputing a company-month from archive rows
-with the reference fold (`projections.facts.fold`) and `decide_company`.
+lock, normalising stored rows for comparison, and recomputing a company-month from the archive
+(facts by `projections.batch.build_facts`, equal to the reference fold, then `decide_company`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 
-from projections.calendar import Month, zone
+from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision, decide_company
-from projections.facts import COMPANY_EVENTS, AccountFacts, FactSet, MonthActivity, company_deltas, fold
+from projections.facts import AccountFacts, FactSet, MonthActivity
 from projections.prices import PriceBook
-from projections.rows import row_to_event
-from projections.rulesets import CURRENT, RULESETS, get_ruleset
+from projections.rows import COLUMNS
+from projections.rulesets import RULESETS, get_ruleset
 from replay import archive
 
 CENT = Decimal("0.01")
@@ -108,43 +108,47 @@ def jsonable(values: dict) -> dict:
 # Recomputing from the archive -----------------------------------------------------------------
 
 
-def events_of(rows: Iterable[dict]):
-    for r in rows:
-        yield row_to_event(r)
+def archive_facts(
+    root: Path | str,
+    upto: Month,
+    *,
+    company_id: str | None = None,
+    published_upto_us: int | None = None,
+) -> tuple[FactSet, int]:
+    """(facts, events read) of the archived events in UTC months up to `upto` (one company's, with
+    the guest invites naming it; only those that had reached Kafka by `published_upto_us`), built
+    by DuckDB with `projections.batch.build_facts`, which equals the reference `fold_all`."""
+    import duckdb
 
+    from projections.batch import build_facts
 
-def fold_rows(rows: Iterable[dict], company_rows: Iterable[dict] | None = None) -> FactSet:
-    """The reference fold over archive rows. `company_rows`, when given, are the company events
-    among them, folded first so every zone is known before activity is bucketed (as `fold_all`);
-    without it `rows` is materialised and read twice."""
-    facts = FactSet()
-    if company_rows is None:
-        rows = list(rows)
-        company_rows = (r for r in rows if r["type"] in COMPANY_EVENTS)
-    for ev in events_of(company_rows):
-        for cid, delta in company_deltas(ev):
-            facts.merge_company(cid, delta)
-    zones = {cid: zone(cf.timezone_name) for cid, cf in facts.companies.items()}
-    utc = zone("UTC")
-    for ev in events_of(rows):
-        fold(facts, ev, lambda c: zones.get(c, utc))
-    return facts
+    sql = archive.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
+    if sql is None:
+        return FactSet(), 0
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE TEMP VIEW archive_events AS SELECT {', '.join(COLUMNS)} FROM ({sql})")
+        n = con.execute("SELECT count(*) FROM archive_events").fetchone()[0]
+        facts = build_facts(con, "archive_events", [company_id] if company_id is not None else None)
+    finally:
+        con.close()
+    return facts, n
 
 
 @dataclass
-class CompanyFacts:
-    """One company's slice of a FactSet, indexed for decide_company."""
+class CompanySlice:
+    """One company's part of a FactSet, indexed for decide_company."""
 
     accounts: dict[str, AccountFacts] = field(default_factory=dict)
     activity: dict[tuple[str, Month], MonthActivity] = field(default_factory=dict)
 
 
-def index_by_company(facts: FactSet) -> dict[str, CompanyFacts]:
-    out: dict[str, CompanyFacts] = {}
+def index_by_company(facts: FactSet) -> dict[str, CompanySlice]:
+    out: dict[str, CompanySlice] = {}
     for (cid, uid), acc in facts.accounts.items():
-        out.setdefault(cid, CompanyFacts()).accounts[uid] = acc
+        out.setdefault(cid, CompanySlice()).accounts[uid] = acc
     for (cid, uid, m), act in facts.activity.items():
-        out.setdefault(cid, CompanyFacts()).activity[(uid, m)] = act
+        out.setdefault(cid, CompanySlice()).activity[(uid, m)] = act
     return out
 
 
@@ -154,9 +158,9 @@ def decide_from_facts(
     month: Month,
     prices: PriceBook,
     ruleset: str,
-    index: dict[str, CompanyFacts] | None = None,
+    index: dict[str, CompanySlice] | None = None,
 ) -> list[Decision]:
-    idx = (index or index_by_company(facts)).get(company_id) or CompanyFacts()
+    idx = (index or index_by_company(facts)).get(company_id) or CompanySlice()
     activity = {u: a for (u, m), a in idx.activity.items() if m == month}
     _, decisions = decide_company(company_id, month, facts.company(company_id), idx.accounts, activity, prices, ruleset)
     return decisions
@@ -258,14 +262,6 @@ def stored_decisions(con, month: Month, company_id: str | None) -> list[dict]:
     return query(con, sql + " ORDER BY company_id, user_id", params)
 
 
-def _stream_rows(root: Path, upto: Month, company_id: str | None, progress: Callable[[int], None] | None):
-    """(company rows, all rows) for the fold; streamed in batches when the whole archive is read."""
-    if company_id is not None:
-        rows = archive.read_company_rows(root, company_id, upto)
-        return None, rows
-    return archive.iter_rows(root, upto, types=COMPANY_EVENTS), archive.iter_rows(root, upto, progress=progress)
-
-
 def verify_month(
     archive_root: Path | str,
     db: Path | str,
@@ -274,7 +270,7 @@ def verify_month(
     company_id: str | None = None,
     prices: PriceBook | None = None,
     ruleset: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[str, int, int | None], None] | None = None,
 ) -> VerifyResult:
     """Compare `account_decisions` of `month` with a recomputation from the archive.
 
@@ -290,17 +286,18 @@ def verify_month(
     result = VerifyResult(str(month), company_id, stored=len(stored))
     if not stored:
         result.notes.append(f"DuckDB holds no complete decisions for {month}" + (f" of {company_id}" if company_id else ""))
-    company_rows, rows = _stream_rows(root, month.next(), company_id, progress)
-    counted = _Counting(rows)
-    facts = fold_rows(counted, company_rows)
-    result.events = counted.n
+    if progress:
+        progress("recomputing from the archive", 0, None)
+    facts, result.events = archive_facts(root, month.next(), company_id=company_id)
     index = index_by_company(facts)
     by_company: dict[str, dict[str, dict]] = {}
     for r in stored:
         by_company.setdefault(r["company_id"], {})[r["user_id"]] = r
     companies = sorted(set(by_company) | ({company_id} if company_id else set(index)))
     default = get_ruleset(ruleset).version
-    for cid in companies:
+    for i, cid in enumerate(companies, 1):
+        if progress and (i % 100 == 0 or i == len(companies)):
+            progress("comparing companies", i, len(companies))
         rows_of = by_company.get(cid, {})
         versions = {r["ruleset_version"] for r in rows_of.values()}
         fallback = next(iter(versions)) if len(versions) == 1 and ruleset is None else default
@@ -328,14 +325,3 @@ def verify_month(
             if cols:
                 result.drift.append(Drift("differs", cid, uid, tuple(cols), sn, rc))
     return result
-
-
-class _Counting:
-    def __init__(self, rows):
-        self.rows = rows
-        self.n = 0
-
-    def __iter__(self):
-        for r in self.rows:
-            self.n += 1
-            yield r

@@ -242,14 +242,8 @@ def register(app: typer.Typer) -> None:
         show = progress if progress is not None else sys.stderr.isatty()
         try:
             with _Bar(show) as bar:
-                count = {"n": 0}
-
-                def tick(n: int) -> None:
-                    count["n"] += n
-                    bar("reading the archive", count["n"], None)
-
                 result = verify_month(
-                    settings.archive_dir, settings.db, m, company_id=company, prices=book, ruleset=rs, progress=tick
+                    settings.archive_dir, settings.db, m, company_id=company, prices=book, ruleset=rs, progress=bar
                 )
         except VerifyError as exc:
             typer.echo(f"error: {exc}", err=True)

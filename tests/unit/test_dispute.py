@@ -16,7 +16,7 @@ from projections.prices import PriceBook
 from projections.sink import ensure_schema
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
-from replay.archive import ArchiveWriter, read_company_rows
+from replay.archive import ArchiveWriter
 from seatledger.cli import app
 
 OCT = Month(2026, 10)
@@ -61,8 +61,7 @@ def build_archive(root: Path, events=EVENTS) -> Path:
 
 def decisions_at(archive_root: Path, published_before: str, ruleset: str, company: str = "c-1"):
     """What a close at `published_before` would have billed (the worker's job, done here by hand)."""
-    rows = [r for r in read_company_rows(archive_root, company, OCT.next()) if r["published_at_us"] <= us(published_before)]
-    facts = verify.fold_rows(rows)
+    facts, _ = verify.archive_facts(archive_root, OCT.next(), company_id=company, published_upto_us=us(published_before))
     return verify.decide_from_facts(facts, company, OCT, PriceBook.load(), ruleset)
 
 

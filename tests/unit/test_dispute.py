@@ -182,6 +182,13 @@ def test_rulesets_differ_on_notification_only_and_old_snapshot_is_reproduced(tmp
     assert changed["u-1"].differs == ["ruleset_version"]
     assert changed["u-2"].at_close == "reproduces_billed"
     assert "ruleset changed from 2026.10 to 2026.11" in now.to_markdown()
+    # the batch replay reads the archive directory and reproduces the old snapshot with --ruleset 2026.10
+    out = CliRunner().invoke(
+        app, ["replay", "--events", str(root), "--month", "2026-10", "--company", "c-1", "--ruleset", "2026.10"]
+    )
+    assert out.exit_code == 0, out.output
+    replayed = [verify.normalize(orjson.loads(line)) for line in out.stdout.splitlines() if line.strip()]
+    assert replayed == [verify.normalize(d.row()) for d in old]
     # verify compares each row under the ruleset it recorded: clean
     assert verify.verify_month(root, db, OCT, company_id="c-1").clean
     # c-2 was never billed in this database: the whole-month check finds it missing

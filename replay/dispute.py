@@ -359,6 +359,29 @@ def _evidence_ids(evidence) -> dict[str, dict]:
     return {e["event_id"]: e for e in items}
 
 
+def _control(accounts: list[AccountReport], root: Path, upto: Month, company_id: str, month: Month, prices) -> None:
+    """Set `at_close` of each differing account: does its latest version's ruleset, applied to only
+    the events that had reached Kafka when that version was made, reproduce it?
+
+    One recomputation per (close or amendment batch, ruleset): versions of one `close_id` are
+    emitted over a few milliseconds, so the batch's earliest `emitted_at` is its cut-off."""
+    groups: dict[tuple[str, str], list[AccountReport]] = {}
+    for a in accounts:
+        v = a.latest
+        if a.status != "differs" or made_at_us(v) is None or v["ruleset_version"] not in RULESETS:
+            continue
+        groups.setdefault((v.get("close_id") or f"@{made_at_us(v)}", v["ruleset_version"]), []).append(a)
+    for (_, rs), members in sorted(groups.items()):
+        cutoff = min(made_at_us(a.latest) for a in members)
+        known, _ = archive_facts(root, upto, company_id=company_id, published_upto_us=cutoff)
+        then = _decide(known, company_id, month, prices, rs)
+        for a in members:
+            ctl = then.get(a.user_id)
+            cols = diff_columns(normalize(a.latest), normalize(ctl.row())) if ctl else ["(no decision)"]
+            a.at_close = "differs_from_billed" if cols else "reproduces_billed"
+            a.at_close_columns = cols
+
+
 def build_report(
     archive_root: Path | str,
     db: Path | str,
@@ -397,18 +420,6 @@ def build_report(
     firsts = [made_at_us(v) for v in versions if v["version"] == 1]
     close_us = min((t for t in firsts if t is not None), default=None)
 
-    # The control recomputation: the billed version's rules on the events known when it was made.
-    controls: dict[tuple[int, str], dict[str, Decision]] = {}
-    for u in users:
-        latest = by_user.get(u, [None])[-1]
-        made = made_at_us(latest) if latest else None
-        if latest is None or made is None or latest["ruleset_version"] not in RULESETS:
-            continue
-        key = (made, latest["ruleset_version"])
-        if key not in controls:
-            known, _ = archive_facts(root, upto, company_id=company_id, published_upto_us=made)
-            controls[key] = _decide(known, company_id, month, prices, key[1])
-
     def late(r: dict, after: int | None) -> bool:
         return after is not None and r["occurred_at_us"] < end and (r["published_at_us"] or 0) > after
 
@@ -435,17 +446,10 @@ def build_report(
             is_ = _evidence_ids(d.evidence) if d else {}
             a.evidence_added = [e for k, e in is_.items() if k not in was]
             a.evidence_removed = [e for k, e in was.items() if k not in is_]
-            if latest is not None and made is not None and (made, latest["ruleset_version"]) in controls:
-                ctl = controls[(made, latest["ruleset_version"])].get(u)
-                if ctl is None:
-                    a.at_close, a.at_close_columns = "differs_from_billed", ["(no decision)"]
-                else:
-                    cols = diff_columns(normalize(latest), normalize(ctl.row()))
-                    a.at_close = "differs_from_billed" if cols else "reproduces_billed"
-                    a.at_close_columns = cols
         accounts.append(a)
         if progress is not None and (i % 500 == 0 or i == len(users)):
             progress("comparing accounts", i, len(users))
+    _control(accounts, root, upto, company_id, month, prices)
     company_late = [
         r for r in rows if (r.get("user_id") is None or r["company_id"] != company_id) and late(r, close_us)
     ]

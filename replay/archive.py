@@ -353,17 +353,13 @@ class ArchiveWriter:
                 write_parquet_durably(_table([(*r, archived_at) for r in rows], ARCHIVE_SCHEMA), path)
                 files.append(path)
                 dirs.add(path.parent)
-            by_month: dict[str, list[tuple]] = {}
-            for r in p.rejected:
-                by_month.setdefault(utc_month(archived_at), []).append((*r, archived_at))
-            for month, rows in sorted(by_month.items()):
-                path = self.root / REJECTED_DIR / f"month={month}" / name
-                write_parquet_durably(_table(rows, REJECTED_SCHEMA), path)
+            if p.rejected:  # filed under the UTC month they were archived in
+                path = self.root / REJECTED_DIR / f"month={utc_month(archived_at)}" / name
+                write_parquet_durably(_table([(*r, archived_at) for r in p.rejected], REJECTED_SCHEMA), path)
                 files.append(path)
                 dirs.add(path.parent)
-            for d in sorted(dirs):
-                _fsync_dir(d)
-                _fsync_dir(d.parent)  # a new month= or bucket= directory must be durable too
+            for d in sorted(dirs | {d.parent for d in dirs} | {self.root}):
+                _fsync_dir(d)  # new month=, bucket= and rejected directories must be durable too
             m = Manifest(
                 self.topic,
                 partition,

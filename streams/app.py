@@ -47,8 +47,48 @@ log = logging.getLogger("seatledger.worker")
 
 ROUTER_BATCH = 2000  # messages per router batch (take_events)
 ROUTER_WITHIN = 0.05  # seconds a partial router batch waits
+FOLD_BATCH = 500  # routed messages per fold batch (their changelog writes are coalesced)
+FOLD_WITHIN = 0.02
 SEND_YIELD_EVERY = 2000  # snapshot sends between yields to the event loop during a close
 LAG_INTERVAL = 5.0
+
+
+class BatchSender:
+    """Many records to aiokafka record batches per (topic, partition), one `send_batch` each.
+
+    Per-record `send()` (aiokafka's or Faust's) costs tens of microseconds in Python; a changelog or
+    snapshot record appended to a BatchBuilder costs a few. Uses the aiokafka producer inside Faust's
+    producer (`Producer._producer`, private), so Faust's commit-time `producer.flush()` still waits
+    for these batches before offsets are committed.
+    """
+
+    def __init__(self, app: faust.App):
+        self.app = app
+
+    @property
+    def _aiokafka(self):
+        inner = getattr(self.app.producer, "_producer", None)
+        if inner is None:
+            raise RuntimeError("Faust's producer has no aiokafka producer (not started?)")
+        return inner
+
+    async def send(self, records: list[tuple[str, int, bytes | None, bytes | None]]) -> None:
+        """(topic, partition, key, value) records; per (topic, partition) order is kept."""
+        if not records:
+            return
+        producer = self._aiokafka
+        by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        for topic, partition, key, value in records:
+            by_tp.setdefault((topic, partition), []).append((key, value))
+        for (topic, partition), recs in by_tp.items():
+            batch = producer.create_batch()
+            for key, value in recs:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    await producer.send_batch(batch, topic, partition=partition)
+                    batch = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"record of {len(value or b'')} bytes does not fit a batch for {topic}")
+            await producer.send_batch(batch, topic, partition=partition)
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -154,15 +194,19 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
 
     producer = app.producer
 
+    sender = BatchSender(app)
+
     async def flush_writes() -> int:
         n_w = len(pending_writes)
         if n_w:
             items = list(pending_writes.items())
             pending_writes.clear()
-            for (topic, key, partition), value in items:
-                await producer.send(
-                    topic, orjson.dumps(key), None if value is None else orjson.dumps(value), partition, None, None
-                )
+            await sender.send(
+                [
+                    (topic, partition, orjson.dumps(key), None if value is None else orjson.dumps(value))
+                    for (topic, key, partition), value in items
+                ]
+            )
         return n_w
 
     async def forward(topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
@@ -233,13 +277,20 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
     snapshots_topic = settings.topic_snapshots
 
     async def emit(emissions) -> int:
+        """Snapshot messages, keyed by company (partition_done: by partition number); a company's
+        messages all go to its home partition of the snapshots topic, in order."""
         sent = 0
-        for key, value in emissions:
-            await forward(snapshots_topic, key, value, None)
+        chunk: list = []
+        for key, value, part in emissions:
+            if part is None:
+                part = home_partition(key.decode(), n)
+            chunk.append((snapshots_topic, part % n, key, value))
             sent += 1
-            if sent % SEND_YIELD_EVERY == 0:
+            if len(chunk) >= SEND_YIELD_EVERY:
+                await sender.send(chunk)
+                chunk = []
                 await flush_writes()
-                await asyncio.sleep(0)
+        await sender.send(chunk)
         await flush_writes()
         return sent
 
@@ -282,58 +333,63 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
             metrics.close_expected.labels(month).set(expected)
             metrics.partitions_closed.labels(month).set(closed)
 
+    async def fold_one(event) -> None:
+        msg = event.message
+        p = msg.partition
+        current["partition"] = p
+        try:
+            data = orjson.loads(event.value)
+        except orjson.JSONDecodeError as exc:
+            log.error("event=routed_not_json partition=%d offset=%d error=%r", p, msg.offset, exc)
+            return
+        ctl = control_of(data)
+        if ctl is not None:
+            kind = ctl.get(CONTROL_KEY)
+            if kind == REJECTED:
+                count_rejections(p, ctl)
+            elif kind == CLOSE_MONTH:
+                month = closer.on_marker(ctl, p)
+                if month is not None:
+                    t0 = time.monotonic()
+                    before = (closer.counts.decisions, closer.counts.company_months)
+                    sent = await emit(closer.close(p, month))
+                    dt = time.monotonic() - t0
+                    metrics.close_seconds.set(dt)
+                    metrics.snapshots.labels("decision").inc(closer.counts.decisions - before[0])
+                    metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[1])
+                    metrics.snapshots.labels("partition_done").inc()
+                    log.info("event=close_emitted month=%s partition=%d messages=%d seconds=%.3f", month, p, sent, dt)
+                update_close_gauges()
+            return
+        items = data if isinstance(data, list) else [data]
+        res = state.fold_items(items, p)
+        count_stats(p, msg.offset, res)
+        metrics.folded.inc(res.events)
+        if res.changed:
+            metrics.fact_changes.inc(res.changed)
+        if res.duplicates:
+            metrics.duplicates.inc(res.duplicates)
+        if res.late:
+            metrics.late.inc(res.late)
+        if res.errors:
+            metrics.fold_errors.inc(res.errors)
+        for aff in res.affected.values():
+            before = (closer.counts.decisions, closer.counts.amendments, closer.counts.company_months)
+            await emit(closer.recompute(p, aff))
+            metrics.amendments.inc(closer.counts.amendments - before[1])
+            metrics.snapshots.labels("decision").inc(
+                closer.counts.decisions - before[0] + closer.counts.amendments - before[1]
+            )
+            metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[2])
+
     @app.agent(routed_topic, name="fold", concurrency=1)
     async def fold(stream):
+        """Batches of routed messages: the changelog records of a whole batch are coalesced per key
+        and sent once, before the batch is acknowledged (take_events acks after the body ran)."""
         attach_stores()
-        async for event in stream.events():
-            msg = event.message
-            p = msg.partition
-            current["partition"] = p
-            try:
-                data = orjson.loads(event.value)
-            except orjson.JSONDecodeError as exc:
-                log.error("event=routed_not_json partition=%d offset=%d error=%r", p, msg.offset, exc)
-                continue
-            ctl = control_of(data)
-            if ctl is not None:
-                kind = ctl.get(CONTROL_KEY)
-                if kind == REJECTED:
-                    count_rejections(p, ctl)
-                elif kind == CLOSE_MONTH:
-                    month = closer.on_marker(ctl, p)
-                    if month is not None:
-                        t0 = time.monotonic()
-                        before = (closer.counts.decisions, closer.counts.company_months)
-                        sent = await emit(closer.close(p, month))
-                        dt = time.monotonic() - t0
-                        metrics.close_seconds.set(dt)
-                        metrics.snapshots.labels("decision").inc(closer.counts.decisions - before[0])
-                        metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[1])
-                        metrics.snapshots.labels("partition_done").inc()
-                        log.info("event=close_emitted month=%s partition=%d messages=%d seconds=%.3f", month, p, sent, dt)
-                    update_close_gauges()
-                await flush_writes()
-                continue
-            items = data if isinstance(data, list) else [data]
-            res = state.fold_items(items, p)
-            count_stats(p, msg.offset, res)
-            metrics.folded.inc(res.events)
-            if res.changed:
-                metrics.fact_changes.inc(res.changed)
-            if res.duplicates:
-                metrics.duplicates.inc(res.duplicates)
-            if res.late:
-                metrics.late.inc(res.late)
-            if res.errors:
-                metrics.fold_errors.inc(res.errors)
-            for aff in res.affected.values():
-                before = (closer.counts.decisions, closer.counts.amendments, closer.counts.company_months)
-                await emit(closer.recompute(p, aff))
-                metrics.amendments.inc(closer.counts.amendments - before[1])
-                metrics.snapshots.labels("decision").inc(
-                    closer.counts.decisions - before[0] + closer.counts.amendments - before[1]
-                )
-                metrics.snapshots.labels("company_month").inc(closer.counts.company_months - before[2])
+        async for batch in stream.take_events(FOLD_BATCH, FOLD_WITHIN):
+            for event in batch:
+                await fold_one(event)
             await flush_writes()
 
     @app.timer(LAG_INTERVAL)

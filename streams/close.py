@@ -1,7 +1,7 @@
 """Month close and amendments on one routed partition: facts -> decide() -> snapshot messages.
 
 No Faust in here either: `Closer` reads the facts from a `FoldState`, remembers what it emitted in
-the `emitted` table and yields (key, value) pairs for the snapshots topic; the agent sends them.
+the `emitted` table and yields (key, value, partition) for the snapshots topic; the agent sends them.
 
 - A close marker of month M from every one of the N source partitions has arrived on routed
   partition q (the router forwards each source partition's marker after that partition's events):
@@ -22,7 +22,7 @@ import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 
@@ -30,7 +30,7 @@ from projections.calendar import Month
 from projections.decide import Decision, decide_company
 from projections.facts import AccountFacts, MonthActivity
 from projections.invoice import build_invoice
-from projections.mau import in_report, mau_daily, months_needed
+from projections.mau import WINDOW_DAYS, in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import company_month_message, decision_message, digest, partition_done_message
@@ -42,7 +42,7 @@ log = logging.getLogger("seatledger.worker")
 BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog records small)
 LATE_EVENT = "late_event"
 
-Emission = tuple[bytes, bytes]  # (key, value) for the snapshots topic
+Emission = tuple[bytes, bytes, int | None]  # (key, value, partition or None: the key's home)
 
 
 def checksum_of_digests(digests: list[str]) -> str:
@@ -55,6 +55,30 @@ def checksum_of_digests(digests: list[str]) -> str:
 
 def invoice_digest(invoice_json: dict) -> str:
     return hashlib.sha256(orjson.dumps(invoice_json, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def mau_daily_fast(month: Month, activity_by_user: dict[str, dict[Month, MonthActivity | None]]) -> list[tuple]:
+    """projections.mau.mau_daily, same result, in O(users x days) bit operations instead of
+    O(users x days x 30) set lookups (17 of 22 s of a 20k-account close went there)."""
+    months = sorted({m for h in activity_by_user.values() for m in h} | {month})
+    start = months[0].first_day
+    offset = {m: (m.first_day - start).days for m in months}
+    first = (month.first_day - start).days
+    counts = [0] * month.days
+    window = (1 << WINDOW_DAYS) - 1
+    for hist in activity_by_user.values():
+        mask = 0
+        for m, act in hist.items():
+            if act is not None and act.report_days:
+                mask |= act.report_days << offset[m]
+        if not mask:
+            continue
+        for i in range(month.days):
+            d = first + i  # day index of the i-th day of `month`; window: days d-29 .. d
+            lo = d - WINDOW_DAYS + 1
+            if (mask >> lo if lo >= 0 else (mask << -lo)) & window:
+                counts[i] += 1
+    return [(month.first_day + timedelta(days=i), counts[i]) for i in range(month.days)]
 
 
 def _now() -> str:
@@ -157,7 +181,7 @@ class Closer:
             close_id=close_id, companies=len(companies), accounts=accounts,
             checksum_=checksum_of_digests(digests), counts=counts, emitted_at=_now(),
         )  # fmt: skip
-        yield str(partition).encode(), orjson.dumps(done)
+        yield str(partition).encode(), orjson.dumps(done), partition
         self.s.closes.put(key, {**(rec or {"seen": [], "n": n, "close_id": close_id}), "closed": True})
         self.state.mark_closed(partition, month)
         log.info(
@@ -240,7 +264,7 @@ class Closer:
                 amend_reason=None if (prev is None and reason is None) else (reason or LATE_EVENT),
                 in_report=in_report(month, hist), close_id=close_id, partition=partition, emitted_at=now,
             )  # fmt: skip
-            yield key, orjson.dumps(msg)
+            yield key, orjson.dumps(msg), None
             bk[d.user_id] = [version, dg]
             dirty.add(b)
             changed += 1
@@ -274,9 +298,9 @@ class Closer:
             return
         version = 1 if header is None else header["iv"] + 1
         hist_months = months_needed(month)
-        mau = mau_daily(month, {d.user_id: {m: act(d.user_id, str(m)) for m in hist_months} for d in decisions})
+        mau = mau_daily_fast(month, {d.user_id: {m: act(d.user_id, str(m)) for m in hist_months} for d in decisions})
         msg = company_month_message(inv, mau, version=version, close_id=close_id, partition=partition, emitted_at=_now())
-        yield cid.encode(), orjson.dumps(msg)
+        yield cid.encode(), orjson.dumps(msg), None
         self.s.emitted.put(hkey, {"iv": version, "id": idg, "b": nb})
         self.counts.company_months += 1
         if version > 1:

@@ -90,7 +90,7 @@ def simulate(messages: Iterable[bytes], month: str, partitions: int = 4, prices:
         p = home_partition(cid, partitions)
         res = state.fold_items(items, p)
         for aff in res.affected.values():
-            out.extend(orjson.loads(v) for _, v in closer.recompute(p, aff))
+            out.extend(orjson.loads(e[1]) for e in closer.recompute(p, aff))
 
     def close(m: str) -> None:
         for p in range(partitions):
@@ -98,7 +98,7 @@ def simulate(messages: Iterable[bytes], month: str, partitions: int = 4, prices:
                 ctl = {"month": m, "partitions": partitions, "source_partition": sp, "close_id": "sim"}
                 todo = closer.on_marker(ctl, p)
                 if todo:
-                    out.extend(orjson.loads(v) for _, v in closer.close(p, todo))
+                    out.extend(orjson.loads(e[1]) for e in closer.close(p, todo))
 
     for i, raw in enumerate(messages):
         r = route_message(raw, topic="sim", partition=0, offset=i)

@@ -118,3 +118,28 @@ def test_values_survive_a_changelog_round_trip(events):
     state.reset_caches()
     res = state.fold_items(items, 0)
     assert writes == [] and res.changed == 0 and res.duplicates == len(items)
+
+
+def test_fast_mau_equals_projection():
+    from projections.calendar import Month
+    from projections.facts import MonthActivity
+    from projections.mau import mau_daily
+    from streams.close import mau_daily_fast
+
+    rng = random.Random(1)
+    for month in (Month(2026, 10), Month(2026, 3), Month(2024, 3), Month(2026, 1)):
+        hist_months = [month.prev().prev(), month.prev(), month]
+        users = {}
+        for u in range(60):
+            h = {}
+            for m in hist_months:
+                if rng.random() < 0.7:
+                    bits = 0
+                    for _ in range(rng.randrange(0, 4)):
+                        bits |= 1 << rng.randrange(m.days)
+                    h[m] = MonthActivity(report_days=bits)
+                else:
+                    h[m] = None
+            users[f"u{u}"] = h
+        assert mau_daily_fast(month, users) == mau_daily(month, users)
+    assert mau_daily_fast(Month(2026, 10), {}) == mau_daily(Month(2026, 10), {})

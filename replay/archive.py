@@ -56,10 +56,9 @@ import pyarrow.parquet as pq
 from projections.calendar import Month, from_us
 from projections.rows import ARROW_SCHEMA, COLUMNS, event_row
 from schemas.decode import decode_message
+from streams.routing import parse_control
 
 BUCKETS = 16
-CONTROL_KEY = "seatledger_control"
-_CONTROL_NEEDLE = b'"' + CONTROL_KEY.encode() + b'"'
 CONSUMER_GROUP = "seatledger-archive"
 MANIFEST_DIR = "_manifest"
 REJECTED_DIR = "rejected"
@@ -115,17 +114,6 @@ def rejected_glob(root: Path | str) -> str:
 
 def now_us() -> int:
     return time.time_ns() // 1000
-
-
-def is_control(raw: bytes) -> bool:
-    """A control message (month-close marker) on the events topic: not an event, not a rejection."""
-    if _CONTROL_NEEDLE not in raw:
-        return False
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and CONTROL_KEY in data
 
 
 # Durable files --------------------------------------------------------------------------------
@@ -309,7 +297,7 @@ class ArchiveWriter:
         p = self._pending.setdefault(partition, _Pending())
         p.next_offset = offset + 1
         raw = raw or b""
-        if is_control(raw):
+        if parse_control(raw) is not None:  # a close marker: not an event, not a rejection
             p.controls += 1
             return True
         pub = published_at_us if published_at_us is not None else self.clock()

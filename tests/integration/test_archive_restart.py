@@ -22,6 +22,7 @@ from kafka_readback import end_offsets
 from replay.archive import archive_glob, compact, read_manifest, read_rejected
 from seatledger.workload import iter_events
 from streams.publisher import Publisher
+from streams.routing import close_marker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -78,7 +79,7 @@ def test_kill9_restart_keeps_exact_multiset(kafka_topics, tmp_path):
     assert any(n > 1 for n in published.values())  # the workload redelivers some events
     first, second = events[: len(events) // 2], events[len(events) // 2 :]
     bad = [
-        (b"c-x", b'{"seatledger_control": {"kind": "close", "month": "2026-10"}}'),
+        (b"c-x", orjson.dumps(close_marker("2026-10", "close-x", 3))),
         (b"c-x", b"{not json"),
         (b"c-x", orjson.dumps({"event_id": "bad-1", "type": "login", "occurred_at": "2026-10-02", "company_id": "c-x", "user_id": "u"})),
     ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,7 @@ from projections.calendar import Month
 from projections.rows import COLUMNS
 from replay import archive
 from replay.archive import ArchiveWriter, archive_glob, bucket_of, compact, read_company_rows
+from streams.routing import close_marker
 
 TOPIC = "t.events"
 
@@ -101,7 +101,7 @@ def test_layout_is_hive_readable_with_rows_schema_first(tmp_path):
 def test_controls_skipped_rejections_kept_with_reason(tmp_path):
     w = ArchiveWriter(tmp_path, TOPIC)
     w.open_partition(0)
-    w.add(0, 0, b'{"seatledger_control": {"close": "2026-10"}}')
+    w.add(0, 0, orjson.dumps(close_marker("2026-10", "close-1", 3)))  # what `seatledger close` sends
     w.add(0, 1, msg(ev("a", "login", "2026-10-02T00:00:00Z"), ev("b", "login", "not a time")))
     w.add(0, 2, b"{nope")
     w.add(0, 3, msg(ev("c", "warp", "2026-10-02T00:00:00Z")))

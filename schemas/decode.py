@@ -99,32 +99,22 @@ def decode_message(raw: bytes | str) -> tuple[list[Envelope], list[Rejection]]:
         return [], [Rejection(0, "empty JSON array: a packed message needs at least one event", raw)]
     good: list[Envelope] = []
     bad: list[Rejection] = []
-    companies: set[str] = set()
+    first: str | None = None
     for i, item in enumerate(items):
         try:
             ev = validate_event(item)
         except EventRejected as exc:
             bad.append(Rejection(i, exc.reason, item))
             continue
+        if first is None:
+            first = ev.company_id
+        elif ev.company_id != first:
+            # A packed message is one company's events; mixing would defeat keyed partitioning.
+            reason = f"packed message mixes companies: {ev.company_id!r} after {first!r}; pack one company's events per message"
+            bad.append(Rejection(i, reason, item))
+            continue
         good.append(ev)
-        companies.add(ev.company_id)
-    if len(companies) > 1:
-        # A packed message is one company's events; mixing would defeat keyed partitioning.
-        first = good[0].company_id
-        keep = []
-        for i, ev in enumerate(good):
-            if ev.company_id == first:
-                keep.append(ev)
-            else:
-                bad.append(
-                    Rejection(
-                        i,
-                        f"packed message mixes companies: {ev.company_id!r} after {first!r}; "
-                        "pack one company's events per message",
-                        ev.model_dump(mode="json"),
-                    )
-                )
-        good = keep
+    bad.sort(key=lambda r: r.index)
     return good, bad
 
 

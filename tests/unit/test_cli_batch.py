@@ -27,7 +27,7 @@ def runner() -> CliRunner:
 def events(tmp_path):
     w = World()
     w.company("acme", tz="Europe/Amsterdam", plan="advanced").billing(
-        "acme", "2026-09-01", payment_method="card", card_brand="amex", billing_country="BR"
+        "acme", "2026-10-01", payment_method="card", card_brand="amex", billing_country="BR"
     ).billing("acme", "2026-09-02", po_number="=HYPERLINK(\"x\")")  # a rejected update applies no field, so the PO comes apart
     w.member("acme", "ann").member("acme", "bob").profile("acme", "bob", "2026-09-01", hourly_paid=True, role_category="medical")
     w.member("acme", "-minus").member("acme", "-2.3")  # ids may start with "-": a spreadsheet would compute

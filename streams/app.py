@@ -36,8 +36,8 @@ from streams.routing import (
     CONTROL_KEY,
     REJECTED,
     control_of,
+    Packer,
     home_partition,
-    pack,
     rejected_control,
     routed_close_marker,
 )
@@ -212,12 +212,9 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
     async def forward(topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
         await producer.send(topic, key, value, partition, None, None)
 
-    async def flush_forwards(groups: dict[str, list[dict]]) -> None:
-        for cid, evs in groups.items():
-            p = home_partition(cid, n)
-            for value in pack(evs):
-                await forward(settings.topic_routed, cid.encode(), value, p)
-        groups.clear()
+    async def flush_forwards(packer: Packer) -> None:
+        for cid, value in packer.drain():
+            await forward(settings.topic_routed, cid.encode(), value, home_partition(cid, n))
 
     async def flush_rejections(rej: dict[int, list[tuple[int, int]]]) -> None:
         for sp, items in rej.items():
@@ -229,32 +226,36 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
         from streams.routing import route_message
 
         async for batch in stream.take_events(ROUTER_BATCH, ROUTER_WITHIN):
-            groups: dict[str, list[dict]] = defaultdict(list)
+            packer = Packer()
             rej: dict[int, list[tuple[int, int]]] = defaultdict(list)
+            n_events = n_derived = 0
+            metrics.messages_in.inc(len(batch))
             for event in batch:
                 msg = event.message
-                metrics.messages_in.inc()
                 try:
                     r = route_message(event.value, topic=msg.topic, partition=msg.partition, offset=msg.offset)
                 except Exception as exc:  # never let one message stop the router
                     log.exception("event=router_error partition=%d offset=%d error=%r", msg.partition, msg.offset, exc)
                     continue
-                for dl in r.dead:
-                    metrics.rejected.labels(dl["reason_class"]).inc()
-                    key = None
-                    if isinstance(dl["original"], dict) and isinstance(dl["original"].get("company_id"), str):
-                        key = dl["original"]["company_id"].encode()
-                    await forward(settings.topic_dlq, key, orjson.dumps(dl), None)
                 if r.dead:
+                    for dl in r.dead:
+                        metrics.rejected.labels(dl["reason_class"]).inc()
+                        key = None
+                        if isinstance(dl["original"], dict) and isinstance(dl["original"].get("company_id"), str):
+                            key = dl["original"]["company_id"].encode()
+                        await forward(settings.topic_dlq, key, orjson.dumps(dl), None)
                     rej[msg.partition].append((msg.offset, len(r.dead)))
                 if r.events:
-                    groups[r.company_id].extend(r.events)
-                    metrics.events_in.inc(len(r.events))
+                    if r.raw_elements is not None:
+                        packer.add_raw(r.company_id, r.raw_elements, len(r.events))
+                    else:
+                        packer.add(r.company_id, r.events)
+                    n_events += len(r.events)
                 for home, d in r.derived:
-                    groups[home].append(d)
-                    metrics.derived.inc()
+                    packer.add(home, [d])
+                    n_derived += 1
                 if r.control is not None:
-                    await flush_forwards(groups)
+                    await flush_forwards(packer)
                     await flush_rejections(rej)
                     await producer.flush()  # every event before the marker is on the broker
                     ctl = r.control
@@ -269,8 +270,12 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
                         "event=close_marker_forwarded month=%s source_partition=%d close_id=%s",
                         ctl["month"], msg.partition, ctl.get("close_id"),
                     )  # fmt: skip
-            await flush_forwards(groups)
+            await flush_forwards(packer)
             await flush_rejections(rej)
+            if n_events:
+                metrics.events_in.inc(n_events)
+            if n_derived:
+                metrics.derived.inc(n_derived)
 
     # ---- fold --------------------------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ router recognises them before decoding.
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -153,6 +154,102 @@ def dead_letter(
 
 
 # --------------------------------------------------------------------------------------------------
+# A fast path for the bulk of the traffic (activity events), exact by construction
+
+_ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ASCII_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_IDENT = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAYS: dict[str, int] = {}
+_SECS: dict[str, int] = {}
+
+
+def fast_ts_us(value: str) -> int | None:
+    """`to_us(parse_rfc3339(value))` for the common form `YYYY-MM-DDTHH:MM:SSZ` (ASCII digits), or
+    None when the value has any other form; then the caller uses the full parser (same judgement,
+    same value: this only accepts what `parse_rfc3339` accepts, checked in tests/unit/test_routing.py)."""
+    if len(value) != 20 or value[19] not in "Zz" or value[10] not in "Tt ":
+        return None
+    day = value[:10]
+    d = _DAYS.get(day)
+    if d is None:
+        if not _ASCII_DATE.fullmatch(day):
+            return None
+        try:
+            d = date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            return None
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        _DAYS[day] = d
+    hms = value[11:19]
+    s = _SECS.get(hms)
+    if s is None:
+        if not _ASCII_TIME.fullmatch(hms):
+            return None
+        h, m, sec = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
+        if h > 23 or m > 59 or sec > 59:
+            return None
+        s = _SECS[hms] = h * 3600 + m * 60 + sec
+    return (d * 86_400 + s) * 1_000_000
+
+
+# kind -> how its `channel` field is checked: None (not a field of the kind: an extra, any value),
+# "required" (Visit) or "optional" (NotificationView: may be null or absent).
+_FAST_KINDS: dict[str, str | None] = {
+    "login": None,
+    "chat_use": None,
+    "admin_panel_use": None,
+    "push_notification_received": None,
+    "email_notification_received": None,
+    "visit": "required",
+    "notification_view": "optional",
+}
+_CHANNELS = ("web", "mobile")
+
+
+def fast_accept(item: Any) -> str | None:
+    """The company id of an activity event that `validate_event` certainly accepts, else None.
+
+    A strict subset of the contract, checked field by field like the pydantic models do (StrictStr,
+    lengths, the identifier pattern, RFC 3339 via `fast_ts_us`, `schema_version` 1, channels); extra
+    fields are allowed by the contract. None means only "not sure": the caller validates with pydantic,
+    which gives the verdict and the error text.
+    """
+    if type(item) is not dict:
+        return None
+    chan = _FAST_KINDS.get(item.get("type"), "-")
+    if chan == "-":
+        return None
+    eid = item.get("event_id")
+    if type(eid) is not str or not 0 < len(eid) <= 128:
+        return None
+    ts = item.get("occurred_at")
+    if type(ts) is not str or fast_ts_us(ts) is None:
+        return None
+    cid = item.get("company_id")
+    uid = item.get("user_id")
+    if type(cid) is not str or type(uid) is not str or not _IDENT.fullmatch(cid) or not _IDENT.fullmatch(uid):
+        return None
+    if len(item) > 5:
+        if "schema_version" in item:
+            v = item["schema_version"]
+            if type(v) is not int or v != 1:
+                return None
+        if "source" in item:
+            v = item["source"]
+            if v is not None and type(v) is not str:
+                return None
+        if chan is not None and "channel" in item:
+            v = item["channel"]
+            if not ((type(v) is str and v in _CHANNELS) or (v is None and chan == "optional")):
+                return None
+    if chan == "required" and "channel" not in item:
+        return None
+    return cid
+
+
+# --------------------------------------------------------------------------------------------------
 # One message
 
 
@@ -165,6 +262,9 @@ class Routed:
     derived: list[tuple[str, dict]] = field(default_factory=list)  # (home company, derived trial)
     dead: list[dict] = field(default_factory=list)  # DLQ records
     control: dict | None = None  # a close marker
+    # When every element was accepted: the message's bytes as the inside of a JSON array
+    # (`elem` or `elem,elem,...`), forwarded as they are instead of re-encoding `events`.
+    raw_elements: bytes | None = None
 
 
 def derived_trial(invite: dict, home: str) -> dict:
@@ -210,6 +310,19 @@ def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int,
         out.dead.append(dead_letter(raw, reason, index=0, raw_message=raw, **where))
         return out
     items = data if isinstance(data, list) else [data]
+    # Fast path: every element an activity event the contract certainly accepts, one company.
+    first = None
+    for item in items:
+        cid = fast_accept(item)
+        if cid is None or (first is not None and cid != first):
+            break
+        first = cid
+    else:
+        out.company_id = first
+        out.events = items
+        body = raw.strip()
+        out.raw_elements = body[1:-1] if isinstance(data, list) else body
+        return out  # activity events are never guest invites: nothing derived
     good = []
     elements: list[dict] = []
     for i, item in enumerate(items):
@@ -231,6 +344,9 @@ def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int,
         return out
     out.company_id = good[0].company_id
     out.events = elements
+    if len(elements) == len(items):
+        body = raw.strip()
+        out.raw_elements = body[1:-1] if isinstance(data, list) else body
     for ev, item in zip(good, elements, strict=True):
         home = guest_home(ev)
         if home is not None:
@@ -259,3 +375,42 @@ def pack(events: list[dict], max_events: int = MAX_PACK_EVENTS, max_bytes: int =
     if chunk:
         out.append(b"[" + b",".join(chunk) + b"]")
     return out
+
+
+class Packer:
+    """Accepted events of one batch, per company, as routed messages: JSON arrays of bounded size.
+
+    `add_raw` takes a message's accepted elements as bytes (`Routed.raw_elements`): no re-encoding;
+    `add` takes decoded elements (derived events, partly rejected messages)."""
+
+    __slots__ = ("max_events", "max_bytes", "groups")
+
+    def __init__(self, max_events: int = MAX_PACK_EVENTS, max_bytes: int = MAX_PACK_BYTES):
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.groups: dict[str, list] = {}  # company -> [[parts], events, bytes] of the open chunk, done chunks...
+
+    def add_raw(self, company_id: str, elements: bytes, count: int) -> None:
+        if count > 1 and (count > self.max_events or len(elements) + 2 > self.max_bytes):
+            self.add(company_id, orjson.loads(b"[" + elements + b"]"))  # split element by element
+            return
+        chunks = self.groups.get(company_id)
+        if chunks is None:
+            chunks = self.groups[company_id] = [[[], 0, 2]]
+        cur = chunks[-1]
+        if cur[1] and (cur[1] + count > self.max_events or cur[2] + len(elements) + 1 > self.max_bytes):
+            cur = [[], 0, 2]
+            chunks.append(cur)
+        cur[0].append(elements)
+        cur[1] += count
+        cur[2] += len(elements) + 1
+
+    def add(self, company_id: str, events: list[dict]) -> None:
+        for ev in events:
+            self.add_raw(company_id, orjson.dumps(ev), 1)
+
+    def drain(self) -> list[tuple[str, bytes]]:
+        """(company, routed message) in order of first appearance; empties the packer."""
+        out = [(cid, b"[" + b",".join(c[0]) + b"]") for cid, chunks in self.groups.items() for c in chunks if c[1]]
+        self.groups = {}
+        return out

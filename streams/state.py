@@ -51,6 +51,7 @@ from projections.facts import (
 )
 from schemas.decode import validate_event
 from schemas.events import parse_rfc3339
+from streams.routing import fast_ts_us
 
 log = logging.getLogger("seatledger.worker")
 
@@ -172,9 +173,10 @@ class FoldState:
         """(YYYY-MM, day of month) of an instant in a zone, cached per 15-minute slot."""
         slot = ts // SLOT_US
         key = (tz.key, slot)
-        hit = self._day.get(key)
-        if hit is not None:
-            return hit
+        try:
+            return self._day[key]
+        except KeyError:
+            pass
         d0 = local_date(slot * SLOT_US, tz)
         d1 = local_date(slot * SLOT_US + SLOT_US - 1, tz)
         if d0 != d1:  # a zone whose offset is not a multiple of 15 minutes: no caching
@@ -249,22 +251,36 @@ class FoldState:
         cid = item["company_id"]
         uid = item["user_id"]
         eid = item["event_id"]
-        ts = to_us(parse_rfc3339(item["occurred_at"]))
+        occurred = item["occurred_at"]
+        ts = fast_ts_us(occurred)
+        if ts is None:
+            ts = to_us(parse_rfc3339(occurred))
         kind = KIND_STR[kind]
         ev = [ts, eid, kind]
-        company_changed = self._touch_company(cid, ev)
+        s = self.s
+        # _touch_company, inlined: keep the earliest own event of the company (`first_own`)
+        cur = s.companies.raw.get(cid)
+        if cur is None:
+            s.companies.put(cid, {"r": [], "f": ev, "g": []})
+            self._tz.pop(cid, None)
+            company_changed = True
+        elif cur["f"] is None or ev < cur["f"]:
+            s.companies.put(cid, {"r": cur["r"], "f": ev, "g": cur["g"]})
+            company_changed = True
+        else:
+            company_changed = False
         changed = company_changed
         akey = cid + SEP + uid
-        acc = self.s.accounts.get(akey)
+        acc = s.accounts.raw.get(akey)
         if acc is None:
-            self.s.accounts.put(akey, {"r": [], "f": ev})
+            s.accounts.put(akey, {"r": [], "f": ev})
             changed = True
             if self.on_new_account is not None:
                 self.on_new_account(cid, uid)
         elif acc["f"] is None or ev < acc["f"]:
-            self.s.accounts.put(akey, {"r": acc["r"], "f": ev})
+            s.accounts.put(akey, {"r": acc["r"], "f": ev})
             changed = True
-        tz = self.tz_of(cid)
+        tz = self._tz[cid] if cid in self._tz else self.tz_of(cid)
         if tz is None:
             changed |= self._add_pending(akey, kind, ts, eid)
             month = self.local_day(ts, UTC)[0]
@@ -288,7 +304,7 @@ class FoldState:
     def _merge_activity(self, akey: str, kind: str, day: int, ev: list) -> bool:
         bit = 1 << (day - 1)
         b, r, n = KIND_CLASS[kind]
-        cur = self.s.activity.get(akey)
+        cur = self.s.activity.raw.get(akey)
         if cur is None:
             self.s.activity.put(
                 akey, [bit if b else 0, bit if r else 0, bit if n else 0, ev if b else None, ev if r else None, ev if n else None]

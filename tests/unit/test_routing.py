@@ -125,3 +125,91 @@ def test_pack_bounds():
     assert [e for c in chunks for e in orjson.loads(c)] == evs
     small = pack(evs, max_bytes=400)
     assert all(len(c) <= 400 for c in small) and [e for c in small for e in orjson.loads(c)] == evs
+
+
+def test_fast_timestamp_equals_the_contract_parser():
+    import random as _r
+
+    from projections.calendar import to_us
+    from schemas.events import parse_rfc3339
+    from streams.routing import fast_ts_us
+
+    rng = _r.Random(4)
+    values = [
+        "2026-10-02T08:14:03Z", "2026-10-02t08:14:03z", "2026-10-02 08:14:03Z", "2024-02-29T23:59:59Z",
+        "2023-02-29T10:00:00Z", "2026-13-01T00:00:00Z", "2026-10-02T24:00:00Z", "2026-10-02T23:60:00Z",
+        "2026-10-02T23:59:60Z", "2026-10-02T08:14:03+00:00", "2026-10-02T08:14:03.5Z", "2026-10-0２T08:14:03Z",
+        "2026-10-02T08:14:0３Z", "2026-10-02T08:14:03", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
+        "2026-1O-02T08:14:03Z", "+026-10-02T08:14:03Z", "2026-10-02T 8:14:03Z",
+    ]  # fmt: skip
+    values += [
+        f"{rng.randrange(1900, 2100):04d}-{rng.randrange(0, 14):02d}-{rng.randrange(0, 33):02d}T"
+        f"{rng.randrange(0, 26):02d}:{rng.randrange(0, 62):02d}:{rng.randrange(0, 62):02d}Z"
+        for _ in range(3000)
+    ]
+    fast_hits = 0
+    for v in values:
+        got = fast_ts_us(v)
+        try:
+            want = to_us(parse_rfc3339(v))
+        except ValueError:
+            want = None
+        if got is not None:
+            fast_hits += 1
+            assert got == want, v  # the fast path never accepts what the contract refuses
+    assert fast_hits > 1000
+
+
+def test_fast_accept_is_a_subset_of_the_contract():
+    from schemas.decode import EventRejected, validate_event
+    from seatledger.workload import iter_events
+    from streams.routing import fast_accept
+
+    base = ev(1, kind="visit", channel="web")
+    variants = [
+        base, {**base, "channel": "fax"}, {**base, "channel": None}, {k: v for k, v in base.items() if k != "channel"},
+        {**base, "type": "notification_view", "channel": None}, {**base, "type": "notification_view"},
+        {**base, "type": "notification_view", "channel": "pager"}, {**base, "type": "login", "channel": "fax"},
+        {**base, "schema_version": 1}, {**base, "schema_version": True}, {**base, "schema_version": 2},
+        {**base, "schema_version": "1"}, {**base, "source": None}, {**base, "source": 3}, {**base, "extra": [1]},
+        {**base, "user_id": ""}, {**base, "user_id": "u" * 65}, {**base, "user_id": "u" * 64}, {**base, "user_id": "a b"},
+        {**base, "user_id": "a\n"}, {**base, "company_id": 5}, {**base, "event_id": ""}, {**base, "event_id": "e" * 129},
+        {**base, "event_id": "e" * 128}, {**base, "occurred_at": "2026-10-02T08:14:03"}, {**base, "type": "teleport"},
+        {**base, "type": "deactivate"}, {k: v for k, v in base.items() if k != "user_id"}, ["not", "a", "dict"],
+    ]  # fmt: skip
+    variants += list(iter_events(3, 60, "2026-10", seed=2))
+    fast = 0
+    for item in variants:
+        cid = fast_accept(item)
+        try:
+            model = validate_event(item)
+        except EventRejected:
+            model = None
+        if cid is not None:
+            fast += 1
+            assert model is not None and model.company_id == cid, item
+    assert fast > 50
+
+
+def test_route_fast_and_slow_paths_agree_and_forward_the_bytes_as_published():
+    from streams.routing import Packer
+
+    acts = [ev(i, kind="visit", channel="web", note=" spaced ") for i in range(5)]
+    raw = b"  [ " + b" , ".join(orjson.dumps(e) for e in acts) + b" ]\n"
+    r = route(raw)
+    assert r.events == acts and r.company_id == "acme" and not r.dead
+    assert orjson.loads(b"[" + r.raw_elements + b"]") == acts
+    mixed = [*acts, ev(9, kind="deactivate")]  # not all activity: the pydantic path
+    r2 = route(orjson.dumps(mixed))
+    assert r2.events == mixed and orjson.loads(b"[" + r2.raw_elements + b"]") == mixed
+    r3 = route(orjson.dumps([acts[0], ev(1, company="other")]))  # partly rejected: no raw bytes
+    assert r3.raw_elements is None and r3.events == [acts[0]]
+    p = Packer(max_events=4, max_bytes=10_000)
+    p.add_raw("acme", r.raw_elements, 5)
+    p.add("acme", r3.events)
+    p.add("zeta", [ev(1, company="zeta")])
+    out = p.drain()
+    assert [c for c, _ in out] == ["acme", "acme", "zeta"]
+    assert [e for c, v in out if c == "acme" for e in orjson.loads(v)] == [*acts, acts[0]]
+    assert all(len(orjson.loads(v)) <= 4 for _, v in out)
+    assert p.drain() == []

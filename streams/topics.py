@@ -32,6 +32,7 @@ class TopicSpec:
     partitions: int
     replication_factor: int
     purpose: str
+    config: tuple[tuple[str, str], ...] = ()
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -97,7 +98,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str,
         result = {name: "exists" for name in names}
         if to_create:
             response = await admin.create_topics(
-                [NewTopic(s.name, s.partitions, s.replication_factor) for s in to_create]
+                [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config)) for s in to_create]
             )
             errors = []
             for topic, code, message in ((e[0], e[1], e[2] if len(e) > 2 else None) for e in response.topic_errors):
@@ -119,6 +120,19 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str,
 async def create_topics(settings: Settings) -> dict[str, str]:
     """Create every topic of `topic_specs(settings)`; {name: "created" | "exists"}."""
     return await ensure_topics(settings, topic_specs(settings))
+
+
+def changelog_specs(names: list[str], settings: Settings) -> list[TopicSpec]:
+    """The worker's table changelogs, compacted, co-partitioned with the routed topic.
+
+    The worker creates them before Faust starts: when Faust creates them itself it can subscribe
+    before the broker's metadata lists them ("Ignoring missing topic"), and then the tables of
+    those partitions are never assigned and the fold agent stalls (seen under load on Kafka 4.1).
+    """
+    return [
+        TopicSpec(name, settings.partitions, settings.replication_factor, "table changelog", (("cleanup.policy", "compact"),))
+        for name in names
+    ]
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

@@ -34,7 +34,7 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
 
     from streams.app import create_app
     from streams.metrics import WorkerMetrics
-    from streams.topics import create_topics_sync
+    from streams.topics import changelog_specs, create_topics_sync, ensure_topics, run_sync
 
     configure_logging(loglevel)
     result = create_topics_sync(settings)  # Faust must not auto-create source topics
@@ -49,6 +49,8 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
         )  # fmt: skip
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust's mkdir is not recursive
     w = create_app(settings, metrics)
+    changelogs = sorted(t.changelog_topic.get_topic_name() for t in w.app.tables.values())
+    run_sync(ensure_topics(settings, changelog_specs(changelogs, settings)))
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 

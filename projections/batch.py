@@ -141,9 +141,10 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
     wanted = set(companies) if companies is not None else None
     cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
     comps, accs = facts.companies, facts.accounts
+    company_events = COMPANY_EVENTS
     for eid, kind, ts, cid, uid, attrs, extras, source in zip(*cols):
         ev = (ts, eid, kind)
-        if kind in COMPANY_EVENTS:
+        if kind in company_events:
             if kind == "trial_started" and source == DERIVED_TRIAL_SOURCE:
                 # R5: a derived trial reaches the home company as a guest-invite candidate.
                 invite_id = eid[len(DERIVED_TRIAL_PREFIX) :]
@@ -155,7 +156,9 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
             if wanted is not None and cid not in wanted:
                 continue
             cf = comps.setdefault(cid, CompanyFacts())
-            cf.first_own = _min(cf.first_own, ev)
+            fo = cf.first_own
+            if fo is None or ev < fo:
+                cf.first_own = ev
             if eid not in cf.records:
                 cf.records[eid] = _record(eid, kind, ts, attrs, source)
             continue
@@ -168,14 +171,24 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
                     hf.guest_invites[eid] = Record(ts, eid, "invite", (("company_id", cid),))
         if wanted is not None and cid not in wanted:
             continue
-        cf = comps.setdefault(cid, CompanyFacts())
-        cf.first_own = _min(cf.first_own, ev)
-        af = accs.get((cid, uid))
+        cf = comps.get(cid)
+        if cf is None:
+            cf = comps[cid] = CompanyFacts()
+        fo = cf.first_own
+        if fo is None or ev < fo:
+            cf.first_own = ev
+        key = (cid, uid)
+        af = accs.get(key)
         if af is None:
-            af = accs[(cid, uid)] = AccountFacts()
-        af.first_seen = _min(af.first_seen, ev)
-        if eid not in af.records:
-            af.records[eid] = _record(eid, kind, ts, attrs, source)
+            af = accs[key] = AccountFacts({}, ev)
+        else:
+            fs = af.first_seen
+            if fs is None or ev < fs:
+                af.first_seen = ev
+        recs = af.records
+        if eid not in recs:
+            # account kinds carry no `source`; without attrs the record has no fields
+            recs[eid] = _record(eid, kind, ts, attrs, source) if attrs else Record(ts, eid, kind, ())
     return facts
 
 
@@ -297,54 +310,77 @@ def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], compan
     if companies is not None:
         where += f" AND e.company_id IN ({_sql_list(companies)})"
     join, offset = _offset_sql(con, zones, f"{view} e", where)
-    tbl = con.sql(activity_sql(view, join, offset, where)).to_arrow_table()
+    # Flat primitive columns (structs and lists convert to Python dicts and lists, slowly); the tie
+    # test (two smallest timestamps of a class equal) is evaluated in DuckDB.
+    flat = ["company_id", "user_id", "y", "m"]
+    for c, _ in _CLASSES:
+        flat += [
+            f"{c}_days",
+            f"{c}_ts[1] AS {c}_t",
+            f"{c}_ev.i AS {c}_i",
+            f"{c}_ev.t AS {c}_k",
+            f"coalesce(len({c}_ts) = 2 AND {c}_ts[1] = {c}_ts[2], false) AS {c}_tie",
+        ]
+    tbl = con.sql(f"SELECT {', '.join(flat)} FROM ({activity_sql(view, join, offset, where)})").to_arrow_table()
     n = tbl.num_rows
     if n == 0:
         return
-    names = tbl.column_names
-    col = {name: tbl.column(name).to_pylist() for name in names}
+    col = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
+    del tbl
     cids, uids, ys, ms = col["company_id"], col["user_id"], col["y"], col["m"]
-    days = {c: col[f"{c}_days"] for c, _ in _CLASSES}
-    evs = {c: col[f"{c}_ev"] for c, _ in _CLASSES}
-    tss = {c: col[f"{c}_ts"] for c, _ in _CLASSES}
     ties = []
     for c, _ in _CLASSES:
-        for i, t in enumerate(tss[c]):
-            if t is not None and len(t) == 2 and t[0] == t[1]:
-                ties.append((cids[i], uids[i], t[0]))
+        tie_col, t_col = col[f"{c}_tie"], col[f"{c}_t"]
+        if any(tie_col):
+            ties.extend((cids[i], uids[i], t_col[i]) for i, tie in enumerate(tie_col) if tie)
     repaired = _repair_ties(con, view, sorted(set(ties)), zones) if ties else {}
     months: dict[tuple[int, int], Month] = {}
     accounts = facts.accounts
     companies_f = facts.companies
     activity = facts.activity
+
+    def firsts_of(c):
+        """The earliest evidence of class `c` per row: (ts, event_id, type) or None."""
+        out = []
+        append = out.append
+        for e, t, k in zip(col[f"{c}_i"], col[f"{c}_t"], col[f"{c}_k"]):
+            append(None if e is None or t is None else (t, e, k))
+        if repaired:
+            for i, ev in enumerate(out):
+                if ev is not None:
+                    out[i] = repaired.get((cids[i], uids[i], ev[0], c), ev)
+        return out
+
+    fb, fr, fn = (firsts_of(c) for c, _ in _CLASSES)
+    bd, rd, nd = (col[f"{c}_days"] for c, _ in _CLASSES)
     for i in range(n):
         cid, uid = cids[i], uids[i]
         ym = (ys[i], ms[i])
         mo = months.get(ym)
         if mo is None:
             mo = months[ym] = Month(*ym)
-        firsts = []
-        for c, _ in _CLASSES:
-            e = evs[c][i]
-            if e is None or tss[c][i] is None:
-                firsts.append(None)
-                continue
-            ts = tss[c][i][0]
-            ev = (ts, e["i"], e["t"])
-            if repaired:
-                ev = repaired.get((cid, uid, ts, c), ev)
-            firsts.append(ev)
-        act = MonthActivity(days["b"][i] or 0, days["r"][i] or 0, days["n"][i] or 0, *firsts)
-        activity[(cid, uid, mo)] = act
-        first = min(e for e in firsts if e is not None)
-        af = accounts.get((cid, uid))
+        b, r, x = fb[i], fr[i], fn[i]
+        activity[(cid, uid, mo)] = MonthActivity(bd[i] or 0, rd[i] or 0, nd[i] or 0, b, r, x)
+        first = b
+        if r is not None and (first is None or r < first):
+            first = r
+        if x is not None and (first is None or x < first):
+            first = x
+        key = (cid, uid)
+        af = accounts.get(key)
         if af is None:
-            af = accounts[(cid, uid)] = AccountFacts()
-        af.first_seen = _min(af.first_seen, first)
+            accounts[key] = AccountFacts({}, first)
+        else:
+            fs = af.first_seen
+            if fs is None or first < fs:
+                af.first_seen = first
         cf = companies_f.get(cid)
         if cf is None:
-            cf = companies_f[cid] = CompanyFacts()
-        cf.first_own = _min(cf.first_own, first)
+            companies_f[cid] = CompanyFacts({}, first)
+        else:
+            fo = cf.first_own
+            if fo is None or first < fo:
+                cf.first_own = first
 
 
 def build_facts(con, rows, companies: Iterable[str] | None = None) -> FactSet:

@@ -193,6 +193,25 @@ def decide_account(
     return result(True, True, billable_rule, billable_reason, evidence, price)
 
 
+class _PriceMemo:
+    """`PriceBook.unit_price` remembered per (plan, tier, month) for one company's accounts.
+
+    Only found prices are kept; a missing price raises on every call as the book does."""
+
+    __slots__ = ("book", "found")
+
+    def __init__(self, book: PriceBook):
+        self.book = book
+        self.found: dict[tuple, Decimal] = {}
+
+    def unit_price(self, plan: str, tier: str, month: Month) -> Decimal:
+        key = (plan, tier, month)
+        price = self.found.get(key)
+        if price is None:
+            price = self.found[key] = self.book.unit_price(plan, tier, month)
+        return price
+
+
 def known_by(account: AccountFacts, end_us: int) -> bool:
     """An account belongs in a month's snapshot once any event of it happened before the month ended."""
     return account.first_seen is not None and account.first_seen[0] < end_us
@@ -211,8 +230,9 @@ def decide_company(
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
     cm = company_month(company_id, company, month)
     end = cm.bounds.end_us
+    memo = _PriceMemo(prices)
     out = [
-        decide_account(cm, uid, acc, activity.get(uid), prices, rs)
+        decide_account(cm, uid, acc, activity.get(uid), memo, rs)
         for uid, acc in sorted(accounts.items())
         if known_by(acc, end)
     ]

@@ -48,11 +48,18 @@ class BatchResult:
 def companies_for_month(facts: FactSet, month: Month) -> list[str]:
     """Every company with an account known by the end of the month, or with company facts then."""
     out = set()
+    ends: dict[str, int] = {}  # per company: the month's end in its zone (read once, not per account)
     for (cid, _uid), acc in facts.accounts.items():
-        end = month.end_us(zone(facts.company(cid).timezone_name))
-        if acc.first_seen is not None and acc.first_seen[0] < end:
+        if cid in out or acc.first_seen is None:
+            continue
+        end = ends.get(cid)
+        if end is None:
+            end = ends[cid] = month.end_us(zone(facts.company(cid).timezone_name))
+        if acc.first_seen[0] < end:
             out.add(cid)
     for cid, cf in facts.companies.items():
+        if cid in out:
+            continue
         end = month.end_us(zone(cf.timezone_name))
         if any(r.ts < end for r in cf.records.values()) or any(r.ts < end for r in cf.guest_invites.values()):
             out.add(cid)

@@ -30,10 +30,10 @@ from projections.calendar import Month
 from projections.decide import Decision, decide_company
 from projections.facts import AccountFacts, MonthActivity
 from projections.invoice import build_invoice
-from projections.mau import WINDOW_DAYS, in_report, months_needed
+from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
-from projections.snapshots import company_month_message, decision_message, digest, partition_done_message
+from projections.snapshots import SNAPSHOT_FORMAT, company_month_message, partition_done_message
 from streams.routing import home_partition
 from streams.state import SEP, Affected, FoldState, new_stats
 
@@ -63,22 +63,107 @@ def mau_daily_fast(month: Month, activity_by_user: dict[str, dict[Month, MonthAc
     months = sorted({m for h in activity_by_user.values() for m in h} | {month})
     start = months[0].first_day
     offset = {m: (m.first_day - start).days for m in months}
-    first = (month.first_day - start).days
-    counts = [0] * month.days
-    window = (1 << WINDOW_DAYS) - 1
+    masks = []
     for hist in activity_by_user.values():
         mask = 0
         for m, act in hist.items():
             if act is not None and act.report_days:
                 mask |= act.report_days << offset[m]
-        if not mask:
-            continue
-        for i in range(month.days):
-            d = first + i  # day index of the i-th day of `month`; window: days d-29 .. d
-            lo = d - WINDOW_DAYS + 1
-            if (mask >> lo if lo >= 0 else (mask << -lo)) & window:
-                counts[i] += 1
+        masks.append(mask)
+    return mau_from_masks(month, (month.first_day - start).days, masks)
+
+
+def mau_from_masks(month: Month, first: int, masks) -> list[tuple]:
+    """Daily MAU of `month` from per-user masks of report days (bit k: day `start + k`; `first`: the
+    index of the month's first day). A user counts on day d when a bit of d-29 .. d is set: smear
+    each mask 29 days forward (shifts by 1, 2, 4, 8, 14), and count equal smeared months once."""
+    full = (1 << month.days) - 1
+    patterns: dict[int, int] = {}
+    for m in masks:
+        if m:
+            m |= m << 1
+            m |= m << 2
+            m |= m << 4
+            m |= m << 8
+            m |= m << 14  # bits 0..29 behind every set bit
+            v = (m >> first) & full
+            patterns[v] = patterns.get(v, 0) + 1
+    counts = [0] * month.days
+    for v, c in patterns.items():
+        i = 0
+        while v:
+            if v & 1:
+                counts[i] += c
+            v >>= 1
+            i += 1
     return [(month.first_day + timedelta(days=i), counts[i]) for i in range(month.days)]
+
+
+class History:
+    """The months a report window of `month` reaches (projections.mau.months_needed) and where each
+    starts in a per-user bit mask of report days: bit k = day k counted from the first such month."""
+
+    __slots__ = ("month", "months", "names", "offsets", "first", "last")
+
+    def __init__(self, month: Month):
+        self.month = month
+        self.months = months_needed(month)
+        self.names = [str(m) for m in self.months]
+        start = self.months[0].first_day
+        self.offsets = [(m.first_day - start).days for m in self.months]
+        self.first = self.offsets[-1]  # index of the month's first day
+        self.last = self.first + month.days - 1
+
+    def in_report(self, mask: int) -> bool:
+        """projections.mau.in_report: monthly-active on the month's last day (30-day window)."""
+        return bool((mask >> (self.last - WINDOW_DAYS + 1)) & ((1 << WINDOW_DAYS) - 1))
+
+
+_HISTORY: dict[str, History] = {}
+
+
+def history_of(month_s: str) -> History:
+    h = _HISTORY.get(month_s)
+    if h is None:
+        h = _HISTORY[month_s] = History(Month.parse(month_s))
+    return h
+
+
+def decision_message_fast(
+    d: Decision, *, version: int, corrects_version, amend_reason, in_report, close_id, partition, emitted_at
+) -> tuple[dict, str]:
+    """(projections.snapshots.decision_message(...), digest(d)) with the row built and hashed once
+    (decision_message computes the digest itself, the close needed it before: twice per account).
+    Same keys, order and values; checked against decision_message in tests/unit/test_worker_state.py."""
+    row = {
+        "company_id": d.company_id,
+        "user_id": d.user_id,
+        "month": d.month,
+        "billable": d.billable,
+        "charged": d.charged,
+        "tier": d.tier,
+        "rule": d.rule,
+        "reason": d.reason,
+        "evidence": d.evidence,
+        "unit_price_usd": str(d.unit_price_usd),
+        "ruleset_version": d.ruleset_version,
+    }
+    dg = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    msg = {
+        "kind": "decision",
+        "format": SNAPSHOT_FORMAT,
+        **row,
+        "plan": d.plan,
+        "version": version,
+        "corrects_version": corrects_version,
+        "amend_reason": amend_reason,
+        "in_report": in_report,
+        "digest": dg,
+        "close_id": close_id,
+        "partition": partition,
+        "emitted_at": emitted_at,
+    }
+    return msg, dg
 
 
 def _now() -> str:
@@ -200,72 +285,90 @@ class Closer:
     # ---- one company-month -------------------------------------------------------------------------
 
     def _decide(self, cid: str, month: Month, users: set[str] | None):
+        """decide_company over the stored facts; also `mask_of(user)`: the user's report days over
+        the months a report window reaches (History), read from the raw table values."""
         st = self.state
         cf = st.company(cid)
         uids = self.users_of(cid) if users is None else users
         accounts = {}
+        acc_raw = self.s.accounts.raw
         for uid in uids:
-            raw = self.s.accounts.get(cid + SEP + uid)
+            raw = acc_raw.get(cid + SEP + uid)
             if raw is not None:
                 accounts[uid] = AccountFacts.from_json(raw)
         pend = st.pending_activity(cid) if not cf.registered else {}
-
-        def act(uid: str, m: str) -> MonthActivity | None:
-            a = st.activity_of(cid, uid, m)
-            p = pend.get((uid, m)) if pend else None
-            if p is not None:
-                a = p if a is None else a.merge(p)
-            return a
-
-        mstr = str(month)
+        hist = history_of(str(month))
+        act_raw = self.s.activity.raw
+        mstr = hist.names[-1]
+        prefix = cid + SEP
         activity = {}
         for uid in accounts:
-            a = act(uid, mstr)
+            raw = act_raw.get(prefix + uid + SEP + mstr)
+            a = MonthActivity.from_tuple(raw) if raw is not None else None
+            if pend:
+                p = pend.get((uid, mstr))
+                if p is not None:
+                    a = p if a is None else a.merge(p)
             if a is not None:
                 activity[uid] = a
         cm, decisions = decide_company(cid, month, cf, accounts, activity, self.prices, self.ruleset)
-        return cm, decisions, act
+        pairs = list(zip(hist.offsets, hist.names))
+
+        def mask_of(uid: str) -> int:
+            mask = 0
+            base = prefix + uid + SEP
+            for off, m in pairs:
+                raw = act_raw.get(base + m)
+                if raw is not None and raw[1]:
+                    mask |= raw[1] << off
+                if pend:
+                    p = pend.get((uid, m))
+                    if p is not None and p.report_days:
+                        mask |= p.report_days << off
+            return mask
+
+        return cm, decisions, mask_of
 
     def _company_month(
         self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None
     ) -> Iterator[Emission]:
         """Decide and emit what differs from what was emitted; returns the digests of all decisions."""
-        month = Month.parse(month_s)
-        hist_months = [str(m) for m in months_needed(month)]
-        cm, decisions, act = self._decide(cid, month, users)
+        hist = history_of(month_s)
+        month = hist.month
+        cm, decisions, mask_of = self._decide(cid, month, users)
         hkey = f"{cid}{SEP}{month_s}"
         header = self.s.emitted.get(hkey)
         nb = header["b"] if header else max(1, len(decisions) // BUCKET_ACCOUNTS + 1)
         buckets: dict[int, dict] = {}
-
-        def bucket(uid: str) -> tuple[int, dict]:
-            b = zlib.crc32(uid.encode()) % nb
-            if b not in buckets:
-                buckets[b] = dict(self.s.emitted.get(f"{hkey}{SEP}{b}") or {})
-            return b, buckets[b]
-
+        emitted_raw = self.s.emitted.raw
         dirty: set[int] = set()
         digests: list[str] = []
+        masks: list[int] = []
         changed = 0
         key = cid.encode()
         now = _now()
+        dumps = orjson.dumps
         for d in decisions:
-            dg = digest(d)
-            digests.append(dg)
-            b, bk = bucket(d.user_id)
-            prev = bk.get(d.user_id)
-            if prev is not None and prev[1] == dg:
-                continue
+            uid = d.user_id
+            mask = mask_of(uid)
+            masks.append(mask)
+            b = zlib.crc32(uid.encode()) % nb if nb > 1 else 0
+            bk = buckets.get(b)
+            if bk is None:
+                bk = buckets[b] = dict(emitted_raw.get(f"{hkey}{SEP}{b}") or {})
+            prev = bk.get(uid)
             version = 1 if prev is None else prev[0] + 1
-            hist = {Month.parse(m): act(d.user_id, m) for m in hist_months}
-            msg = decision_message(
+            msg, dg = decision_message_fast(
                 d, version=version,
                 corrects_version=None if prev is None else prev[0],
                 amend_reason=None if (prev is None and reason is None) else (reason or LATE_EVENT),
-                in_report=in_report(month, hist), close_id=close_id, partition=partition, emitted_at=now,
+                in_report=hist.in_report(mask), close_id=close_id, partition=partition, emitted_at=now,
             )  # fmt: skip
-            yield key, orjson.dumps(msg), None
-            bk[d.user_id] = [version, dg]
+            digests.append(dg)
+            if prev is not None and prev[1] == dg:
+                continue
+            yield key, dumps(msg), None
+            bk[uid] = [version, dg]
             dirty.add(b)
             changed += 1
             if prev is None:
@@ -274,21 +377,23 @@ class Closer:
                 self.counts.amendments += 1
                 log.info(
                     "event=amendment company=%s user=%s month=%s version=%d corrects=%d reason=%s",
-                    cid, d.user_id, month_s, version, prev[0], reason or LATE_EVENT,
+                    cid, uid, month_s, version, prev[0], reason or LATE_EVENT,
                 )  # fmt: skip
         if users is not None:
             if not changed:
                 return digests
             # Some decision changed: the invoice needs every decision of the company.
-            cm, all_decisions, act = self._decide(cid, month, None)
+            cm, all_decisions, mask_of = self._decide(cid, month, None)
+            masks = [mask_of(d.user_id) for d in all_decisions]
         else:
             all_decisions = decisions
         for b in dirty:
             self.s.emitted.put(f"{hkey}{SEP}{b}", buckets[b])
-        yield from self._company_message(cid, month, cm, all_decisions, act, header, nb, close_id, partition)
+        yield from self._company_message(cid, hist, cm, all_decisions, masks, header, nb, close_id, partition)
         return digests
 
-    def _company_message(self, cid, month: Month, cm, decisions: list[Decision], act, header, nb, close_id, partition):
+    def _company_message(self, cid, hist: History, cm, decisions: list[Decision], masks, header, nb, close_id, partition):
+        month = hist.month
         inv = build_invoice(cm, decisions).to_json()
         idg = invoice_digest(inv)
         hkey = f"{cid}{SEP}{month}"
@@ -297,8 +402,7 @@ class Closer:
                 self.s.emitted.put(hkey, {**header, "b": nb})
             return
         version = 1 if header is None else header["iv"] + 1
-        hist_months = months_needed(month)
-        mau = mau_daily_fast(month, {d.user_id: {m: act(d.user_id, str(m)) for m in hist_months} for d in decisions})
+        mau = mau_from_masks(month, hist.first, masks)
         msg = company_month_message(inv, mau, version=version, close_id=close_id, partition=partition, emitted_at=_now())
         yield cid.encode(), orjson.dumps(msg), None
         self.s.emitted.put(hkey, {"iv": version, "id": idg, "b": nb})

@@ -143,3 +143,33 @@ def test_fast_mau_equals_projection():
             users[f"u{u}"] = h
         assert mau_daily_fast(month, users) == mau_daily(month, users)
     assert mau_daily_fast(Month(2026, 10), {}) == mau_daily(Month(2026, 10), {})
+
+
+def test_fast_decision_message_and_in_report_equal_the_projections():
+    from projections.calendar import Month
+    from projections.facts import MonthActivity
+    from projections.mau import in_report, months_needed
+    from projections.snapshots import decision_message, digest
+    from streams.close import decision_message_fast, history_of
+
+    rows = list(oracle(iter_events(3, 80, MONTH, seed=5), MONTH).values())
+    for i, r in enumerate(rows):
+        d = decision_from_row({**r, "plan": "premium" if i % 2 else ""})
+        kw = dict(version=1 + i % 3, corrects_version=i % 3 or None, amend_reason="late_event" if i % 3 else None,
+                  in_report=bool(i % 2), close_id="c", partition=i % 4, emitted_at="2026-11-01T00:00:00.000+00:00")  # fmt: skip
+        msg, dg = decision_message_fast(d, **kw)
+        assert dg == digest(d)
+        assert orjson.dumps(msg) == orjson.dumps(decision_message(d, **kw))
+    rng = random.Random(2)
+    for ms in ("2026-10", "2026-03", "2024-03", "2026-01", "2026-02"):
+        h = history_of(ms)
+        month = Month.parse(ms)
+        for _ in range(300):
+            hist, mask = {}, 0
+            for off, m in zip(h.offsets, months_needed(month), strict=True):
+                bits = 0
+                for _ in range(rng.randrange(0, 3)):
+                    bits |= 1 << rng.randrange(m.days)
+                hist[m] = MonthActivity(report_days=bits) if bits or rng.random() < 0.5 else None
+                mask |= bits << off
+            assert h.in_report(mask) == in_report(month, hist)

@@ -3,11 +3,13 @@
 1. a Kafka broker: the one answering at SEATLEDGER_BOOTSTRAP, else a local one
    (streams.local_broker; left running afterwards unless --stop-broker);
 2. this run's topics (fresh names per run, so old demo events never mix in) and the DuckDB file;
-3. `seatledger worker` and `seatledger sink` as subprocesses, logs under DATA_DIR/demo/<run>/;
+3. `seatledger worker`, `seatledger sink` and `seatledger archive` as subprocesses, logs and the
+   event archive under DATA_DIR/demo/<run>/;
 4. a realistic month from seatledger.workload (default: 20 companies, 3000 accounts, the previous
    calendar month, fixed seed), validated and published packed (streams.publisher);
 5. `seatledger close --month M`, then a wait until DuckDB shows the month complete;
-6. the invoices read back from DuckDB, the DB's path and a query to try; worker and sink stopped.
+6. the archive caught up; the invoices read back from DuckDB, the DB's path, a query and a dispute
+   report to try; worker, sink and archive stopped.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def child_env(settings: Settings, run_dir: Path) -> dict[str, str]:
         SEATLEDGER_WORKER_APP_ID=settings.worker_app_id,
         SEATLEDGER_WORKER_METRICS_PORT="0",  # any free port: several workers may run on this machine
         SEATLEDGER_SINK_METRICS_PORT="0",
+        SEATLEDGER_ARCHIVE_METRICS_PORT="0",
         SEATLEDGER_SECURITY_PROTOCOL=settings.security_protocol,
     )
     for name in ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
@@ -200,6 +203,37 @@ def month_complete(db: Path, month: str) -> bool:
     return bool(rows and rows[0][0])
 
 
+async def _end_offsets(settings: Settings) -> dict[int, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads metadata for every topic
+        parts = consumer.partitions_for_topic(settings.topic_events) or set()
+        ends = await consumer.end_offsets([TopicPartition(settings.topic_events, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def wait_for_archive(settings: Settings, root: Path, timeout: float) -> bool:
+    """Until the archive's manifests reach the end of every events partition (all durable)."""
+    from replay.archive import read_manifest
+
+    ends = asyncio.run(_end_offsets(settings))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        behind = [
+            p for p, end in ends.items()
+            if end > 0 and ((m := read_manifest(root, settings.topic_events, p)) is None or m.next_offset < end)
+        ]  # fmt: skip
+        if not behind:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def read_summary(db: Path, month: str) -> tuple[list[tuple], dict]:
     with sink.read_connection(db) as con:
         invoices = con.execute(
@@ -251,6 +285,13 @@ def print_summary(res: DemoResult, children: list[Child]) -> None:
         f"GROUP BY ALL ORDER BY 3 DESC\\\")); c.close()\""
     )
     console.print(f"  duckdb -readonly {res.db} \"SELECT * FROM billable_users LIMIT 10\"   (DuckDB CLI, if installed)")
+    if res.invoices:
+        company = max(res.invoices, key=lambda r: r[1])[0]
+        console.print("Why was each person billed (support's dispute report, from the event archive):")
+        console.print(
+            f"  seatledger dispute --company {company} --month {res.month} "
+            f"--archive {res.run_dir / 'archive'} --db {res.db}"
+        )
 
 
 def _say(opts: DemoOptions, text: str) -> None:
@@ -298,7 +339,9 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
         env = child_env(s, run_dir)
         children.append(start_child("worker", seatledger_cmd("worker"), env, run_dir))
         children.append(start_child("sink", seatledger_cmd("sink"), env, run_dir))
-        _say(opts, f"worker and sink started (logs in {run_dir}); publishing {opts.companies} companies, "
+        # The archive keeps every accepted event in Parquet: disputes and verify read it later.
+        children.append(start_child("archive", seatledger_cmd("archive"), env, run_dir))
+        _say(opts, f"worker, sink and archive started (logs in {run_dir}); publishing {opts.companies} companies, "
                    f"{opts.accounts} accounts, month {month} ...")
         t = time.monotonic()
         summary = asyncio.run(publish(s, opts, month))
@@ -325,6 +368,10 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
                 )
             time.sleep(0.5)
         timings["close_to_complete"] = time.monotonic() - t
+        t = time.monotonic()
+        if not wait_for_archive(s, run_dir / "archive", opts.timeout):
+            _say(opts, "warning: the archive has not caught up with the events topic; disputes may miss events")
+        timings["archive"] = time.monotonic() - t
         invoices, cert = read_summary(db, month)
         res = DemoResult(month, db, run_dir, summary.sent_events, summary.sent_messages, timings, invoices, cert)
         timings["total"] = time.monotonic() - t0

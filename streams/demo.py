@@ -272,7 +272,7 @@ def print_summary(res: DemoResult, children: list[Child]) -> None:
     if cert:
         console.print(
             f"close certificate: events counted {cert.get('events_counted')}, rejected {cert.get('rejected')}, "
-            f"duplicates ignored {cert.get('duplicates_ignored')}, decisions {cert.get('decisions')}, "
+            f"changing no fact {cert.get('duplicates_ignored')}, decisions {cert.get('decisions')}, "
             f"checksums match: {cert.get('checksums_match')}"
         )
     console.print(f"published {res.events} events in {res.messages} messages; timings: "

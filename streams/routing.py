@@ -165,10 +165,29 @@ _SECS: dict[str, int] = {}
 
 
 def fast_ts_us(value: str) -> int | None:
-    """`to_us(parse_rfc3339(value))` for the common form `YYYY-MM-DDTHH:MM:SSZ` (ASCII digits), or
-    None when the value has any other form; then the caller uses the full parser (same judgement,
-    same value: this only accepts what `parse_rfc3339` accepts, checked in tests/unit/test_routing.py)."""
-    if len(value) != 20 or value[19] not in "Zz" or value[10] not in "Tt ":
+    """`to_us(parse_rfc3339(value))` for the common forms `YYYY-MM-DDTHH:MM:SSZ` and
+    `YYYY-MM-DDTHH:MM:SS+HH:MM` (ASCII digits), or None when the value has any other form; then the
+    caller uses the full parser (same judgement, same value: this only accepts what `parse_rfc3339`
+    accepts, checked in tests/unit/test_routing.py)."""
+    n = len(value)
+    if n == 20:
+        if value[19] not in "Zz":
+            return None
+        off = 0
+    elif n == 25:
+        sign = value[19]
+        if (sign != "+" and sign != "-") or value[22] != ":":
+            return None
+        oh, om = value[20:22], value[23:25]
+        if not (oh.isascii() and oh.isdigit() and om.isascii() and om.isdigit()):
+            return None
+        h, m = int(oh), int(om)
+        if h > 23 or m > 59:
+            return None
+        off = (h * 3600 + m * 60) * (1 if sign == "+" else -1)
+    else:
+        return None
+    if value[10] not in "Tt ":
         return None
     day = value[:10]
     d = _DAYS.get(day)
@@ -191,7 +210,7 @@ def fast_ts_us(value: str) -> int | None:
         if h > 23 or m > 59 or sec > 59:
             return None
         s = _SECS[hms] = h * 3600 + m * 60 + sec
-    return (d * 86_400 + s) * 1_000_000
+    return (d * 86_400 + s - off) * 1_000_000
 
 
 # kind -> how its `channel` field is checked: None (not a field of the kind: an extra, any value),
@@ -310,44 +329,39 @@ def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int,
         out.dead.append(dead_letter(raw, reason, index=0, raw_message=raw, **where))
         return out
     items = data if isinstance(data, list) else [data]
-    # Fast path: every element an activity event the contract certainly accepts, one company.
-    first = None
-    for item in items:
-        cid = fast_accept(item)
-        if cid is None or (first is not None and cid != first):
-            break
-        first = cid
-    else:
-        out.company_id = first
-        out.events = items
-        body = raw.strip()
-        out.raw_elements = body[1:-1] if isinstance(data, list) else body
-        return out  # activity events are never guest invites: nothing derived
-    good = []
+    first: str | None = None  # the message's company: that of its first accepted element
     elements: list[dict] = []
+    models = []  # validated models of elements that went through pydantic (for R5 derivation)
     for i, item in enumerate(items):
-        try:
-            ev = validate_event(item)
-        except EventRejected as exc:
-            out.dead.append(dead_letter(item, exc.reason, index=i, **where))
-            continue
-        if good and ev.company_id != good[0].company_id:
+        cid = fast_accept(item)  # an activity event the contract certainly accepts (never an invite)
+        if cid is None:
+            try:
+                ev = validate_event(item)
+            except EventRejected as exc:
+                out.dead.append(dead_letter(item, exc.reason, index=i, **where))
+                continue
+            cid = ev.company_id
+        else:
+            ev = None
+        if first is not None and cid != first:
             reason = (
-                f"packed message mixes companies: {ev.company_id!r} after {good[0].company_id!r}; "
+                f"packed message mixes companies: {cid!r} after {first!r}; "
                 "pack one company's events per message"
             )
             out.dead.append(dead_letter(item, reason, index=i, **where))
             continue
-        good.append(ev)
+        first = cid
         elements.append(item)
-    if not good:
+        if ev is not None:
+            models.append((ev, item))
+    if not elements:
         return out
-    out.company_id = good[0].company_id
+    out.company_id = first
     out.events = elements
     if len(elements) == len(items):
         body = raw.strip()
         out.raw_elements = body[1:-1] if isinstance(data, list) else body
-    for ev, item in zip(good, elements, strict=True):
+    for ev, item in models:
         home = guest_home(ev)
         if home is not None:
             out.derived.append((home, derived_trial(item, home)))

@@ -51,7 +51,31 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
     w = create_app(settings, metrics)
     changelogs = sorted(t.changelog_topic.get_topic_name() for t in w.app.tables.values())
     run_sync(ensure_topics(settings, changelog_specs(changelogs, settings)))
+    if settings.auto_close_grace_hours is not None:
+        install_auto_close(w.app, settings)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def install_auto_close(app, settings: Settings) -> None:
+    """A timer that sends the close markers of each month once it has ended in every zone plus the
+    grace period (streams.autoclose). Every worker runs it (Faust's `on_leader` never fired on our
+    broker: its leader topic was not assigned); markers for a month already closed, or seen twice,
+    are ignored by the fold agent, so several workers or a restart re-sending them is harmless."""
+    from datetime import UTC, datetime
+
+    from streams.autoclose import month_to_close
+
+    sent: dict[str, str] = {}
+
+    @app.timer(interval=settings.auto_close_check_seconds)
+    async def auto_close() -> None:
+        month = str(month_to_close(datetime.now(UTC), settings.auto_close_grace_hours))
+        if sent.get("month") != month:
+            await send_close_markers(settings, month, close_id=f"auto-{month}")
+            sent["month"] = month
+            log.info("event=auto_close month=%s grace_hours=%s", month, settings.auto_close_grace_hours)
+
+    log.info("event=auto_close_enabled grace_hours=%s", settings.auto_close_grace_hours)
 
 
 async def send_close_markers(settings: Settings, month: str, close_id: str | None = None) -> tuple[str, int]:

@@ -23,14 +23,23 @@ def register(app: typer.Typer) -> None:
         prices: Path | None = typer.Option(None, "--prices", help="price book TOML"),
         metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (0: any free)"),
         app_id: str | None = typer.Option(None, "--app-id", help="Faust app id (consumer group, changelog prefix)"),
+        auto_close: bool = typer.Option(
+            False, "--auto-close", help="close each month automatically once it ended in every zone, plus a grace period"
+        ),
+        grace_hours: float | None = typer.Option(
+            None, "--grace-hours", min=0, help="grace period of --auto-close (default 72; SEATLEDGER_AUTO_CLOSE_GRACE_HOURS)"
+        ),
         loglevel: str = typer.Option("INFO", "--loglevel"),
     ) -> None:
         """Run the streaming worker until SIGTERM: route, validate, fold, close months, amend."""
+        from streams.autoclose import DEFAULT_GRACE_HOURS
         from streams.worker import run_worker
 
+        if auto_close and grace_hours is None:
+            grace_hours = DEFAULT_GRACE_HOURS
         settings = load_settings(
             bootstrap=bootstrap, partitions=partitions, data_dir=data_dir, prices=prices,
-            worker_metrics_port=metrics_port, worker_app_id=app_id,
+            worker_metrics_port=metrics_port, worker_app_id=app_id, auto_close_grace_hours=grace_hours,
         )  # fmt: skip
         run_worker(settings, loglevel=loglevel.upper())
 

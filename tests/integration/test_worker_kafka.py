@@ -225,3 +225,19 @@ async def test_bad_messages_go_to_the_dlq_and_good_ones_around_them_are_processe
     assert by_class["mixed_companies"]["index"] == 1
     done = [m for m in got if m["kind"] == "partition_done"]
     assert sum(m["counts"]["rejected"] for m in done) == len(bad) + 1
+
+
+async def test_auto_close_closes_a_month_that_ended_everywhere_plus_the_grace(kafka_topics, worker_factory, workload, expected):
+    # October 2026 ended in every zone on 2026-11-01T12:00Z; a grace that ends mid-November makes
+    # it the month due now, whenever the test runs.
+    from datetime import UTC, datetime
+
+    grace = (datetime.now(UTC) - datetime(2026, 11, 15, 12, tzinfo=UTC)).total_seconds() / 3600 - 12
+    settings = kafka_topics(partitions=PARTITIONS)
+    await publish(settings, [(p[0]["company_id"].encode(), orjson.dumps(p), None) for p in packed(workload)])
+    w = worker_factory(settings)
+    w.env.update(SEATLEDGER_AUTO_CLOSE_GRACE_HOURS=f"{grace:.3f}", SEATLEDGER_AUTO_CLOSE_CHECK_SECONDS="2")
+    w.start()
+    msgs = await wait_snapshots(settings, w, done_for(MONTH, PARTITIONS), timeout=120)
+    assert diff(expected, latest_decisions(msgs)) == []
+    assert {m["close_id"] for m in msgs if m["kind"] == "partition_done"} == {f"auto-{MONTH}"}

@@ -28,14 +28,14 @@ import orjson
 
 from projections.calendar import Month
 from projections.decide import Decision, decide_company
-from projections.facts import AccountFacts, MonthActivity
+from projections.facts import MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import SNAPSHOT_FORMAT, company_month_message, partition_done_message
 from streams.routing import home_partition
-from streams.state import SEP, Affected, FoldState, new_stats
+from streams.state import SEP, Affected, FoldState, decode_account, decode_activity, new_stats
 
 log = logging.getLogger("seatledger.worker")
 
@@ -295,7 +295,7 @@ class Closer:
         for uid in uids:
             raw = acc_raw.get(cid + SEP + uid)
             if raw is not None:
-                accounts[uid] = AccountFacts.from_json(raw)
+                accounts[uid] = decode_account(raw)
         pend = st.pending_activity(cid) if not cf.registered else {}
         hist = history_of(str(month))
         act_raw = self.s.activity.raw
@@ -304,7 +304,7 @@ class Closer:
         activity = {}
         for uid in accounts:
             raw = act_raw.get(prefix + uid + SEP + mstr)
-            a = MonthActivity.from_tuple(raw) if raw is not None else None
+            a = decode_activity(raw) if raw is not None else None
             if pend:
                 p = pend.get((uid, mstr))
                 if p is not None:

@@ -45,8 +45,10 @@ from projections.facts import (
     AccountFacts,
     CompanyFacts,
     MonthActivity,
+    Record,
     company_deltas,
     event_fields,
+    ordered,
     record_of,
 )
 from schemas.decode import validate_event
@@ -68,6 +70,79 @@ KIND_STR = {k: k for k in ACTIVITY_KINDS}
 def norm(value: Any) -> Any:
     """The JSON form of a value (tuples become lists): what a table holds after recovery."""
     return orjson.loads(orjson.dumps(value))
+
+
+# ---- compact value formats (internal to the worker; see docs/streaming.md) ----------------------
+#
+# accounts: [f_ts, f_eid, f_kind, r_ts, r_eid, r_type, r_attrs, ...]: first_seen (3 x None when
+#           unknown), then every record in (ts, event_id) order, 4 slots each; r_attrs is None or a
+#           flat [k1, v1, k2, v2, ...] (sorted keys, like Record.attrs).
+# activity: [bill_days, report_days, notify_days, b_ts, b_eid, b_kind, r_ts, r_eid, r_kind,
+#           n_ts, n_eid, n_kind]: the three bit masks, then the first evidence of each class
+#           (3 x None when absent), trailing absent evidences left out (a login: 9 slots).
+# One flat list of ints and strings per key instead of dicts of nested lists: no repeated dict keys,
+# one list object, and the strings shared by identity with the event that produced them.
+
+_INTERN: dict[str, str] = {}
+
+
+def _intern(s: str) -> str:
+    """One object per event type / attribute name (few distinct values, very many uses)."""
+    return _INTERN.setdefault(s, s)
+
+
+def _plain(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float)) else norm(v)
+
+
+def encode_account(acc: AccountFacts) -> list:
+    f = acc.first_seen
+    out: list = [f[0], f[1], _intern(f[2])] if f else [None, None, None]
+    for r in ordered(acc.records):
+        attrs = None
+        if r.attrs:
+            attrs = []
+            for k, v in r.attrs:
+                attrs.append(_intern(k))
+                attrs.append(_plain(v))
+        out += (r.ts, r.event_id, _intern(r.type), attrs)
+    return out
+
+
+def decode_account(v: list) -> AccountFacts:
+    recs = {}
+    for i in range(3, len(v), 4):
+        a = v[i + 3]
+        attrs = tuple((a[j], a[j + 1]) for j in range(0, len(a), 2)) if a else ()
+        recs[v[i + 1]] = Record(v[i], v[i + 1], v[i + 2], attrs)
+    return AccountFacts(recs, (v[0], v[1], v[2]) if v[0] is not None else None)
+
+
+def encode_activity(bd: int, rd: int, nd: int, fb, fr, fn) -> list:
+    """fb, fr, fn: (ts, event_id, kind) sequences or None."""
+    if fn is not None:
+        tail = (fb or _NONE3, fr or _NONE3, fn)
+    elif fr is not None:
+        tail = (fb or _NONE3, fr)
+    elif fb is not None:
+        tail = (fb,)
+    else:
+        tail = ()
+    out = [bd, rd, nd]
+    for e in tail:
+        out += e
+    return out
+
+
+_NONE3 = (None, None, None)
+
+
+def decode_activity(v: list) -> MonthActivity:
+    ev = [None, None, None]
+    for j, i in enumerate(range(3, len(v), 3)):
+        if v[i] is not None:
+            ev[j] = (v[i], v[i + 1], v[i + 2])
+    return MonthActivity(v[0], v[1], v[2], ev[0], ev[1], ev[2])
 
 
 class KV:
@@ -273,12 +348,12 @@ class FoldState:
         akey = cid + SEP + uid
         acc = s.accounts.raw.get(akey)
         if acc is None:
-            s.accounts.put(akey, {"r": [], "f": ev})
+            s.accounts.put(akey, [ts, eid, kind])
             changed = True
             if self.on_new_account is not None:
                 self.on_new_account(cid, uid)
-        elif acc["f"] is None or ev < acc["f"]:
-            s.accounts.put(akey, {"r": acc["r"], "f": ev})
+        elif acc[0] is None or ev < acc[0:3]:
+            s.accounts.put(akey, [ts, eid, kind, *acc[3:]])
             changed = True
         tz = self._tz[cid] if cid in self._tz else self.tz_of(cid)
         if tz is None:
@@ -307,10 +382,15 @@ class FoldState:
         cur = self.s.activity.raw.get(akey)
         if cur is None:
             self.s.activity.put(
-                akey, [bit if b else 0, bit if r else 0, bit if n else 0, ev if b else None, ev if r else None, ev if n else None]
+                akey,
+                encode_activity(bit if b else 0, bit if r else 0, bit if n else 0, ev if b else None, ev if r else None, ev if n else None),
             )
             return True
-        bd, rd, nd, fb, fr, fn = cur
+        size = len(cur)
+        bd, rd, nd = cur[0], cur[1], cur[2]
+        fb = cur[3:6] if size > 3 and cur[3] is not None else None
+        fr = cur[6:9] if size > 6 and cur[6] is not None else None
+        fn = cur[9:12] if size > 9 and cur[9] is not None else None
         changed = False
         if b:
             if not bd & bit:
@@ -334,7 +414,7 @@ class FoldState:
                 fn = ev
                 changed = True
         if changed:
-            self.s.activity.put(akey, [bd, rd, nd, fb, fr, fn])
+            self.s.activity.put(akey, encode_activity(bd, rd, nd, fb, fr, fn))
         return changed
 
     def _add_pending(self, akey: str, kind: str, ts: int, eid: str) -> bool:
@@ -382,11 +462,11 @@ class FoldState:
 
     def _merge_account(self, key: str, delta: AccountFacts) -> bool:
         raw = self.s.accounts.get(key)
-        cur = AccountFacts.from_json(raw) if raw is not None else None
+        cur = decode_account(raw) if raw is not None else None
         new = delta if cur is None else cur.merge(delta)
         if cur is not None and new == cur:
             return False
-        self.s.accounts.put(key, norm(new.to_json()))
+        self.s.accounts.put(key, encode_account(new))
         if cur is None and self.on_new_account is not None:
             self.on_new_account(*key.split(SEP, 1))
         return True
@@ -418,7 +498,7 @@ class FoldState:
 
     def activity_of(self, cid: str, uid: str, month: str) -> MonthActivity | None:
         raw = self.s.activity.get(cid + SEP + uid + SEP + month)
-        return MonthActivity.from_tuple(raw) if raw is not None else None
+        return decode_activity(raw) if raw is not None else None
 
     def pending_activity(self, cid: str) -> dict[tuple[str, str], MonthActivity]:
         """An unregistered company's waiting activity folded in UTC, not persisted: {(user, month)}."""

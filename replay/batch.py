@@ -12,7 +12,7 @@ from datetime import date
 
 import duckdb
 
-from projections.batch import build_facts
+from projections.batch import build_facts, no_gc
 from projections.calendar import Month, zone
 from projections.decide import CompanyMonth, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
@@ -93,12 +93,14 @@ def decide_month(
     """Decide every company (or one) of `facts` for `month`; pure given the facts."""
     prices = prices or PriceBook.load()
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) or ruleset is None else ruleset
-    if company is not None:
-        if company not in facts.companies:
-            raise UnknownCompany(f"unknown company {company!r}: no event of it in the input")
-        cids = [company]
-    else:
-        cids = companies_for_month(facts, month)
+    if company is not None and company not in facts.companies:
+        raise UnknownCompany(f"unknown company {company!r}: no event of it in the input")
+    with no_gc():  # ~1M decisions, invoices and their lines: acyclic objects
+        return _decide(facts, month, company, prices, rs, with_mau)
+
+
+def _decide(facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool) -> BatchResult:
+    cids = [company] if company is not None else companies_for_month(facts, month)
     accounts, activity, history = _index(facts, month, with_mau)
     res = BatchResult(month)
     for cid in cids:

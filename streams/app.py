@@ -47,6 +47,7 @@ log = logging.getLogger("seatledger.worker")
 
 ROUTER_BATCH = 5000  # messages per router batch (getmany max_records)
 ROUTER_WITHIN = 0.05  # seconds getmany waits for a first record
+ROUTER_COMMIT_INTERVAL = 0.5  # seconds between router commits (each after all acks) while busy
 FOLD_BATCH = 500  # routed messages per fold batch (their changelog writes are coalesced)
 FOLD_WITHIN = 0.02
 SEND_YIELD_EVERY = 2000  # snapshot sends between yields to the event loop during a close
@@ -134,17 +135,24 @@ class Router:
             await self.consumer.start()
             try:
                 log.info("event=router_started group=%s-router topic=%s", s.worker_app_id, s.topic_events)
+                offsets: dict = {}  # routed, sends not yet all acknowledged / not committed
+                last_commit = time.monotonic()
                 while True:
                     batches = await self.consumer.getmany(timeout_ms=int(ROUTER_WITHIN * 1000), max_records=ROUTER_BATCH)
-                    if not batches:
-                        continue
-                    await self.route_batch(batches)
-                    offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
-                    try:
-                        await self.consumer.commit(offsets)
-                        self.committed.update(offsets)
-                    except (CommitFailedError, KafkaError) as exc:  # rebalanced: the new owner re-routes
-                        log.warning("event=router_commit_failed error=%r", exc)
+                    if batches:
+                        await self.route_batch(batches)
+                        offsets.update({tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs})
+                    if offsets and (not batches or time.monotonic() - last_commit >= ROUTER_COMMIT_INTERVAL):
+                        # Commit only what every send was acknowledged for (at-least-once); batches
+                        # are pipelined in between (no round trip per batch).
+                        await self._acked()
+                        try:
+                            await self.consumer.commit(offsets)
+                            self.committed.update(offsets)
+                        except (CommitFailedError, KafkaError) as exc:  # rebalanced: the new owner re-routes
+                            log.warning("event=router_commit_failed error=%r", exc)
+                        offsets = {}
+                        last_commit = time.monotonic()
             finally:
                 await self.consumer.stop()
         finally:
@@ -221,7 +229,6 @@ class Router:
                     )  # fmt: skip
         await self._flush_forwards(packer)
         await self._flush_rejections(rej)
-        await self._acked()
         metrics.messages_in.inc(n_msgs)
         if n_events:
             metrics.events_in.inc(n_events)

@@ -52,7 +52,7 @@ ROUTER_BATCH = 5000  # messages per router batch (getmany max_records)
 ROUTER_WITHIN = 0.05  # seconds getmany waits for a first record
 ROUTER_COMMIT_INTERVAL = 0.5  # seconds between router commits (each after all acks) while busy
 FOLD_BATCH = 500  # routed messages per fold batch (their changelog writes are coalesced)
-FOLD_WITHIN = 0.02
+FOLD_WITHIN = 0.1  # seconds a partial fold batch waits: fewer, larger changelog flushes
 SEND_YIELD_EVERY = 2000  # snapshot sends between yields to the event loop during a close
 LAG_INTERVAL = 5.0
 
@@ -331,6 +331,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
         producer_linger_ms=5,
         producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=4096,
+        consumer_max_fetch_size=16 * 1024 * 1024,  # routed messages are packed (up to 512 KiB)
         stream_wait_empty=False,
         broker_commit_interval=1.0,
         table_standby_replicas=0,

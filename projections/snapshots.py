@@ -35,9 +35,13 @@ def decision_from_row(row: dict, plan: str = "") -> Decision:
     return Decision(**vals, plan=plan or row.get("plan", ""))
 
 
+def row_digest(row: dict) -> str:
+    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def digest(d: Decision) -> str:
     """A short fingerprint of the published values: an amendment is due when it changes."""
-    return hashlib.sha256(orjson.dumps(decision_row(d), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    return row_digest(decision_row(d))
 
 
 def checksum(decisions) -> str:
@@ -59,16 +63,17 @@ def decision_message(
     partition: int | None = None,
     emitted_at: str | None = None,
 ) -> dict:
+    row = decision_row(d)
     return {
         "kind": "decision",
         "format": SNAPSHOT_FORMAT,
-        **decision_row(d),
+        **row,
         "plan": d.plan,
         "version": version,
         "corrects_version": corrects_version,
         "amend_reason": amend_reason,
         "in_report": in_report,
-        "digest": digest(d),
+        "digest": row_digest(row),
         "close_id": close_id,
         "partition": partition,
         "emitted_at": emitted_at,

@@ -33,7 +33,7 @@ from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
-from projections.snapshots import SNAPSHOT_FORMAT, company_month_message, partition_done_message
+from projections.snapshots import company_month_message, decision_message, partition_done_message
 from streams.routing import home_partition
 from streams.state import SEP, Affected, FoldState, decode_account, decode_activity, new_stats
 
@@ -132,38 +132,12 @@ def history_of(month_s: str) -> History:
 def decision_message_fast(
     d: Decision, *, version: int, corrects_version, amend_reason, in_report, close_id, partition, emitted_at
 ) -> tuple[dict, str]:
-    """(projections.snapshots.decision_message(...), digest(d)) with the row built and hashed once
-    (decision_message computes the digest itself, the close needed it before: twice per account).
-    Same keys, order and values; checked against decision_message in tests/unit/test_worker_state.py."""
-    row = {
-        "company_id": d.company_id,
-        "user_id": d.user_id,
-        "month": d.month,
-        "billable": d.billable,
-        "charged": d.charged,
-        "tier": d.tier,
-        "rule": d.rule,
-        "reason": d.reason,
-        "evidence": d.evidence,
-        "unit_price_usd": str(d.unit_price_usd),
-        "ruleset_version": d.ruleset_version,
-    }
-    dg = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-    msg = {
-        "kind": "decision",
-        "format": SNAPSHOT_FORMAT,
-        **row,
-        "plan": d.plan,
-        "version": version,
-        "corrects_version": corrects_version,
-        "amend_reason": amend_reason,
-        "in_report": in_report,
-        "digest": dg,
-        "close_id": close_id,
-        "partition": partition,
-        "emitted_at": emitted_at,
-    }
-    return msg, dg
+    """(projections.snapshots.decision_message(...), its digest): the close needs both."""
+    msg = decision_message(
+        d, version=version, corrects_version=corrects_version, amend_reason=amend_reason, in_report=in_report,
+        close_id=close_id, partition=partition, emitted_at=emitted_at,
+    )  # fmt: skip
+    return msg, msg["digest"]
 
 
 def _now() -> str:

@@ -48,6 +48,7 @@ import pyarrow as pa
 
 from projections.decide import DECISION_COLUMNS
 from projections.rules import INVOICE_PAYMENT_THRESHOLD_USD
+from projections.snapshots import row_digest
 
 log = logging.getLogger("seatledger.sink")
 
@@ -259,7 +260,7 @@ class DecisionValues:
 def decision_values(msg: dict) -> DecisionValues:
     """Validate and type a decision message's published values (raises on a malformed message).
 
-    The digest is recomputed the way projections.snapshots.digest does (sha256 of the sorted-key
+    The digest is recomputed with projections.snapshots.row_digest (sha256 of the sorted-key
     JSON of the published row, price as its 2-decimal string), from the message's own values.
     """
     try:
@@ -276,7 +277,7 @@ def decision_values(msg: dict) -> DecisionValues:
     if abs(price) >= _PRICE_LIMIT:
         raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
     row["unit_price_usd"] = str(price)
-    ok = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16] == dg
+    ok = row_digest(row) == dg
     return DecisionValues(
         row["company_id"], row["user_id"], row["month"], row["billable"], row["charged"], row["tier"], row["rule"],
         row["reason"], row["evidence"], price, row["ruleset_version"], str(msg.get("plan") or ""), ok,

@@ -44,12 +44,17 @@ def digest(d: Decision) -> str:
     return row_digest(decision_row(d))
 
 
-def checksum(decisions) -> str:
-    """Order-independent checksum of a set of decision rows (sha256 of the sorted digests)."""
+def checksum_of_digests(digests) -> str:
+    """Order-independent checksum of a set of decision digests (sha256 of the sorted digests)."""
     h = hashlib.sha256()
-    for dg in sorted(digest(d) for d in decisions):
+    for dg in sorted(digests):
         h.update(dg.encode())
     return h.hexdigest()
+
+
+def checksum(decisions) -> str:
+    """Order-independent checksum of a set of decision rows."""
+    return checksum_of_digests(digest(d) for d in decisions)
 
 
 def decision_message(

@@ -33,7 +33,7 @@ from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
-from projections.snapshots import company_month_message, decision_message, partition_done_message
+from projections.snapshots import checksum_of_digests, company_month_message, decision_message, partition_done_message
 from streams.routing import home_partition
 from streams.state import SEP, Affected, FoldState, decode_account, decode_activity, new_stats
 
@@ -43,14 +43,6 @@ BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog 
 LATE_EVENT = "late_event"
 
 Emission = tuple[bytes, bytes, int | None]  # (key, value, partition or None: the key's home)
-
-
-def checksum_of_digests(digests: list[str]) -> str:
-    """Same value as projections.snapshots.checksum(decisions), from digests already computed."""
-    h = hashlib.sha256()
-    for dg in sorted(digests):
-        h.update(dg.encode())
-    return h.hexdigest()
 
 
 def invoice_digest(invoice_json: dict) -> str:

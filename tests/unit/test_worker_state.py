@@ -7,9 +7,8 @@ import random
 import orjson
 import pytest
 
-from projections.snapshots import checksum, decision_from_row
+from projections.snapshots import checksum, checksum_of_digests, decision_from_row
 from seatledger.workload import iter_events
-from streams.close import checksum_of_digests
 from streams.state import FoldState, Stores, norm
 from worker_oracle import diff, latest_decisions, oracle, simulate
 

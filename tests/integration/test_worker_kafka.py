@@ -162,6 +162,9 @@ async def test_kill_9_during_ingestion_recovers_from_changelogs(kafka_topics, wo
     w.kill9()
     w = worker_factory(settings, app_id).start()
     t0 = time.monotonic()
+    # The killed worker may have finished the close before the kill landed (it is fast now), so
+    # the snapshots can be complete already: read them only once the last worker is up too.
+    await wait_log(w, "event=worker_started", 5)
     got = await wait_snapshots(settings, w, done_for(MONTH, PARTITIONS), timeout=180)
     assert kills == 3
     log = w.log.read_text()

@@ -3,13 +3,13 @@
     .venv/bin/python bench/replay_bench.py --accounts 1000000 --events-per-account 50 --threads 2
 
 1. Generates one month (October 2026) for N accounts straight into Parquet in the rows schema
-   (`projections.rows.ARROW_SCHEMA`) with DuckDB SQL, never per event in Python: ~N/200 companies
+   (`replay.rows.ARROW_SCHEMA`) with DuckDB SQL, never per event in Python: ~N/200 companies
    with time zones (UTC, Amsterdam, Los Angeles, Kathmandu, Sydney, ...), plans, a few trials and
    nonprofits; per account a provisioning, mostly an invite and a claim, some profile updates and
    deactivations; then activity of seven kinds, string ids like 'c-00042' and 'u-0001234'.
 2. Times, in the same run and process:
    (a) raw: SELECT company_id, user_id, month, bit_or(1 << (day-1)) ... GROUP BY, UTC days;
-   (b) replay: `projections.batch.build_facts` (records + one activity pass in the companies'
+   (b) replay: `replay.facts_sql.build_facts` (records + one activity pass in the companies'
        zones + pulling per-account-month aggregates into Python) and `decide_month`;
    and (a') the replay's activity SQL alone, materialised in DuckDB, to split SQL from Python;
    build_facts is split into its record pass (SQL + Python records) and its activity pass (SQL +
@@ -127,10 +127,10 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
-    from projections.batch import no_gc, _as_view, _load_activity, _load_records, _offset_sql, activity_sql, ACTIVITY_EVENTS, _sql_list
+    from replay.facts_sql import no_gc, _as_view, _load_activity, _load_records, _offset_sql, activity_sql, ACTIVITY_EVENTS, _sql_list
     from projections.calendar import Month
     from projections.prices import PriceBook
-    from replay.batch import decide_month
+    from replay.month import decide_month
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="seatledger-bench-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/worker_bench.py [--bootstrap 127.0.0.1:9092] [--single 200000]
         [--packed 2000000] [--close-accounts 200000] [--partitions 4]
 
-Starts a local broker (streams.local_broker) on a free port unless --bootstrap answers. For each
+Starts a local broker (devtools.local_broker) on a free port unless --bootstrap answers. For each
 scenario it creates fresh topics, pre-fills the events topic, then
 1. drains it with a bare aiokafka consumer (the ceiling: fetch only, no parsing), and
 2. runs `seatledger worker` as a subprocess and times, from the first message the router reads
@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
 
-from seatledger.config import Settings, load_settings  # noqa: E402
+from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import create_topics_sync  # noqa: E402
 from worker_harness import TopicReader, WorkerProcess, done_for, worker_env  # noqa: E402
 
@@ -78,8 +78,8 @@ async def fill(settings: Settings, messages) -> tuple[int, int]:
 
 
 def workload_messages(events_wanted: int, pack: int):
-    """Events of seatledger.workload, one per message or packed per company (<= pack)."""
-    from seatledger.workload import iter_events
+    """Events of devtools.workload, one per message or packed per company (<= pack)."""
+    from devtools.workload import iter_events
 
     accounts = max(50, events_wanted // 90)
     companies = max(4, accounts // 1500)
@@ -259,7 +259,7 @@ async def main() -> None:
     ap.add_argument("--close-accounts", type=int, default=200_000, help="accounts for the close (0: skip)")
     args = ap.parse_args()
 
-    from streams import local_broker
+    from devtools import local_broker
 
     base = load_settings(bootstrap=args.bootstrap)
     host, port = local_broker.broker_address(base.bootstrap)

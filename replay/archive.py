@@ -14,7 +14,7 @@ months M-1..M+1 (a local month can straddle two UTC months) and filters by compa
 
     read_parquet('<root>/month=*/bucket=*/*.parquet', hive_partitioning=true)
 
-reads every event row. The first columns are exactly `projections.rows.ARROW_SCHEMA`; two sidecar
+reads every event row. The first columns are exactly `replay.rows.ARROW_SCHEMA`; two sidecar
 columns follow: `published_at_us` (the Kafka record timestamp: when the event reached the events
 topic) and `archived_at_us` (when this archive made it durable). The dispute report uses them to
 tell which events arrived after a month was billed. Readers deduplicate by `event_id` (a
@@ -54,9 +54,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from projections.calendar import Month, from_us
-from projections.rows import ARROW_SCHEMA, COLUMNS, event_row
+from replay.rows import ARROW_SCHEMA, COLUMNS, event_row
 from schemas.decode import decode_message
-from streams.routing import parse_control
+from schemas.control import parse_control
 
 BUCKETS = 16
 CONSUMER_GROUP = "seatledger-archive"

@@ -38,7 +38,7 @@ from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from projections.sink import dispute_applied_message
+from ledger.sink import dispute_applied_message
 from projections.snapshots import decision_message, decision_row, encode
 from replay import archive
 from replay.verify import (

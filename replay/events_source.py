@@ -1,4 +1,4 @@
-"""Read the batch path's input into DuckDB as validated event rows (`projections.rows` schema).
+"""Read the batch path's input into DuckDB as validated event rows (`replay.rows` schema).
 
 PATH is one of:
 - an NDJSON file, or `-` for stdin: every line is validated with `schemas.decode.validate_event`
@@ -28,8 +28,8 @@ from typing import IO, Iterator
 import orjson
 import pyarrow as pa
 
-from projections.batch import RECORD_EVENTS, _sql_list
-from projections.rows import ARROW_SCHEMA, COLUMNS, event_row, rows_to_table
+from replay.facts_sql import RECORD_EVENTS, _sql_list
+from replay.rows import ARROW_SCHEMA, COLUMNS, event_row, rows_to_table
 from schemas.decode import EventRejected, validate_event
 
 CHUNK_ROWS = 100_000

@@ -8,7 +8,7 @@ whose columns differ (`differs`).
 
 Also the shared pieces of the dispute tool: reading DuckDB read-only while the sink may hold its
 lock, normalising stored rows for comparison, and recomputing a company-month from the archive
-(facts by `projections.batch.build_facts`, equal to the reference fold, then `decide_company`).
+(facts by `replay.facts_sql.build_facts`, equal to the reference fold, then `decide_company`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
 from projections.prices import PriceBook
-from projections.rows import COLUMNS
+from replay.rows import COLUMNS
 from projections.rulesets import RULESETS, get_ruleset
 from replay import archive
 
@@ -43,7 +43,7 @@ class VerifyError(Exception):
 def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
     """A read-only connection held only for the block (the sink's `read_connection`, which waits
     while the sink writes a batch); an unusable file becomes a VerifyError."""
-    from projections.sink import DatabaseBusy, read_connection
+    from ledger.sink import DatabaseBusy, read_connection
 
     path = Path(path)
     if not path.exists():
@@ -117,10 +117,10 @@ def archive_facts(
 ) -> tuple[FactSet, int]:
     """(facts, events read) of the archived events in UTC months up to `upto` (one company's, with
     the guest invites naming it; only those that had reached Kafka by `published_upto_us`), built
-    by DuckDB with `projections.batch.build_facts`, which equals the reference `fold_all`."""
+    by DuckDB with `replay.facts_sql.build_facts`, which equals the reference `fold_all`."""
     import duckdb
 
-    from projections.batch import build_facts
+    from replay.facts_sql import build_facts
 
     sql = archive.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
     if sql is None:

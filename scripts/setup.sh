@@ -27,5 +27,5 @@ if [ "${SEATLEDGER_SKIP_JARS:-0}" != "1" ]; then
   command -v java >/dev/null || { echo "setup: java (17+) not found; needed for the local Kafka broker" >&2; exit 1; }
   command -v mvn >/dev/null || [ -n "$(ls -d "${XDG_CACHE_HOME:-$HOME/.cache}"/seatledger/kafka-*/.complete 2>/dev/null)" ] \
     || { echo "setup: mvn not found; needed once to fetch the Kafka broker jars" >&2; exit 1; }
-  "$VENV/bin/python" -m streams.local_broker >/dev/null
+  "$VENV/bin/python" -m devtools.local_broker >/dev/null
 fi

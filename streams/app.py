@@ -31,19 +31,11 @@ import orjson
 
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, get_ruleset
-from seatledger.config import Settings
+from streams.settings import Settings
 from streams.close import Closer
 from streams.metrics import WorkerMetrics
-from streams.routing import (
-    CLOSE_MONTH,
-    CONTROL_KEY,
-    REJECTED,
-    control_of,
-    Packer,
-    home_partition,
-    rejected_control,
-    routed_close_marker,
-)
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of, rejected_control, routed_close_marker
+from streams.routing import Packer, home_partition
 from streams.state import KV, TABLES, FoldState, Stores, new_stats
 
 log = logging.getLogger("seatledger.worker")

@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from replay.archive import CONSUMER_GROUP, ArchiveWriter, compact, small_file_dirs
-from seatledger.config import Settings
+from streams.settings import Settings
 
 log = logging.getLogger("seatledger.archive")
 

@@ -20,7 +20,7 @@ from aiokafka.partitioner import murmur2
 
 from schemas import EventRejected, validate_event
 from schemas.decode import parse_json
-from seatledger.config import Settings
+from streams.settings import Settings
 
 # Well below the broker's default message.max.bytes (1 MiB): a pack is cut before it gets bigger.
 MAX_MESSAGE_BYTES = 512 * 1024

@@ -27,12 +27,8 @@ from typing import Any
 import orjson
 
 from projections.facts import DERIVED_TRIAL_SOURCE, derived_trial_id, guest_home
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, parse_control
 from schemas.decode import EventRejected, parse_json, validate_event
-
-CONTROL_KEY = "seatledger_control"
-CLOSE_MONTH = "close_month"
-REJECTED = "rejected"  # router -> fold agent: how many elements a source message lost to the DLQ
-_CONTROL_NEEDLE = CONTROL_KEY.encode()
 
 # A forwarded (routed) message holds at most this many events / about this many bytes.
 MAX_PACK_EVENTS = 1000
@@ -47,51 +43,6 @@ def home_partition(company_id: str, partitions: int) -> int:
     docs/streaming.md (known limits).
     """
     return zlib.crc32(company_id.encode()) % partitions
-
-
-# --------------------------------------------------------------------------------------------------
-# Control messages
-
-
-def close_marker(month: str, close_id: str, partitions: int) -> dict:
-    """What `seatledger close` puts on every partition of the events topic."""
-    return {CONTROL_KEY: CLOSE_MONTH, "month": month, "close_id": close_id, "partitions": partitions}
-
-
-def routed_close_marker(month: str, close_id: str, source_partition: int, partitions: int) -> dict:
-    """What the router forwards to every routed partition when it reads a close marker."""
-    return {
-        CONTROL_KEY: CLOSE_MONTH,
-        "month": month,
-        "close_id": close_id,
-        "source_partition": source_partition,
-        "partitions": partitions,
-    }
-
-
-def rejected_control(source_partition: int, items: list[tuple[int, int]]) -> dict:
-    """Rejection counts of source messages: [(source offset, rejected elements)], for exact counts."""
-    return {CONTROL_KEY: REJECTED, "source_partition": source_partition, "items": [list(i) for i in items]}
-
-
-def parse_control(raw: bytes) -> dict | None:
-    """The control object of a message, or None for anything else (events, arrays, garbage)."""
-    if _CONTROL_NEEDLE not in raw:
-        return None
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict) and isinstance(data.get(CONTROL_KEY), str):
-        return data
-    return None
-
-
-def control_of(data: Any) -> dict | None:
-    """For an already decoded routed value: its control object, if it is one."""
-    if isinstance(data, dict) and CONTROL_KEY in data:
-        return data
-    return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ committed to Kafka): the positions live in DuckDB (`sink_offsets`), written in t
 transaction as the rows, so a restart seeks to them and neither loses nor duplicates a message.
 
 Messages are buffered and written in batches (`settings.sink_batch_messages` or
-`settings.sink_batch_seconds`, whichever comes first) by `projections.sink.write_batch`. The DuckDB
+`settings.sink_batch_seconds`, whichever comes first) by `ledger.sink.write_batch`. The DuckDB
 file is opened for each batch and closed right after, so analysts can open it read-only between
 batches. When a reader holds the file, the batch waits (retried with backoff) and consumption
 continues into memory up to `settings.sink_buffer_messages`.
@@ -26,8 +26,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from projections import sink
-from seatledger.config import Settings
+from ledger import sink
+from streams.settings import Settings
 
 log = logging.getLogger("seatledger.sink")
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from seatledger.config import Settings
+from streams.settings import Settings
 
 TOPIC_ALREADY_EXISTS = 36
 T = TypeVar("T")

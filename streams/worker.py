@@ -11,8 +11,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from projections.calendar import Month
-from seatledger.config import Settings
-from streams.routing import close_marker
+from streams.settings import Settings
+from schemas.control import close_marker
 
 log = logging.getLogger("seatledger.worker")
 

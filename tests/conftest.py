@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from seatledger.config import Settings, load_settings
+from streams.settings import Settings, load_settings
 
 # ==================================================================================================
 # Kafka
@@ -35,7 +35,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     A session's own broker gets two free ports, not 9092: a broker on the default port would be
     adopted by another test session started meanwhile, and vanish under it when this one ends.
     """
-    from streams import local_broker
+    from devtools import local_broker
 
     data_dir = tmp_path_factory.mktemp("kafka-broker")
     wanted = Settings()

@@ -1,5 +1,5 @@
 """Batch commands over an events file, directory or Parquet archive: replay, invoice, export, mau,
-reconcile. Thin: parse flags, call `replay.batch.run_month`, format.
+reconcile. Thin: parse flags, call `replay.month.run_month`, format.
 
 Exit codes: 0 done; 1 `replay --strict` found invalid events; 2 unusable input (missing file, bad
 month, unknown company or ruleset, bad price book), with a one-line message and no traceback.
@@ -33,7 +33,7 @@ def _user_errors():
     """Turn every expected input problem into a clear message and exit 2."""
     from projections.prices import PriceBookError
     from projections.rulesets import UnknownRuleset
-    from replay.batch import UnknownCompany
+    from replay.month import UnknownCompany
     from replay.events_source import SourceError
 
     try:
@@ -48,7 +48,7 @@ def _user_errors():
 
 def _run(events: str, month: str, company: str | None, prices: Path | None, ruleset: str | None = None, with_mau=True):
     from projections.calendar import Month
-    from replay.batch import run_month
+    from replay.month import run_month
     from replay.events_source import report
 
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import typer
 
-from seatledger.config import load_settings
+from streams.settings import load_settings
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDGER_BOOTSTRAP)")
 ARCHIVE = typer.Option(None, "--archive", help="archive root (default: SEATLEDGER_ARCHIVE_ROOT or DATA_DIR/archive)")

@@ -1,4 +1,4 @@
-"""`seatledger generate`: write a realistic, deterministic workload as NDJSON (see seatledger.workload)."""
+"""`seatledger generate`: write a realistic, deterministic workload as NDJSON (see devtools.workload)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import BinaryIO, Optional
 
 import typer
 
-from seatledger.workload import DEFAULT_HISTORY_MONTHS, Workload
+from devtools.workload import DEFAULT_HISTORY_MONTHS, Workload
 
 _TYPE = re.compile(rb'"type":"([a-z_]+)"')
 

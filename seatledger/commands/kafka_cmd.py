@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from seatledger.config import load_settings
+from streams.settings import load_settings
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDGER_BOOTSTRAP or 127.0.0.1:9092)")
 DATA_DIR = typer.Option(None, "--data-dir", help="broker data goes to DATA_DIR/kafka (default: SEATLEDGER_DATA_DIR)")
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         fresh: bool = typer.Option(False, "--fresh", help="wipe the broker's data before starting"),
     ) -> None:
         """Start the broker in the background; returns at once when one already answers."""
-        from streams import local_broker
+        from devtools import local_broker
 
         settings = load_settings(bootstrap=bootstrap, data_dir=data_dir, kafka_version=kafka_version)
         try:
@@ -45,14 +45,14 @@ def register(app: typer.Typer) -> None:
     @kafka.command("stop")
     def stop(bootstrap: str | None = BOOTSTRAP, data_dir: Path | None = DATA_DIR) -> None:
         """Stop the broker started from this data dir (SIGTERM, SIGKILL after 30 s)."""
-        from streams import local_broker
+        from devtools import local_broker
 
         typer.echo(local_broker.stop(load_settings(bootstrap=bootstrap, data_dir=data_dir)))
 
     @kafka.command("status")
     def status(bootstrap: str | None = BOOTSTRAP, data_dir: Path | None = DATA_DIR) -> None:
         """Say whether a broker answers; exit 1 when none does."""
-        from streams import local_broker
+        from devtools import local_broker
 
         st = local_broker.status(load_settings(bootstrap=bootstrap, data_dir=data_dir))
         typer.echo(st.describe())
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
     @kafka.command("jars")
     def jars(kafka_version: str | None = typer.Option(None, help="Kafka version (default 4.1.2)")) -> None:
         """Resolve the broker's jars with Maven into the cache (once per version) and print where."""
-        from streams import local_broker
+        from devtools import local_broker
 
         settings = load_settings(kafka_version=kafka_version)
         try:

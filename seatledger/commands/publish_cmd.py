@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import typer
 
-from seatledger.config import load_settings
+from streams.settings import load_settings
 
 PROGRESS_MIN_LINES = 10_000  # show a progress bar above this many lines even when stderr is no tty
 SHOW_REJECTIONS = 20

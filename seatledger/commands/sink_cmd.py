@@ -1,7 +1,7 @@
 """`seatledger sink`, `seatledger invoice-annotate` and `seatledger demo`.
 
 Thin: flags override SEATLEDGER_* settings; the work is in streams/sink_consumer.py,
-projections/sink.py and streams/demo.py (see docs/duckdb.md).
+ledger/sink.py and devtools/demo.py (see docs/duckdb.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from seatledger.config import load_settings
+from streams.settings import load_settings
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDGER_BOOTSTRAP or 127.0.0.1:9092)")
 DB = typer.Option(None, "--db", help="DuckDB file (default: SEATLEDGER_DB or var/seatledger.duckdb)")
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         db: Path | None = DB,
     ) -> None:
         """R11's one exception: record a PO number on an already issued invoice (no amount changes)."""
-        from projections.sink import DatabaseBusy, InvoiceNotIssued, annotate_invoice
+        from ledger.sink import DatabaseBusy, InvoiceNotIssued, annotate_invoice
 
         settings = load_settings(db=db)
         if not Path(settings.db).exists():
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Everything at once on this machine: broker, topics, worker, sink, a month of events, the
         close, and the invoices read back from DuckDB."""
-        from streams.demo import DemoError, DemoOptions, run_demo
+        from devtools.demo import DemoError, DemoOptions, run_demo
 
         settings = load_settings(bootstrap=bootstrap, data_dir=data_dir, db=db)
         opts = DemoOptions(

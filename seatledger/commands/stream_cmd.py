@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from seatledger.config import load_settings
+from streams.settings import load_settings
 
 BOOTSTRAP = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDGER_BOOTSTRAP or 127.0.0.1:9092)")
 

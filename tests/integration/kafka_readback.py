@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from seatledger.config import Settings
+from streams.settings import Settings
 
 
 async def end_offsets(settings: Settings, topic: str) -> dict[int, int]:

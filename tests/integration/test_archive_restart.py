@@ -20,9 +20,9 @@ from aiokafka import AIOKafkaProducer
 from kafka_readback import end_offsets
 
 from replay.archive import archive_glob, compact, read_manifest, read_rejected
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 from streams.publisher import Publisher
-from streams.routing import close_marker
+from schemas.control import close_marker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

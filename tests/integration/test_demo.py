@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from projections import sink
+from ledger import sink
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, decide_company
 from projections.facts import fold_all
@@ -18,7 +18,7 @@ from projections.invoice import build_invoice
 from projections.prices import PriceBook
 from projections.snapshots import decision_row
 from schemas import validate_event
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -53,7 +53,7 @@ def test_demo_end_to_end(kafka_settings, tmp_path):
     reason = _worker_ready()
     if reason:
         pytest.skip(reason)
-    from streams.demo import DemoOptions, run_demo
+    from devtools.demo import DemoOptions, run_demo
 
     settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "var", "db": tmp_path / "demo.duckdb"})
     opts = DemoOptions(companies=8, accounts=600, month=MONTH, seed=3, pack=100, timeout=240, quiet=True)

@@ -19,9 +19,9 @@ import pytest
 from kafka_readback import end_offsets
 from worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
-from projections.sink import read_connection
+from ledger.sink import read_connection
 from replay.archive import read_manifest
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

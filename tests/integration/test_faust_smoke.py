@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.local_broker import answers, free_port_pair
+from devtools.local_broker import answers, free_port_pair
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

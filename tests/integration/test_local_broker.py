@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from seatledger.config import load_settings
-from streams import local_broker
+from streams.settings import load_settings
+from devtools import local_broker
 
 pytestmark = pytest.mark.kafka
 

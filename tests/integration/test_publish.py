@@ -15,7 +15,7 @@ from kafka_readback import end_offsets, read_all
 from typer.testing import CliRunner
 
 from seatledger.cli import app
-from streams.local_broker import free_port_pair
+from devtools.local_broker import free_port_pair
 from streams.publisher import Publisher, default_partition
 from streams.topics import run_sync
 
@@ -166,7 +166,7 @@ def test_a_missing_file_exits_2(tmp_path):
 
 @pytest.mark.kafka
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("seatledger.workload") is None, reason="seatledger generate not written yet")
+@pytest.mark.skipif(importlib.util.find_spec("devtools.workload") is None, reason="seatledger generate not written yet")
 def test_generated_workload_piped_into_publish_comes_back_one_partition_per_company(kafka_topics, kafka_env, tmp_path):
     settings = kafka_topics(partitions=8)
     generated = tmp_path / "generated.ndjson"

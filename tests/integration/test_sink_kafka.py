@@ -29,7 +29,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from projections import sink
+from ledger import sink
 from projections.calendar import Month
 from projections.decide import Decision, decide_company
 from projections.facts import fold_all
@@ -37,7 +37,7 @@ from projections.invoice import build_invoice
 from projections.prices import PriceBook
 from projections.snapshots import checksum, company_month_message, decision_message, partition_done_message
 from schemas import validate_event
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -240,7 +240,7 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
 
 READER = r"""
 import sys, time, json, duckdb
-from projections import sink
+from ledger import sink
 db, month, n_expected, stop_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import os
 waits, seen, partial = [], [], 0

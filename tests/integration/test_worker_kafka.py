@@ -16,7 +16,7 @@ import zlib
 import orjson
 import pytest
 
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 from worker_harness import (
     TopicReader,
     WorkerProcess,

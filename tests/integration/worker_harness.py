@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from seatledger.config import Settings
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

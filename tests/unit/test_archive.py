@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from projections.calendar import Month
-from projections.rows import COLUMNS
+from replay.rows import COLUMNS
 from replay import archive
 from replay.archive import ArchiveWriter, archive_glob, bucket_of, compact, read_company_rows
-from streams.routing import close_marker
+from schemas.control import close_marker
 
 TOPIC = "t.events"
 

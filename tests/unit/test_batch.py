@@ -1,4 +1,4 @@
-"""The DuckDB fact builder (projections.batch) equals the reference fold (facts.fold_all)."""
+"""The DuckDB fact builder (replay.facts_sql) equals the reference fold (facts.fold_all)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from given import World
-from projections import batch
-from projections.batch import build_facts, zone_segments
+from replay import facts_sql as batch
+from replay.facts_sql import build_facts, zone_segments
 from projections.facts import fold_all
-from projections.rows import event_row, rows_to_table
-from replay.batch import run_month
+from replay.rows import event_row, rows_to_table
+from replay.month import run_month
 from replay.events_source import load_events
 from schemas.decode import validate_event
 
@@ -136,9 +136,9 @@ def test_ndjson_source_reports_invalid_lines_packed_arrays_and_conflicts(tmp_pat
 
 
 def workload_events(companies, accounts, month, months, seed):
-    wl = pytest.importorskip("seatledger.workload", reason="the workload generator (seatledger.workload) is not there yet")
+    wl = pytest.importorskip("devtools.workload", reason="the workload generator (devtools.workload) is not there yet")
     if not hasattr(wl, "iter_events"):
-        pytest.skip("seatledger.workload has no iter_events yet")
+        pytest.skip("devtools.workload has no iter_events yet")
     return [validate_event(e) for e in wl.iter_events(companies, accounts, month, months, seed)]
 
 

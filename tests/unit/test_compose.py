@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seatledger.config import Settings
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- compose-services:begin", "<!-- compose-services:end -->"

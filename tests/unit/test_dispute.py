@@ -1,5 +1,5 @@
 """Dispute report, verify and rule-set versions on fixture data: a small archive and a small DuckDB
-file built here with the sink's own schema (projections.sink.ensure_schema)."""
+file built here with the sink's own schema (ledger.sink.ensure_schema)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from projections.calendar import Month, to_us
 from projections.prices import PriceBook
-from projections.sink import ensure_schema
+from ledger.sink import ensure_schema
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
 from replay.archive import ArchiveWriter

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from streams import local_broker as lb
+from devtools import local_broker as lb
 
 
 def test_broker_address_takes_the_first_server_and_pins_localhost_to_ipv4():

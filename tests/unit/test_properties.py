@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from given import PRICES
-from projections.batch import build_facts, merge_factsets
+from replay.facts_sql import build_facts, merge_factsets
 from projections.calendar import Month, zone
 from projections.decide import decide_company
 from projections.facts import FactSet, fold, fold_all
-from projections.rows import event_row, rows_to_table
+from replay.rows import event_row, rows_to_table
 from schemas.decode import validate_event
 
 COMPANIES = ("acme", "globex")

@@ -9,15 +9,8 @@ import orjson
 import pytest
 
 from schemas.decode import decode_message
-from streams.routing import (
-    close_marker,
-    derived_trial,
-    home_partition,
-    pack,
-    parse_control,
-    reason_class,
-    route_message,
-)
+from schemas.control import close_marker, parse_control
+from streams.routing import derived_trial, home_partition, pack, reason_class, route_message
 
 NOW = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -166,7 +159,7 @@ def test_fast_timestamp_equals_the_contract_parser():
 
 def test_fast_accept_is_a_subset_of_the_contract():
     from schemas.decode import EventRejected, validate_event
-    from seatledger.workload import iter_events
+    from devtools.workload import iter_events
     from streams.routing import fast_accept
 
     base = ev(1, kind="visit", channel="web")

@@ -11,7 +11,7 @@ import duckdb
 import orjson
 import pytest
 
-from projections import sink
+from ledger import sink
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.snapshots import (
     checksum,

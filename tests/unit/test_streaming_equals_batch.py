@@ -9,8 +9,8 @@ import random
 import orjson
 import pytest
 
-from seatledger.workload import iter_events
-from streams.routing import close_marker
+from devtools.workload import iter_events
+from schemas.control import close_marker
 from worker_oracle import diff, latest_decisions, oracle, simulate
 
 

@@ -1,6 +1,6 @@
 """Which topics to create, and which existing ones disagree with the configuration."""
 
-from seatledger.config import Settings
+from streams.settings import Settings
 from streams.topics import plan, topic_specs
 
 

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from projections.snapshots import checksum, checksum_of_digests, decision_from_row
-from seatledger.workload import iter_events
+from devtools.workload import iter_events
 from streams.state import FoldState, Stores, norm
 from worker_oracle import diff, latest_decisions, oracle, simulate
 

@@ -1,4 +1,4 @@
-"""The workload generator (seatledger.workload and `seatledger generate`): coverage, validity,
+"""The workload generator (devtools.workload and `seatledger generate`): coverage, validity,
 determinism, and the edge cases the billing rules need to see."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from schemas.decode import validate_event
 from schemas.events import ACCOUNT_TYPES, ACTIVITY_TYPES, COMPANY_TYPES, EVENT_MODELS, parse_rfc3339
 from seatledger.cli import app
-from seatledger.workload import Workload, format_offset, format_z, iter_events, write_ndjson
+from devtools.workload import Workload, format_offset, format_z, iter_events, write_ndjson
 
 MONTH = "2026-10"
 BILLING_ACTIVITY = {"login", "visit", "admin_panel_use", "chat_use"}

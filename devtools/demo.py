@@ -1,11 +1,11 @@
 """`seatledger demo`: the whole pipeline on one machine, end to end, in a minute or two.
 
 1. a Kafka broker: the one answering at SEATLEDGER_BOOTSTRAP, else a local one
-   (streams.local_broker; left running afterwards unless --stop-broker);
+   (devtools.local_broker; left running afterwards unless --stop-broker);
 2. this run's topics (fresh names per run, so old demo events never mix in) and the DuckDB file;
 3. `seatledger worker`, `seatledger sink` and `seatledger archive` as subprocesses, logs and the
    event archive under DATA_DIR/demo/<run>/;
-4. a realistic month from seatledger.workload (default: 20 companies, 3000 accounts, the previous
+4. a realistic month from devtools.workload (default: 20 companies, 3000 accounts, the previous
    calendar month, fixed seed), validated and published packed (streams.publisher);
 5. `seatledger close --month M`, then a wait until DuckDB shows the month complete;
 6. the archive caught up; the invoices read back from DuckDB, the DB's path, a query and a dispute
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import orjson
 
-from projections import sink
-from seatledger.config import Settings
+from ledger import sink
+from streams.settings import Settings
 
 STOP_TIMEOUT_S = 30.0
 
@@ -165,7 +165,7 @@ def event_lines(opts: DemoOptions, month: str, regroup: int = REGROUP_EVENTS) ->
     which leaves the packer nothing to pack; so every `regroup` events are stably sorted by company:
     each company's own order is kept (that is all Kafka keeps anyway, per key), and a message
     then carries up to `pack` events."""
-    from seatledger.workload import iter_events
+    from devtools.workload import iter_events
 
     n = 0
     chunk: list[dict] = []
@@ -300,7 +300,7 @@ def _say(opts: DemoOptions, text: str) -> None:
 
 
 def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
-    from streams import local_broker
+    from devtools import local_broker
     from streams.topics import create_topics_sync
 
     import logging

@@ -400,7 +400,7 @@ def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], compan
 
 
 def build_facts(con, rows, companies: Iterable[str] | None = None) -> FactSet:
-    """The `FactSet` of event rows (schema `projections.rows.ARROW_SCHEMA`), computed in DuckDB.
+    """The `FactSet` of event rows (schema `replay.rows.ARROW_SCHEMA`), computed in DuckDB.
 
     `rows`: a DuckDB relation, an Arrow table, or the name of a table or view in `con`.
     `companies`: restrict to these companies (their events, and guest invites naming them as home).

@@ -1,6 +1,6 @@
 """The batch path: events + month (+ company) -> decisions, invoices, MAU and reconciliation.
 
-Facts come from DuckDB (`projections.batch.build_facts`), decisions from the same pure
+Facts come from DuckDB (`replay.facts_sql.build_facts`), decisions from the same pure
 `projections.decide.decide_company` the streaming worker calls, so both paths bill alike.
 """
 
@@ -12,7 +12,7 @@ from datetime import date
 
 import duckdb
 
-from projections.batch import build_facts, no_gc
+from replay.facts_sql import build_facts, no_gc
 from projections.calendar import Month, zone
 from projections.decide import CompanyMonth, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from seatledger.config import Settings
+from streams.settings import Settings
 
 RESOURCES = Path(__file__).resolve().parent / "kafka"
 POM = RESOURCES / "pom.xml"
@@ -403,7 +403,7 @@ def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> str:
     return f"stopped pid {pid}" + ("" if graceful else f" (killed after {timeout:.0f}s)")
 
 
-if __name__ == "__main__":  # pragma: no cover - `python -m streams.local_broker` resolves the jars
+if __name__ == "__main__":  # pragma: no cover - `python -m devtools.local_broker` resolves the jars
     import sys
 
     print(ensure_jars(sys.argv[1] if len(sys.argv) > 1 else Settings().kafka_version))

@@ -33,10 +33,24 @@ import duckdb
 
 MONTH_START_US = 1_790_812_800_000_000  # 2026-10-01T00:00:00Z
 DAY_US = 86_400_000_000
-ZONES = ["UTC", "Europe/Amsterdam", "America/Los_Angeles", "Asia/Kathmandu", "Australia/Sydney", "America/New_York", "Asia/Tokyo", "Europe/London"]
+ZONES = [
+    "UTC",
+    "Europe/Amsterdam",
+    "America/Los_Angeles",
+    "Asia/Kathmandu",
+    "Australia/Sydney",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Europe/London",
+]
 KINDS = [  # activity kinds with weights
-    ("visit", 30), ("login", 15), ("notification_view", 15), ("push_notification_received", 20),
-    ("email_notification_received", 10), ("chat_use", 8), ("admin_panel_use", 2),
+    ("visit", 30),
+    ("login", 15),
+    ("notification_view", 15),
+    ("push_notification_received", 20),
+    ("email_notification_received", 10),
+    ("chat_use", 8),
+    ("admin_panel_use", 2),
 ]
 
 
@@ -127,9 +141,18 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
-    from replay.facts_sql import no_gc, _as_view, _load_activity, _load_records, _offset_sql, activity_sql, ACTIVITY_EVENTS, _sql_list
     from projections.calendar import Month
     from projections.prices import PriceBook
+    from replay.facts_sql import (
+        ACTIVITY_EVENTS,
+        _as_view,
+        _load_activity,
+        _load_records,
+        _offset_sql,
+        _sql_list,
+        activity_sql,
+        no_gc,
+    )
     from replay.month import decide_month
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="seatledger-bench-", dir="/tmp"))
@@ -141,7 +164,9 @@ def main() -> None:
         print(f"reusing {path}: {total:,} events")
     else:
         path, total = generate(workdir, args.accounts, args.events_per_account, args.threads)
-        print(f"generated {total:,} events in {time.perf_counter() - t:.1f}s -> {path} ({path.stat().st_size / 1e6:.0f} MB)")
+        print(
+            f"generated {total:,} events in {time.perf_counter() - t:.1f}s -> {path} ({path.stat().st_size / 1e6:.0f} MB)"
+        )
 
     con = duckdb.connect()
     con.execute(f"SET threads={args.threads}")
@@ -173,7 +198,9 @@ def main() -> None:
         with no_gc():
             facts = _load_records(con, view, None)
             tr = time.perf_counter()
-            _load_activity(con, view, facts, {cid: cf.timezone_name for cid, cf in facts.companies.items() if cf.records}, None)
+            _load_activity(
+                con, view, facts, {cid: cf.timezone_name for cid, cf in facts.companies.items() if cf.records}, None
+            )
         t1 = time.perf_counter()
         rec_t.append(tr - t0)
         act_t.append(t1 - tr)
@@ -198,12 +225,20 @@ def main() -> None:
     print()
     print(f"events: {total:,}   accounts decided: {n_dec:,}   threads: {args.threads}   runs: {args.runs} (medians)")
     print(f"(a)  raw bit_or aggregation            {raw:7.2f}s  {total / raw / 1e6:6.1f} M events/s")
-    print(f"(a') replay activity SQL (in DuckDB)   {sql:7.2f}s  {total / sql / 1e6:6.1f} M events/s  = {raw / sql:6.1%} of raw")
-    print(f"(b1) build_facts (SQL + to Python)     {fb:7.2f}s  {total / fb / 1e6:6.1f} M events/s  = {raw / fb:6.1%} of raw")
+    print(
+        f"(a') replay activity SQL (in DuckDB)   {sql:7.2f}s  {total / sql / 1e6:6.1f} M events/s  = {raw / sql:6.1%} of raw"
+    )
+    print(
+        f"(b1) build_facts (SQL + to Python)     {fb:7.2f}s  {total / fb / 1e6:6.1f} M events/s  = {raw / fb:6.1%} of raw"
+    )
     print(f"       records pass                    {rec:7.2f}s")
-    print(f"       activity pass (SQL + pull)      {act:7.2f}s  (activity SQL alone {sql:.2f}s, pull into Python ~{max(act - sql, 0):.2f}s)")
+    print(
+        f"       activity pass (SQL + pull)      {act:7.2f}s  (activity SQL alone {sql:.2f}s, pull into Python ~{max(act - sql, 0):.2f}s)"
+    )
     print(f"(b2) decide_month ({n_dec:,} accounts)   {dec:7.2f}s  {n_dec / dec / 1e3:6.1f} k accounts/s")
-    print(f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw")
+    print(
+        f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw"
+    )
     print(f"split of the replay: facts {fb / (fb + dec):.0%}, decide {dec / (fb + dec):.0%}")
     print(f"decisions digest: {digest}")
     if not args.keep and not args.dir:

@@ -108,8 +108,15 @@ def child_env(settings: Settings, run_dir: Path) -> dict[str, str]:
         SEATLEDGER_ARCHIVE_METRICS_PORT="0",
         SEATLEDGER_SECURITY_PROTOCOL=settings.security_protocol,
     )
-    for name in ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile",
-                 "prices"):
+    for name in (
+        "sasl_mechanism",
+        "sasl_username",
+        "sasl_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "prices",
+    ):
         val = getattr(settings, name, None)
         if val is not None:
             env[f"SEATLEDGER_{name.upper()}"] = str(val)
@@ -134,9 +141,7 @@ class Child:
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise DemoError(
-                f"{self.name} exited with code {self.proc.returncode}; log {self.log}:\n{self.tail()}"
-            )
+            raise DemoError(f"{self.name} exited with code {self.proc.returncode}; log {self.log}:\n{self.tail()}")
 
     def stop(self) -> int | None:
         if self.proc.poll() is None:
@@ -198,7 +203,7 @@ def month_complete(db: Path, month: str) -> bool:
     try:
         with sink.read_connection(db, timeout=5) as con:
             rows = con.execute("SELECT complete FROM month_closes WHERE month = ?", [month]).fetchall()
-    except (sink.DatabaseBusy, Exception):  # noqa: BLE001 - schema not there yet, or busy: ask again
+    except (sink.DatabaseBusy, Exception):
         return False
     return bool(rows and rows[0][0])
 
@@ -275,16 +280,18 @@ def print_summary(res: DemoResult, children: list[Child]) -> None:
             f"changing no fact {cert.get('duplicates_ignored')}, decisions {cert.get('decisions')}, "
             f"checksums match: {cert.get('checksums_match')}"
         )
-    console.print(f"published {res.events} events in {res.messages} messages; timings: "
-                  + ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items()))
+    console.print(
+        f"published {res.events} events in {res.messages} messages; timings: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in res.seconds.items())
+    )
     console.print(f"DuckDB file: [bold]{res.db}[/bold]   logs: {', '.join(str(c.log) for c in children)}")
     console.print("Try (while a sink runs, hold read connections briefly):")
     console.print(
         f"  python -c \"import duckdb; c = duckdb.connect('{res.db}', read_only=True); "
         f"print(c.sql(\\\"SELECT rule, reason, count(*) FROM account_decisions WHERE month = '{res.month}' "
-        f"GROUP BY ALL ORDER BY 3 DESC\\\")); c.close()\""
+        f'GROUP BY ALL ORDER BY 3 DESC\\")); c.close()"'
     )
-    console.print(f"  duckdb -readonly {res.db} \"SELECT * FROM billable_users LIMIT 10\"   (DuckDB CLI, if installed)")
+    console.print(f'  duckdb -readonly {res.db} "SELECT * FROM billable_users LIMIT 10"   (DuckDB CLI, if installed)')
     if res.invoices:
         company = max(res.invoices, key=lambda r: r[1])[0]
         console.print("Why was each person billed (support's dispute report, from the event archive):")
@@ -300,10 +307,10 @@ def _say(opts: DemoOptions, text: str) -> None:
 
 
 def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
+    import logging
+
     from devtools import local_broker
     from streams.topics import create_topics_sync
-
-    import logging
 
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # leader-election retries right after topic creation
     month = opts.month or previous_month()
@@ -328,7 +335,7 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
         _say(opts, f"starting a local Kafka broker on {host}:{port} (first time: resolves jars with Maven) ...")
         try:
             local_broker.start(settings)
-        except Exception as exc:  # noqa: BLE001 - BrokerError and friends, one clear line
+        except Exception as exc:
             raise DemoError(f"cannot start the local broker: {exc}") from None
         started_broker = True
     timings["broker"] = time.monotonic() - t0
@@ -341,18 +348,24 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
         children.append(start_child("sink", seatledger_cmd("sink"), env, run_dir))
         # The archive keeps every accepted event in Parquet: disputes and verify read it later.
         children.append(start_child("archive", seatledger_cmd("archive"), env, run_dir))
-        _say(opts, f"worker, sink and archive started (logs in {run_dir}); publishing {opts.companies} companies, "
-                   f"{opts.accounts} accounts, month {month} ...")
+        _say(
+            opts,
+            f"worker, sink and archive started (logs in {run_dir}); publishing {opts.companies} companies, "
+            f"{opts.accounts} accounts, month {month} ...",
+        )
         t = time.monotonic()
         summary = asyncio.run(publish(s, opts, month))
         timings["publish"] = time.monotonic() - t
         if summary.rejected:
-            raise DemoError(f"the generator produced {len(summary.rejected)} invalid events, e.g. {summary.rejected[:3]}")
+            raise DemoError(
+                f"the generator produced {len(summary.rejected)} invalid events, e.g. {summary.rejected[:3]}"
+            )
         for c in children:
             c.check_alive()
         t = time.monotonic()
-        close = subprocess.run(seatledger_cmd("close", "--month", month), env=env, capture_output=True, text=True,
-                               timeout=120)
+        close = subprocess.run(
+            seatledger_cmd("close", "--month", month), env=env, capture_output=True, text=True, timeout=120
+        )
         if close.returncode != 0:
             raise DemoError(f"seatledger close --month {month} failed: {close.stderr.strip() or close.stdout.strip()}")
         _say(opts, close.stdout.strip())
@@ -363,8 +376,7 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
             if time.monotonic() > deadline:
                 tails = "\n".join(f"--- {c.log} (last lines)\n{c.tail()}" for c in children)
                 raise DemoError(
-                    f"month {month} not complete in DuckDB ({db}) after {opts.timeout:.0f}s; "
-                    f"see the logs:\n{tails}"
+                    f"month {month} not complete in DuckDB ({db}) after {opts.timeout:.0f}s; see the logs:\n{tails}"
                 )
             time.sleep(0.5)
         timings["close_to_complete"] = time.monotonic() - t

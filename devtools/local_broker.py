@@ -81,9 +81,7 @@ def render_server_properties(host: str, broker_port: int, log_dirs: Path) -> str
 
 def log4j_version_from_pom(pom_text: str) -> str | None:
     """The log4j-core version that kafka-server's pom asks for."""
-    m = re.search(
-        r"<artifactId>log4j-core</artifactId>\s*<version>([^<]+)</version>", pom_text, re.MULTILINE
-    )
+    m = re.search(r"<artifactId>log4j-core</artifactId>\s*<version>([^<]+)</version>", pom_text, re.MULTILINE)
     return m.group(1).strip() if m else None
 
 

@@ -25,13 +25,14 @@ import io
 import re
 from bisect import bisect_left, bisect_right
 from calendar import monthrange
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from functools import partial
 from heapq import heappop, heappush
 from math import sqrt
 from operator import itemgetter
 from random import Random
-from typing import IO, Iterable, Iterator
+from typing import IO
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -76,16 +77,52 @@ _PUSH = ("push_notification_received", None)
 _EMAIL = ("email_notification_received", None)
 
 CLASSES: tuple[tuple[str, float, float, int, int, tuple], ...] = (
-    ("heavy", 0.13, 0.85, 8, 24,
-     ((_V_WEB, 18), (_V_MOB, 12), (_LOGIN, 8), (_CHAT, 25), (_NV_WEB, 8), (_NV_MOB, 6), (_NV, 2),
-      (_PUSH, 12), (_EMAIL, 5), (_ADMIN, 1))),
-    ("regular", 0.33, 0.55, 3, 10,
-     ((_V_WEB, 22), (_V_MOB, 14), (_LOGIN, 18), (_CHAT, 14), (_NV_WEB, 8), (_NV_MOB, 7), (_NV, 2),
-      (_PUSH, 10), (_EMAIL, 5))),
-    ("light", 0.27, 0.12, 1, 3,
-     ((_V_WEB, 30), (_V_MOB, 12), (_LOGIN, 30), (_NV_WEB, 8), (_NV_MOB, 5), (_PUSH, 10), (_EMAIL, 5))),
-    ("notification_only", 0.08, 0.35, 1, 4,
-     ((_NV_WEB, 15), (_NV_MOB, 15), (_NV, 10), (_PUSH, 35), (_EMAIL, 25))),
+    (
+        "heavy",
+        0.13,
+        0.85,
+        8,
+        24,
+        (
+            (_V_WEB, 18),
+            (_V_MOB, 12),
+            (_LOGIN, 8),
+            (_CHAT, 25),
+            (_NV_WEB, 8),
+            (_NV_MOB, 6),
+            (_NV, 2),
+            (_PUSH, 12),
+            (_EMAIL, 5),
+            (_ADMIN, 1),
+        ),
+    ),
+    (
+        "regular",
+        0.33,
+        0.55,
+        3,
+        10,
+        (
+            (_V_WEB, 22),
+            (_V_MOB, 14),
+            (_LOGIN, 18),
+            (_CHAT, 14),
+            (_NV_WEB, 8),
+            (_NV_MOB, 7),
+            (_NV, 2),
+            (_PUSH, 10),
+            (_EMAIL, 5),
+        ),
+    ),
+    (
+        "light",
+        0.27,
+        0.12,
+        1,
+        3,
+        ((_V_WEB, 30), (_V_MOB, 12), (_LOGIN, 30), (_NV_WEB, 8), (_NV_MOB, 5), (_PUSH, 10), (_EMAIL, 5)),
+    ),
+    ("notification_only", 0.08, 0.35, 1, 4, ((_NV_WEB, 15), (_NV_MOB, 15), (_NV, 10), (_PUSH, 35), (_EMAIL, 25))),
     ("admin_only", 0.02, 0.25, 1, 3, ((_ADMIN, 1),)),
     ("dormant", 0.17, 0.0, 0, 0, ()),
 )
@@ -115,36 +152,105 @@ P_LATE = 0.004  # events delivered late (minutes to days)
 P_DUP = 0.003  # events delivered twice (same event_id, same content)
 
 EMPLOYMENT = (("employee", 75), ("contractor", 12), ("volunteer", 8), ("other", 5))
-FRONTLINE_ROLES = (("customer_facing", 35), ("backstage", 30), ("public_service", 10), ("medical", 15),
-                   ("other", 10))
+FRONTLINE_ROLES = (("customer_facing", 35), ("backstage", 30), ("public_service", 10), ("medical", 15), ("other", 10))
 DESK_ROLES = (("other", 70), ("backstage", 10), ("customer_facing", 10), ("medical", 5), ("public_service", 5))
 PLANS = (("advanced", 45), ("enterprise", 25), ("premium", 30))
 CARD_BRANDS = (("visa", 40), ("mastercard", 30), ("amex", 20), ("discover", 10))
 ELIGIBLE_ORGS = ("charity", "ngo", "foundation", "community_group", "other_nonprofit")
-EXCLUDED_ORGS = ("health_insurance", "education", "government", "political", "religious",
-                 "professional_sports", "cooperative")
+EXCLUDED_ORGS = (
+    "health_insurance",
+    "education",
+    "government",
+    "political",
+    "religious",
+    "professional_sports",
+    "cooperative",
+)
 
 # Company scenario groups: forced variants first (one company each, in a seeded order), then random.
 PLAN_FORCED = ("none", "day1", "day2", "mid", "initial", "last_day", "day1_midnight")
-PLAN_RANDOM = (("none", 35), ("initial", 40), ("mid", 10), ("day1", 5), ("day2", 5), ("last_day", 3),
-               ("day1_midnight", 2))
+PLAN_RANDOM = (
+    ("none", 35),
+    ("initial", 40),
+    ("mid", 10),
+    ("day1", 5),
+    ("day2", 5),
+    ("last_day", 3),
+    ("day1_midnight", 2),
+)
 TRIAL_FORCED = ("default", "explicit_mid", "explicit_last_day", "explicit_day1", "none")
-TRIAL_RANDOM = (("none", 80), ("default", 8), ("explicit_mid", 6), ("explicit_last_day", 3),
-                ("explicit_day1", 3))
-NONPROFIT_FORCED = ("valid", "malformed_space", "malformed_bang", "excluded_religious", "valid_revoked",
-                    "valid_plain", "excluded", "valid_revoked_day1", "valid_revoked_last_day")
-NONPROFIT_RANDOM = (("none", 85), ("valid", 5), ("valid_revoked", 3), ("malformed_space", 2),
-                    ("malformed_bang", 1), ("excluded", 3), ("valid_plain", 1))
+TRIAL_RANDOM = (("none", 80), ("default", 8), ("explicit_mid", 6), ("explicit_last_day", 3), ("explicit_day1", 3))
+NONPROFIT_FORCED = (
+    "valid",
+    "malformed_space",
+    "malformed_bang",
+    "excluded_religious",
+    "valid_revoked",
+    "valid_plain",
+    "excluded",
+    "valid_revoked_day1",
+    "valid_revoked_last_day",
+)
+NONPROFIT_RANDOM = (
+    ("none", 85),
+    ("valid", 5),
+    ("valid_revoked", 3),
+    ("malformed_space", 2),
+    ("malformed_bang", 1),
+    ("excluded", 3),
+    ("valid_plain", 1),
+)
 BILLING_FORCED = ("amex_BR", "invoice_po", "po_cleared", "card", "card_change", "none")
-BILLING_RANDOM = (("none", 15), ("card", 60), ("invoice_po", 10), ("po_cleared", 5), ("card_change", 8),
-                  ("amex_BR", 2))
+BILLING_RANDOM = (("none", 15), ("card", 60), ("invoice_po", 10), ("po_cleared", 5), ("card_change", 8), ("amex_BR", 2))
 PUBLISHER_OFFSETS = (-5 * 3600, 2 * 3600, 5 * 3600 + 1800, -3 * 3600)  # fixed-offset publishers
 
-_NAME_A = ("Acme", "Globex", "Nordvik", "Zürich", "São Bento", "Kōbe", "Müller", "Blue River", "Harbor",
-           "Peak", "Lumen", "Initech", "Umbrella", "Vandelay", "Stark", "Oceanic", "Hooli", "Wonka",
-           "Cyberdyne", "Tyrell", "Soylent", "Aperture", "Massive", "Gringotts", "Ollivander")
-_NAME_B = ("Logistics", "Health", "Foods", "Retail", "Bank", "Care", "Works", "Labs", "Group", "Stichting",
-           "Ltda", "K.K.", "Trust", "Hospital", "Transport", "Hotels", "Energy", "Foundation")
+_NAME_A = (
+    "Acme",
+    "Globex",
+    "Nordvik",
+    "Zürich",
+    "São Bento",
+    "Kōbe",
+    "Müller",
+    "Blue River",
+    "Harbor",
+    "Peak",
+    "Lumen",
+    "Initech",
+    "Umbrella",
+    "Vandelay",
+    "Stark",
+    "Oceanic",
+    "Hooli",
+    "Wonka",
+    "Cyberdyne",
+    "Tyrell",
+    "Soylent",
+    "Aperture",
+    "Massive",
+    "Gringotts",
+    "Ollivander",
+)
+_NAME_B = (
+    "Logistics",
+    "Health",
+    "Foods",
+    "Retail",
+    "Bank",
+    "Care",
+    "Works",
+    "Labs",
+    "Group",
+    "Stichting",
+    "Ltda",
+    "K.K.",
+    "Trust",
+    "Hospital",
+    "Transport",
+    "Hotels",
+    "Energy",
+    "Foundation",
+)
 
 _HMS = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 _HMSZ = [x + "Z" for x in _HMS]
@@ -269,7 +375,7 @@ class _Calendar:
 class _Company:
     """One company's generator: advances one local day at a time, appending (arrival, event) pairs."""
 
-    def __init__(self, wl: "Workload", idx: int, seed: int, n_accounts: int, uid_base: int):
+    def __init__(self, wl: Workload, idx: int, seed: int, n_accounts: int, uid_base: int):
         self.wl = wl
         self.idx = idx
         self.cid = f"c-{idx + 1:05d}"
@@ -424,8 +530,9 @@ class _Company:
         t = self.at(day, rng.randrange(9 * 3600, 17 * 3600))
         if t <= self.reg_t:
             t = self.reg_t + 600
-        self.push_company(t, "nonprofit_verified",
-                          {"techsoup_token": self._token(v), "organization_type": org}, "techsoup-bridge")
+        self.push_company(
+            t, "nonprofit_verified", {"techsoup_token": self._token(v), "organization_type": org}, "techsoup-bridge"
+        )
         if v.startswith("valid_revoked"):
             g = self._gen_day()
             if v.endswith("day1"):
@@ -447,19 +554,31 @@ class _Company:
         country = self.country
         src = "billing-service"
         if v == "amex_BR":
-            self.push_company(t, "billing_profile_updated",
-                              {"payment_method": "card", "card_brand": "amex", "billing_country": "BR"}, src)
+            self.push_company(
+                t,
+                "billing_profile_updated",
+                {"payment_method": "card", "card_brand": "amex", "billing_country": "BR"},
+                src,
+            )
             return
         if v in ("card", "card_change"):
             brand = _weighted(rng, CARD_BRANDS)
             if brand == "amex" and country == "BR" and rng.random() < 0.7:
                 brand = "visa"
-            self.push_company(t, "billing_profile_updated",
-                              {"payment_method": "card", "card_brand": brand, "billing_country": country}, src)
+            self.push_company(
+                t,
+                "billing_profile_updated",
+                {"payment_method": "card", "card_brand": brand, "billing_country": country},
+                src,
+            )
             if v == "card_change":
                 t2 = self.at(self._gen_day() + rng.randrange(0, 20), rng.randrange(9 * 3600, 17 * 3600))
-                self.push_company(max(t2, t + 60), "billing_profile_updated",
-                                  {"payment_method": "card", "card_brand": rng.choice(("visa", "mastercard"))}, src)
+                self.push_company(
+                    max(t2, t + 60),
+                    "billing_profile_updated",
+                    {"payment_method": "card", "card_brand": rng.choice(("visa", "mastercard"))},
+                    src,
+                )
             return
         po = f"PO-{self.wl.cal.first.year}-{rng.randrange(1, 10000):04d}"
         first = {"payment_method": "invoice", "billing_country": country, "po_number": po}
@@ -469,8 +588,12 @@ class _Company:
         if v == "po_cleared":
             self.push_company(t2, "billing_profile_updated", {"po_number": None}, src)
         else:
-            self.push_company(t2, "billing_profile_updated",
-                              {"po_number": f"PO-{rng.randrange(1, 10000):04d}/{rng.randrange(1, 99)}"}, src)
+            self.push_company(
+                t2,
+                "billing_profile_updated",
+                {"po_number": f"PO-{rng.randrange(1, 10000):04d}/{rng.randrange(1, 99)}"},
+                src,
+            )
 
     def _setup_provisioning(self, late: bool) -> None:
         """How many account slots open on each local day (bulk import at registration, then growth)."""
@@ -483,7 +606,7 @@ class _Company:
             r = rng.random()
             if i == 0 or r < 0.45:
                 d = r0  # bulk import (HRIS sync) on the registration day
-            elif late or G <= r0 + 1:
+            elif late or r0 + 1 >= G:
                 d = rng.randrange(r0, D)
             elif r < 0.85:
                 d = rng.randrange(r0, G)  # history: most accounts exist before the generated months
@@ -746,12 +869,24 @@ class _Company:
                 continue
             if last:
                 t = self.at(day, 86400 - 30 + rng.randrange(0, 25))
-                kind, extra = rng.choice((("login", None), ("visit", {"channel": "web"}),
-                                          ("visit", {"channel": "mobile"}), ("chat_use", None)))
+                kind, extra = rng.choice(
+                    (
+                        ("login", None),
+                        ("visit", {"channel": "web"}),
+                        ("visit", {"channel": "mobile"}),
+                        ("chat_use", None),
+                    )
+                )
             else:
                 t = self.at(day, 10 + rng.randrange(0, 20))
-                kind, extra = rng.choice((("visit", {"channel": "mobile"}), ("chat_use", None),
-                                          ("login", None), ("notification_view", {"channel": "mobile"})))
+                kind, extra = rng.choice(
+                    (
+                        ("visit", {"channel": "mobile"}),
+                        ("chat_use", None),
+                        ("login", None),
+                        ("notification_view", {"channel": "mobile"}),
+                    )
+                )
             if t > self.since[a]:
                 self.emit(t, day, kind, a, extra, None, out)
         # notification-only account reading a notification right at the edge: never billing-active
@@ -771,8 +906,15 @@ def _h_company(c: _Company, t: int, day: int, a: int, payload, out: list) -> Non
 
 def _h_provision(c: _Company, t: int, day: int, a: int, payload, out: list) -> None:
     rng = c.rng
-    c.emit(t, day, "account_provisioned", a, {"employment": _weighted(rng, EMPLOYMENT)}
-           if rng.random() < 0.7 else None, "hris-sync", out)
+    c.emit(
+        t,
+        day,
+        "account_provisioned",
+        a,
+        {"employment": _weighted(rng, EMPLOYMENT)} if rng.random() < 0.7 else None,
+        "hris-sync",
+        out,
+    )
     c._create(t, a)
     r = rng.random()
     if r < P_INVITE:
@@ -892,8 +1034,16 @@ def _company_sizes(rng: Random, companies: int, accounts: int) -> list[int]:
 class Workload:
     """The plan of a whole workload; `events()` streams it."""
 
-    def __init__(self, companies: int, accounts: int, month: str, months: int = 1, seed: int = 0,
-                 history_months: int = DEFAULT_HISTORY_MONTHS, activity: float = 1.0):
+    def __init__(
+        self,
+        companies: int,
+        accounts: int,
+        month: str,
+        months: int = 1,
+        seed: int = 0,
+        history_months: int = DEFAULT_HISTORY_MONTHS,
+        activity: float = 1.0,
+    ):
         if companies < 1:
             raise ValueError("companies must be >= 1")
         if accounts < companies:
@@ -999,8 +1149,15 @@ def _ndjson_block(events: list) -> bytes:
     return b"".join([b"".join(map(dumps, events[i : i + 16])) for i in range(0, len(events), 16)])
 
 
-def iter_events(companies: int, accounts: int, month: str, months: int = 1, seed: int = 0,
-                history_months: int = DEFAULT_HISTORY_MONTHS, activity: float = 1.0) -> Iterator[dict]:
+def iter_events(
+    companies: int,
+    accounts: int,
+    month: str,
+    months: int = 1,
+    seed: int = 0,
+    history_months: int = DEFAULT_HISTORY_MONTHS,
+    activity: float = 1.0,
+) -> Iterator[dict]:
     """Stream the workload's events as JSON-ready dicts, in arrival order (see module docstring).
 
     `activity` scales the number of activity events per active account-day (1.0: ~40-60 events per
@@ -1018,8 +1175,10 @@ def write_ndjson(events: Iterable[dict], fp: IO, chunk: int = 8192) -> int:
             fp.flush()
             write = raw.write
         else:
+
             def write(b: bytes, _w=fp.write) -> None:
                 _w(b.decode())
+
     if write is None:
         write = fp.write
     n = 0

@@ -279,8 +279,19 @@ def decision_values(msg: dict) -> DecisionValues:
     row["unit_price_usd"] = str(price)
     ok = row_digest(row) == dg
     return DecisionValues(
-        row["company_id"], row["user_id"], row["month"], row["billable"], row["charged"], row["tier"], row["rule"],
-        row["reason"], row["evidence"], price, row["ruleset_version"], str(msg.get("plan") or ""), ok,
+        row["company_id"],
+        row["user_id"],
+        row["month"],
+        row["billable"],
+        row["charged"],
+        row["tier"],
+        row["rule"],
+        row["reason"],
+        row["evidence"],
+        price,
+        row["ruleset_version"],
+        str(msg.get("plan") or ""),
+        ok,
     )
 
 
@@ -586,7 +597,7 @@ def _write(con, items: list[Item], topic: str, now: datetime, res: BatchResult) 
         if kind == "decision":
             try:
                 dec_items.append((it, decision_values(it.msg)))
-            except Exception as exc:  # noqa: BLE001 - any malformed message is kept, not fatal
+            except Exception as exc:
                 rows["sink_rejects"].append(_reject(topic, it, f"bad decision: {exc}", now))
         elif kind == "company_month":
             cm_items.append(it)
@@ -602,8 +613,15 @@ def _write(con, items: list[Item], topic: str, now: datetime, res: BatchResult) 
     res.rejects = len(rows["sink_rejects"])
     res.adjustments_created = len(rows["invoice_adjustments"])
 
-    for table in ("snapshot_versions", "company_month_versions", "company_month_mau", "partition_reports",
-                  "disputes", "invoice_adjustments", "sink_rejects"):
+    for table in (
+        "snapshot_versions",
+        "company_month_versions",
+        "company_month_mau",
+        "partition_reports",
+        "disputes",
+        "invoice_adjustments",
+        "sink_rejects",
+    ):
         n = _insert(con, table, rows[table])
         if n:
             res.stored[table] += n
@@ -691,8 +709,13 @@ def _decisions(con, dec_items, rows, res: BatchResult, now, batch_id) -> None:
             res.digest_mismatches += 1
             log.warning(
                 "decision digest does not match its values",
-                extra={"company_id": d.company_id, "user_id": d.user_id, "month": d.month,
-                       "kafka_partition": it.kafka_partition, "kafka_offset": it.kafka_offset},
+                extra={
+                    "company_id": d.company_id,
+                    "user_id": d.user_id,
+                    "month": d.month,
+                    "kafka_partition": it.kafka_partition,
+                    "kafka_offset": it.kafka_offset,
+                },
             )
         key = (d.company_id, d.user_id, d.month)
         head = heads.get(key)
@@ -762,7 +785,7 @@ def _company_months(con, cm_items, rows, res: BatchResult, topic, now, batch_id)
                 raise ValueError("invoice must be an object")
             mau = [(date.fromisoformat(d), int(n)) for d, n in (msg.get("mau") or [])]
             good.append((it, company, month, inv, mau, content_digest(inv, msg.get("mau") or [])))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows["sink_rejects"].append(_reject(topic, it, f"bad company_month: {exc}", now))
     if not good:
         return
@@ -837,7 +860,7 @@ def _partition_reports(done_items, rows, res: BatchResult, topic, now, batch_id)
                 "kafka_partition": it.kafka_partition,
                 "kafka_offset": it.kafka_offset,
             }
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows["sink_rejects"].append(_reject(topic, it, f"bad partition_done: {exc}", now))
             continue
         rows["partition_reports"].append(row)
@@ -886,7 +909,7 @@ def _disputes(con, items, rows, res: BatchResult, topic, now, batch_id) -> None:
                 "received_at": now,
                 "batch_id": batch_id,
             }
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows["sink_rejects"].append(_reject(topic, it, f"bad dispute_applied: {exc}", now))
             continue
         if ticket in seen:
@@ -1005,12 +1028,16 @@ def _issue_invoices(con, now: datetime, batch_id: int, res: BatchResult) -> None
                 inv_json, lines=lines, billable=billable, charged=charged, adjustments_usd=adj.get(c, ZERO)
             )
             inv_rows.append(
-                {"company_id": c, "month": month, **inv, "company_month_version": version, "issued_at": now,
-                 "batch_id": batch_id}
+                {
+                    "company_id": c,
+                    "month": month,
+                    **inv,
+                    "company_month_version": version,
+                    "issued_at": now,
+                    "batch_id": batch_id,
+                }
             )
-            line_rows.extend(
-                {"company_id": c, "month": month, "line_no": i, **line} for i, line in enumerate(lines, 1)
-            )
+            line_rows.extend({"company_id": c, "month": month, "line_no": i, **line} for i, line in enumerate(lines, 1))
         res.stored["invoices"] += _insert(con, "invoices", inv_rows)
         if line_rows:
             res.stored["invoice_lines"] += _insert(con, "invoice_lines", line_rows)
@@ -1049,7 +1076,8 @@ def annotate_invoice(
             raise InvoiceNotIssued(f"no invoice issued for company {company_id} month {month}")
         _run(
             con,
-            "INSERT INTO invoice_annotations VALUES (?, ?, ?, ?, ?)", [company_id, month, po_number, now, annotated_by]
+            "INSERT INTO invoice_annotations VALUES (?, ?, ?, ?, ?)",
+            [company_id, month, po_number, now, annotated_by],
         )
         _run(con, "COMMIT")
     return now

@@ -45,7 +45,7 @@ class PriceBook:
             try:
                 usd = row["usd"]
                 if isinstance(usd, float):
-                    raise PriceBookError(f"{path}: price #{i}: write amounts as strings (\"4.00\"), not floats")
+                    raise PriceBookError(f'{path}: price #{i}: write amounts as strings ("4.00"), not floats')
                 prices.append(
                     Price(row["plan"], row["tier"], date.fromisoformat(str(row["effective_from"])), Decimal(str(usd)))
                 )

@@ -55,8 +55,8 @@ import pyarrow.parquet as pq
 
 from projections.calendar import Month, from_us
 from replay.rows import ARROW_SCHEMA, COLUMNS, event_row
-from schemas.decode import decode_message
 from schemas.control import parse_control
+from schemas.decode import decode_message
 
 BUCKETS = 16
 CONSUMER_GROUP = "seatledger-archive"
@@ -566,7 +566,8 @@ def rows_sql(
         ]
         if own:
             parts.insert(
-                0, f"SELECT {cols} FROM read_parquet({_sql_files(own)}, hive_partitioning=false) WHERE company_id = {cid}{known}"
+                0,
+                f"SELECT {cols} FROM read_parquet({_sql_files(own)}, hive_partitioning=false) WHERE company_id = {cid}{known}",
             )
     return f"SELECT * FROM ({' UNION ALL '.join(parts)}) {_DEDUP}"
 
@@ -589,4 +590,4 @@ def read_rejected(root: Path | str) -> list[dict]:
     files = sorted(str(f) for f in (Path(root) / REJECTED_DIR).glob("month=*/*.parquet"))
     if not files:
         return []
-    return _query_rows(f"SELECT * FROM read_parquet({_sql_files(files)}) ORDER BY topic, partition, \"offset\", \"index\"")
+    return _query_rows(f'SELECT * FROM read_parquet({_sql_files(files)}) ORDER BY topic, partition, "offset", "index"')

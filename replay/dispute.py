@@ -25,20 +25,20 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
 
+from ledger.sink import dispute_applied_message
 from projections.calendar import Month, local_iso, to_us, zone
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from ledger.sink import dispute_applied_message
 from projections.snapshots import decision_message, decision_row, encode
 from replay import archive
 from replay.verify import (
@@ -104,13 +104,13 @@ def made_at_us(version: dict) -> int | None:
         try:
             dt = datetime.fromisoformat(str(text).replace("Z", "+00:00").replace("z", "+00:00"))
             if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=timezone.utc)
+                dt = dt.replace(tzinfo=UTC)
             return to_us(dt)
         except ValueError:
             pass
     rec = version.get("received_at")
     if isinstance(rec, datetime):
-        return to_us(rec if rec.tzinfo else rec.replace(tzinfo=timezone.utc))
+        return to_us(rec if rec.tzinfo else rec.replace(tzinfo=UTC))
     return None
 
 
@@ -319,7 +319,9 @@ def _account_detail_md(a: dict, ruleset: str) -> list[str]:
         out.append(f"Differs in: {', '.join(a['differs'])}.")
     c = a["causes"] or {}
     if c.get("late_events"):
-        out.append("Events of this account that happened before the month ended but arrived after the billed version was made:")
+        out.append(
+            "Events of this account that happened before the month ended but arrived after the billed version was made:"
+        )
         out += [_event_line(e) for e in c["late_events"]]
     if c.get("evidence_added"):
         out.append("Evidence the rules cite now that the billed version did not:")
@@ -329,7 +331,9 @@ def _account_detail_md(a: dict, ruleset: str) -> list[str]:
         out += [f"- {_ev_short(e)}" for e in c["evidence_removed"]]
     at = c.get("billed_rules_on_events_known_then")
     if b and at == "reproduces_billed":
-        changed = f"; the ruleset changed from {b['ruleset_version']} to {ruleset}" if b["ruleset_version"] != ruleset else ""
+        changed = (
+            f"; the ruleset changed from {b['ruleset_version']} to {ruleset}" if b["ruleset_version"] != ruleset else ""
+        )
         out.append(
             f"Check: ruleset {b['ruleset_version']} on only the events that had arrived when v{b['version']} was made "
             f"reproduces v{b['version']} exactly, so the difference comes from the events above{changed}."
@@ -411,7 +415,9 @@ def build_report(
     if not rows:
         notes.append(f"the archive holds no event of {company_id} up to {month.next()}")
     if not versions:
-        notes.append(f"the database holds no decision of {company_id} for {month}" + (f" and user {user_id}" if user_id else ""))
+        notes.append(
+            f"the database holds no decision of {company_id} for {month}" + (f" and user {user_id}" if user_id else "")
+        )
 
     by_user: dict[str, list[dict]] = {}
     for v in versions:
@@ -460,7 +466,7 @@ def build_report(
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def amendment_messages(
@@ -488,7 +494,9 @@ def amendment_messages(
         before = None
         if latest is not None:
             before = jsonable(normalize(latest)) | {"version": latest["version"]}
-            before["evidence"] = latest["evidence"] if isinstance(latest["evidence"], str) else orjson.dumps(before["evidence"]).decode()
+            before["evidence"] = (
+                latest["evidence"] if isinstance(latest["evidence"], str) else orjson.dumps(before["evidence"]).decode()
+            )
         changes.append({"user_id": a.user_id, "from": before, "to": decision_row(a.now) | {"version": version}})
     applied = dispute_applied_message(
         ticket,
@@ -561,7 +569,7 @@ def apply_report(
         return result
     try:
         asyncio.run(publish(settings, report.company_id, [*decisions, applied]))
-    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+    except Exception as exc:
         raise DisputeError(f"publishing to {settings.bootstrap} failed: {type(exc).__name__}: {exc}") from None
     result.published = len(decisions) + 1
     wait_for_ticket(db, ticket, timeout)

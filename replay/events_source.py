@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import orjson
 import pyarrow as pa
@@ -253,7 +254,9 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
     return out
 
 
-def load_events(con, path: str, view: str = VIEW, progress: bool | None = None, check_conflicts: bool = True) -> LoadedEvents:
+def load_events(
+    con, path: str, view: str = VIEW, progress: bool | None = None, check_conflicts: bool = True
+) -> LoadedEvents:
     """Make the events at `path` queryable in `con` as `view` (rows schema)."""
     kind, files = classify(path)
     if kind == "parquet":
@@ -273,7 +276,21 @@ def report(loaded: LoadedEvents, err=None, limit: int = 20) -> None:
     for item in loaded.conflicts[:5]:
         print(f"conflict: {item}", file=err)
     if loaded.conflict_count:
-        print(f"{loaded.conflict_count} conflicting duplicate(s): same event_id, different content; kept the first", file=err)
+        print(
+            f"{loaded.conflict_count} conflicting duplicate(s): same event_id, different content; kept the first",
+            file=err,
+        )
 
 
-__all__ = ["load_events", "load_ndjson", "load_parquet", "classify", "report", "LoadedEvents", "Invalid", "Conflict", "SourceError", "ARROW_SCHEMA"]
+__all__ = [
+    "load_events",
+    "load_ndjson",
+    "load_parquet",
+    "classify",
+    "report",
+    "LoadedEvents",
+    "Invalid",
+    "Conflict",
+    "SourceError",
+    "ARROW_SCHEMA",
+]

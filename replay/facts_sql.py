@@ -27,9 +27,9 @@ Exactness notes
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterable
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
@@ -49,7 +49,6 @@ from projections.facts import (
     FactSet,
     MonthActivity,
     Record,
-    _min,
 )
 
 ACTIVITY_EVENTS = tuple(sorted(BILLING_ACTIVITY | REPORTING_ACTIVITY | NOTIFICATION_ACTIVITY))
@@ -94,7 +93,7 @@ def no_gc():
 
 
 def _offset_us(tz, us: int) -> int:
-    dt = datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).astimezone(tz)
+    dt = datetime.fromtimestamp(us // 1_000_000, tz=UTC).astimezone(tz)
     off = dt.utcoffset() or timedelta(0)
     return (off.days * 86_400 + off.seconds) * 1_000_000
 
@@ -251,7 +250,9 @@ def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str,
             zid.append(zone_ids[z])
             frm.append(f)
             off.append(o)
-    tr = pa.table({"zone_id": pa.array(zid, pa.int32()), "from_us": pa.array(frm, pa.int64()), "off": pa.array(off, pa.int64())})
+    tr = pa.table(
+        {"zone_id": pa.array(zid, pa.int32()), "from_us": pa.array(frm, pa.int64()), "off": pa.array(off, pa.int64())}
+    )
     con.register("_sl_cz_arrow", cz)
     con.register("_sl_tr_arrow", tr)
     con.execute("CREATE OR REPLACE TEMP TABLE _sl_cz AS SELECT * FROM _sl_cz_arrow")
@@ -280,7 +281,7 @@ def activity_sql(view: str, join: str, offset: str, where: str) -> str:
         aggs.append(f"arg_min({{'i': event_id, 't': type}}, CASE WHEN k & {m} <> 0 THEN ts END) AS {c}_ev")
         aggs.append(f"min(CASE WHEN k & {m} <> 0 THEN ts END, 2) AS {c}_ts")
     return f"""
-        SELECT company_id, user_id, year(d)::INTEGER AS y, month(d)::INTEGER AS m, {', '.join(aggs)}
+        SELECT company_id, user_id, year(d)::INTEGER AS y, month(d)::INTEGER AS m, {", ".join(aggs)}
         FROM (
             SELECT e.company_id, e.user_id, e.event_id, e.type, e.occurred_at_us AS ts, {kexpr} AS k,
                    make_timestamp(e.occurred_at_us + {offset})::DATE AS d
@@ -428,4 +429,12 @@ def merge_factsets(*sets: FactSet) -> FactSet:
     return out
 
 
-__all__ = ["build_facts", "merge_factsets", "no_gc", "zone_segments", "activity_sql", "ACTIVITY_EVENTS", "RECORD_EVENTS"]
+__all__ = [
+    "build_facts",
+    "merge_factsets",
+    "no_gc",
+    "zone_segments",
+    "activity_sql",
+    "ACTIVITY_EVENTS",
+    "RECORD_EVENTS",
+]

@@ -12,7 +12,6 @@ from datetime import date
 
 import duckdb
 
-from replay.facts_sql import build_facts, no_gc
 from projections.calendar import Month, zone
 from projections.decide import CompanyMonth, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
@@ -21,6 +20,7 @@ from projections.mau import Reconciliation, in_report, mau_daily, months_needed,
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet, get_ruleset
 from replay.events_source import LoadedEvents, load_events
+from replay.facts_sql import build_facts, no_gc
 
 
 class UnknownCompany(LookupError):
@@ -99,12 +99,16 @@ def decide_month(
         return _decide(facts, month, company, prices, rs, with_mau)
 
 
-def _decide(facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool) -> BatchResult:
+def _decide(
+    facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool
+) -> BatchResult:
     cids = [company] if company is not None else companies_for_month(facts, month)
     accounts, activity, history = _index(facts, month, with_mau)
     res = BatchResult(month)
     for cid in cids:
-        cm, decisions = decide_company(cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs)
+        cm, decisions = decide_company(
+            cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs
+        )
         res.company_months[cid] = cm
         res.decisions.extend(decisions)
         res.invoices[cid] = build_invoice(cm, decisions)

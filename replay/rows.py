@@ -57,7 +57,9 @@ def event_row(ev: Envelope) -> tuple:
 
 def rows_to_table(rows: list[tuple]) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
-    return pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(cols, ARROW_SCHEMA)], schema=ARROW_SCHEMA)
+    return pa.Table.from_arrays(
+        [pa.array(list(c), type=f.type) for c, f in zip(cols, ARROW_SCHEMA)], schema=ARROW_SCHEMA
+    )
 
 
 def row_to_event_json(row: dict) -> dict:

@@ -25,9 +25,9 @@ from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
 from projections.prices import PriceBook
-from replay.rows import COLUMNS
 from projections.rulesets import RULESETS, get_ruleset
 from replay import archive
+from replay.rows import COLUMNS
 
 CENT = Decimal("0.01")
 
@@ -53,7 +53,7 @@ def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
         con = cm.__enter__()
     except DatabaseBusy as exc:
         raise VerifyError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - not a DuckDB file, corrupt, ...
+    except Exception as exc:
         raise VerifyError(f"cannot open {path} read-only: {exc}") from None
     try:
         yield con
@@ -186,7 +186,9 @@ class Drift:
         if self.kind == "extra":
             s = self.stored or {}
             return f"extra    {who}: DuckDB has {s.get('rule')}/{s.get('reason')} billable={s.get('billable')}, the archive gives no decision"
-        parts = [f"{c}: stored {_short(self.stored[c])} != recomputed {_short(self.recomputed[c])}" for c in self.columns]
+        parts = [
+            f"{c}: stored {_short(self.stored[c])} != recomputed {_short(self.recomputed[c])}" for c in self.columns
+        ]
         return f"differs  {who}: " + "; ".join(parts)
 
 
@@ -285,7 +287,9 @@ def verify_month(
         stored = stored_decisions(con, month, company_id)
     result = VerifyResult(str(month), company_id, stored=len(stored))
     if not stored:
-        result.notes.append(f"DuckDB holds no complete decisions for {month}" + (f" of {company_id}" if company_id else ""))
+        result.notes.append(
+            f"DuckDB holds no complete decisions for {month}" + (f" of {company_id}" if company_id else "")
+        )
     if progress:
         progress("recomputing from the archive", 0, None)
     facts, result.events = archive_facts(root, month.next(), company_id=company_id)
@@ -306,7 +310,9 @@ def verify_month(
             if v not in RULESETS:
                 result.notes.append(f"{cid}: stored rows name unknown ruleset {v!r}; compared under {default}")
                 continue
-            recomputed[v] = {d.user_id: normalize(d.row()) for d in decide_from_facts(facts, cid, month, prices, v, index)}
+            recomputed[v] = {
+                d.user_id: normalize(d.row()) for d in decide_from_facts(facts, cid, month, prices, v, index)
+            }
         base = recomputed.get(fallback, {})
         result.recomputed += len(base)
         if base or rows_of:

@@ -17,7 +17,6 @@ REJECTED = "rejected"  # router -> fold agent: how many elements a source messag
 _CONTROL_NEEDLE = CONTROL_KEY.encode()
 
 
-
 def close_marker(month: str, close_id: str, partitions: int) -> dict:
     """What `seatledger close` puts on every partition of the events topic."""
     return {CONTROL_KEY: CLOSE_MONTH, "month": month, "close_id": close_id, "partitions": partitions}

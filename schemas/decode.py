@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.events import COMPANY_TYPES, EVENT_MODELS, Event, Envelope
+from schemas.events import COMPANY_TYPES, EVENT_MODELS, Envelope, Event
 
 _ADAPTER: TypeAdapter = TypeAdapter(Event)
 

@@ -27,9 +27,7 @@ from pydantic import (
 
 SCHEMA_VERSION = 1
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$")
 
 
 def parse_rfc3339(value: object) -> datetime:
@@ -272,4 +270,4 @@ ACTIVITY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m i
 ACCOUNT_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in AccountEvent.__args__)  # type: ignore
 COMPANY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in CompanyEvent.__args__)  # type: ignore
 
-Event = Annotated[Union[ActivityEvent, AccountEvent, CompanyEvent], Field(discriminator="type")]
+Event = Annotated[ActivityEvent | AccountEvent | CompanyEvent, Field(discriminator="type")]

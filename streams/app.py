@@ -31,11 +31,11 @@ import orjson
 
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, get_ruleset
-from streams.settings import Settings
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of, rejected_control, routed_close_marker
 from streams.close import Closer
 from streams.metrics import WorkerMetrics
-from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of, rejected_control, routed_close_marker
 from streams.routing import Packer, home_partition
+from streams.settings import Settings
 from streams.state import KV, TABLES, FoldState, Stores, new_stats
 
 log = logging.getLogger("seatledger.worker")
@@ -133,7 +133,9 @@ class Router:
                 offsets: dict = {}  # routed, sends not yet all acknowledged / not committed
                 last_commit = time.monotonic()
                 while True:
-                    batches = await self.consumer.getmany(timeout_ms=int(ROUTER_WITHIN * 1000), max_records=ROUTER_BATCH)
+                    batches = await self.consumer.getmany(
+                        timeout_ms=int(ROUTER_WITHIN * 1000), max_records=ROUTER_BATCH
+                    )
                     if batches:
                         await self.route_batch(batches)
                         offsets.update({tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs})
@@ -212,9 +214,7 @@ class Router:
                     await self._acked()  # every event read before the marker is on the broker
                     ctl = r.control
                     parts = int(ctl.get("partitions") or n)
-                    marker = orjson.dumps(
-                        routed_close_marker(ctl["month"], str(ctl.get("close_id", "")), part, parts)
-                    )
+                    marker = orjson.dumps(routed_close_marker(ctl["month"], str(ctl.get("close_id", "")), part, parts))
                     for q in range(n):
                         await self._send(s.topic_routed, None, marker, q)
                     await self._acked()
@@ -236,12 +236,12 @@ class Router:
             return
         try:
             tps = consumer.assignment()
-        except Exception:  # noqa: BLE001 - metrics never break the worker
+        except Exception:
             return
         for tp in tps:
             try:
                 hw = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 continue
             if hw is not None:
                 committed = self.committed.get(tp, 0)
@@ -269,7 +269,7 @@ def malloc_trim():
 
 def metrics_total(metrics: WorkerMetrics) -> float:
     """Messages routed + events folded so far (changes while the worker is busy)."""
-    return metrics.messages_in._value.get() + metrics.folded._value.get()  # noqa: SLF001
+    return metrics.messages_in._value.get() + metrics.folded._value.get()
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -336,10 +336,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
     metrics = metrics or WorkerMetrics()
     routed_topic = app.topic(settings.topic_routed, key_serializer="raw", value_serializer="raw", partitions=n)
 
-    tables = {
-        name: app.Table(name, default=None, partitions=n, key_type=str, value_type=None)
-        for name in TABLES
-    }
+    tables = {name: app.Table(name, default=None, partitions=n, key_type=str, value_type=None) for name in TABLES}
     current = {"partition": 0}
     # Changelog writes of the message being processed, coalesced per key (the last value wins) and
     # sent straight to the producer after the message: no Faust FutureMessage per write, and no
@@ -396,7 +393,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("event=router_restart error=%r", exc)
                 await asyncio.sleep(1.0)
 
@@ -555,8 +552,8 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
                 continue
             try:
                 hw = consumer.highwater(tp)
-                committed = consumer._committed_offset.get(tp)  # noqa: SLF001 - no public accessor
-            except Exception:  # noqa: BLE001 - metrics never break the worker
+                committed = consumer._committed_offset.get(tp)
+            except Exception:
                 continue
             if hw is not None:
                 metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - (committed or 0)))

@@ -87,7 +87,7 @@ class ArchiveRun:
             offsets = {TopicPartition(self.topic, p): OffsetAndMetadata(o, "") for p, o in result.positions.items()}
             try:
                 await self.consumer.commit(offsets)
-            except Exception as exc:  # noqa: BLE001 - the manifest is the truth; the commit is for lag only
+            except Exception as exc:
                 log.warning("archive: offset commit failed (data is durable, manifest decides): %s", exc)
         if self.compact_threshold:
             dirs = await asyncio.to_thread(small_file_dirs, self.writer.root, self.compact_threshold)

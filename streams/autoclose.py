@@ -9,7 +9,7 @@ the worker ignores markers for a month it already closed.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from projections.calendar import Month
 
@@ -21,5 +21,5 @@ def month_to_close(now: datetime, grace_hours: float = DEFAULT_GRACE_HOURS) -> M
     """The latest month that ended in every zone at least `grace_hours` before `now` (aware)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    t = (now - LAST_ZONE_BEHIND_UTC - timedelta(hours=grace_hours)).astimezone(timezone.utc)
+    t = (now - LAST_ZONE_BEHIND_UTC - timedelta(hours=grace_hours)).astimezone(UTC)
     return Month.of(t.date()).prev()

@@ -358,7 +358,9 @@ class Closer:
         yield from self._company_message(cid, hist, cm, all_decisions, masks, header, nb, close_id, partition)
         return digests
 
-    def _company_message(self, cid, hist: History, cm, decisions: list[Decision], masks, header, nb, close_id, partition):
+    def _company_message(
+        self, cid, hist: History, cm, decisions: list[Decision], masks, header, nb, close_id, partition
+    ):
         month = hist.month
         inv = build_invoice(cm, decisions).to_json()
         idg = invoice_digest(inv)
@@ -369,7 +371,9 @@ class Closer:
             return
         version = 1 if header is None else header["iv"] + 1
         mau = mau_from_masks(month, hist.first, masks)
-        msg = company_month_message(inv, mau, version=version, close_id=close_id, partition=partition, emitted_at=_now())
+        msg = company_month_message(
+            inv, mau, version=version, close_id=close_id, partition=partition, emitted_at=_now()
+        )
         yield cid.encode(), orjson.dumps(msg), None
         self.s.emitted.put(hkey, {"iv": version, "id": idg, "b": nb})
         self.counts.company_months += 1

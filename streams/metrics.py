@@ -36,10 +36,16 @@ class WorkerMetrics:
             "seatledger_worker_consumer_lag", "highwater - committed offset", ["topic", "partition"], registry=r
         )
         self.close_markers = Gauge(
-            "seatledger_worker_close_markers_seen", "routed close markers recorded, summed over partitions", ["month"], registry=r
+            "seatledger_worker_close_markers_seen",
+            "routed close markers recorded, summed over partitions",
+            ["month"],
+            registry=r,
         )
         self.close_expected = Gauge(
-            "seatledger_worker_close_markers_expected", "routed close markers needed to close the month", ["month"], registry=r
+            "seatledger_worker_close_markers_expected",
+            "routed close markers needed to close the month",
+            ["month"],
+            registry=r,
         )
         self.partitions_closed = Gauge(
             "seatledger_worker_partitions_closed", "routed partitions that closed the month here", ["month"], registry=r

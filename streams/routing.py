@@ -295,10 +295,7 @@ def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int,
         else:
             ev = None
         if first is not None and cid != first:
-            reason = (
-                f"packed message mixes companies: {cid!r} after {first!r}; "
-                "pack one company's events per message"
-            )
+            reason = f"packed message mixes companies: {cid!r} after {first!r}; pack one company's events per message"
             out.dead.append(dead_letter(item, reason, index=i, **where))
             continue
         first = cid

@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     auto_close_grace_hours: float | None = Field(
         None, description="close a month automatically this long after it ended in every zone (worker --auto-close: 72)"
     )
-    auto_close_check_seconds: float = Field(60.0, gt=0, description="how often the worker checks for a month to auto-close")
+    auto_close_check_seconds: float = Field(
+        60.0, gt=0, description="how often the worker checks for a month to auto-close"
+    )
 
     # Streaming worker (streams/app.py).
     worker_app_id: str = Field(

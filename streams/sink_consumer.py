@@ -67,7 +67,10 @@ class SinkMetrics:
         )
         self.buffered = Gauge("seatledger_sink_buffered_messages", "messages consumed, not yet written", registry=r)
         self.lag = Gauge(
-            "seatledger_sink_lag", "highwater - written position (messages not yet in DuckDB)", ["partition"], registry=r
+            "seatledger_sink_lag",
+            "highwater - written position (messages not yet in DuckDB)",
+            ["partition"],
+            registry=r,
         )
         self.months_completed = Counter("seatledger_sink_months_completed", "months that became complete", registry=r)
         self.invoices = Counter("seatledger_sink_invoices_issued", "invoices issued", registry=r)

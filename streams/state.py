@@ -383,7 +383,14 @@ class FoldState:
         if cur is None:
             self.s.activity.put(
                 akey,
-                encode_activity(bit if b else 0, bit if r else 0, bit if n else 0, ev if b else None, ev if r else None, ev if n else None),
+                encode_activity(
+                    bit if b else 0,
+                    bit if r else 0,
+                    bit if n else 0,
+                    ev if b else None,
+                    ev if r else None,
+                    ev if n else None,
+                ),
             )
             return True
         size = len(cur)
@@ -510,7 +517,12 @@ class FoldState:
                 b, r, n = KIND_CLASS[kind]
                 e = (ts, eid, kind)
                 delta = MonthActivity(
-                    bit if b else 0, bit if r else 0, bit if n else 0, e if b else None, e if r else None, e if n else None
+                    bit if b else 0,
+                    bit if r else 0,
+                    bit if n else 0,
+                    e if b else None,
+                    e if r else None,
+                    e if n else None,
                 )
                 cur = out.get((uid, month))
                 out[(uid, month)] = delta if cur is None else cur.merge(delta)

@@ -78,7 +78,10 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeou
     deadline = loop.time() + timeout
     while True:
         described = await admin.describe_topics(names)
-        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+        if all(
+            t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        ):
             return
         if loop.time() > deadline:
             raise TopicError(f"topics {names} have no leader after {timeout:.0f}s")
@@ -95,7 +98,7 @@ async def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str,
         to_create, mismatches = plan(specs, await _partition_counts(admin, names))
         if mismatches:
             raise TopicError("\n".join(mismatches))
-        result = {name: "exists" for name in names}
+        result = dict.fromkeys(names, "exists")
         if to_create:
             response = await admin.create_topics(
                 [NewTopic(s.name, s.partitions, s.replication_factor, topic_configs=dict(s.config)) for s in to_create]
@@ -130,7 +133,9 @@ def changelog_specs(names: list[str], settings: Settings) -> list[TopicSpec]:
     those partitions are never assigned and the fold agent stalls (seen under load on Kafka 4.1).
     """
     return [
-        TopicSpec(name, settings.partitions, settings.replication_factor, "table changelog", (("cleanup.policy", "compact"),))
+        TopicSpec(
+            name, settings.partitions, settings.replication_factor, "table changelog", (("cleanup.policy", "compact"),)
+        )
         for name in names
     ]
 
@@ -147,7 +152,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     def target() -> None:
         try:
             box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="run_sync")

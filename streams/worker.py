@@ -11,8 +11,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from projections.calendar import Month
-from streams.settings import Settings
 from schemas.control import close_marker
+from streams.settings import Settings
 
 log = logging.getLogger("seatledger.worker")
 

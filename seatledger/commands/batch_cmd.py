@@ -33,8 +33,8 @@ def _user_errors():
     """Turn every expected input problem into a clear message and exit 2."""
     from projections.prices import PriceBookError
     from projections.rulesets import UnknownRuleset
-    from replay.month import UnknownCompany
     from replay.events_source import SourceError
+    from replay.month import UnknownCompany
 
     try:
         yield
@@ -48,8 +48,8 @@ def _user_errors():
 
 def _run(events: str, month: str, company: str | None, prices: Path | None, ruleset: str | None = None, with_mau=True):
     from projections.calendar import Month
-    from replay.month import run_month
     from replay.events_source import report
+    from replay.month import run_month
 
     try:
         m = Month.parse(month)
@@ -100,9 +100,10 @@ def decision_json(d) -> dict:
 def _explain(code: str) -> str:
     side, _, reason = code.partition(":")
     reason = reason.replace("_", " ")
-    return {"report_only": f"{reason} (in report, not on invoice)", "invoice_only": f"{reason} (on invoice, not in report)"}.get(
-        side, f"{reason} (in neither)" if side == "neither" else code
-    )
+    return {
+        "report_only": f"{reason} (in report, not on invoice)",
+        "invoice_only": f"{reason} (on invoice, not in report)",
+    }.get(side, f"{reason} (in neither)" if side == "neither" else code)
 
 
 def register(app: typer.Typer) -> None:
@@ -151,9 +152,15 @@ def register(app: typer.Typer) -> None:
         for inv in invoices:
             lines = [f"Invoice {inv.company_id} {inv.month} (plan in force: {inv.plan})"]
             for ln in inv.lines:
-                lines.append(f"  {ln.plan:<10} {ln.tier:<9} {ln.count:>7} x USD {ln.unit_price_usd:>8} = USD {ln.amount_usd:>10}")
+                lines.append(
+                    f"  {ln.plan:<10} {ln.tier:<9} {ln.count:>7} x USD {ln.unit_price_usd:>8} = USD {ln.amount_usd:>10}"
+                )
             if not inv.lines:
-                why = f": {inv.free_reason}" if inv.free_reason else (": no billable account" if not inv.billable_accounts else "")
+                why = (
+                    f": {inv.free_reason}"
+                    if inv.free_reason
+                    else (": no billable account" if not inv.billable_accounts else "")
+                )
                 lines.append(f"  (zero invoice{why})")
             lines.append(f"  total USD {inv.total_usd} (taxes excluded)")
             lines.append(f"  billable accounts {inv.billable_accounts}, charged {inv.charged_accounts}")
@@ -167,7 +174,8 @@ def register(app: typer.Typer) -> None:
                 pay += f", billing country {inv.billing_country}"
             lines.append(f"  payment: {pay}")
             lines.append(
-                "  qualifies for payment by invoice (R12, above USD 5,000): " + ("yes" if inv.qualifies_for_invoice_payment else "no")
+                "  qualifies for payment by invoice (R12, above USD 5,000): "
+                + ("yes" if inv.qualifies_for_invoice_payment else "no")
             )
             for n in inv.notices:
                 lines.append(f"  notice: {n}")
@@ -185,7 +193,11 @@ def register(app: typer.Typer) -> None:
         """R13: the billed users of a company and month as CSV (safe to open in a spreadsheet)."""
         res = _run(events, month, company, prices, with_mau=False)
         header = ("user_id", "tier", "rule", "reason", "unit_price_usd", "charged")
-        rows = ([d.user_id, d.tier, d.rule, d.reason, str(d.unit_price_usd), _plain(d.charged)] for d in res.decisions if d.billable)
+        rows = (
+            [d.user_id, d.tier, d.rule, d.reason, str(d.unit_price_usd), _plain(d.charged)]
+            for d in res.decisions
+            if d.billable
+        )
         _write(_csv(header, rows, safe=True), out)
 
     @app.command("mau")
@@ -201,7 +213,16 @@ def register(app: typer.Typer) -> None:
         res = _run(events, month, company, None)
         days = res.mau.get(company, [])
         if fmt == "json":
-            text = orjson.dumps({"company_id": company, "month": month, "days": [{"date": d.isoformat(), "mau": n} for d, n in days]}).decode() + "\n"
+            text = (
+                orjson.dumps(
+                    {
+                        "company_id": company,
+                        "month": month,
+                        "days": [{"date": d.isoformat(), "mau": n} for d, n in days],
+                    }
+                ).decode()
+                + "\n"
+            )
         elif fmt == "csv":
             text = _csv(("date", "mau"), ([d.isoformat(), n] for d, n in days))
         else:
@@ -224,27 +245,40 @@ def register(app: typer.Typer) -> None:
         counts = Counter(r.explanation for r in recs)
         reported = sum(r.in_report for r in recs)
         billed = sum(r.billable for r in recs)
-        diffs = sorted(((n, c) for c, n in counts.items() if c.startswith(("report_only", "invoice_only"))), key=lambda x: (-x[0], x[1]))
+        diffs = sorted(
+            ((n, c) for c, n in counts.items() if c.startswith(("report_only", "invoice_only"))),
+            key=lambda x: (-x[0], x[1]),
+        )
         summary = f"the report says {reported}, the invoice {billed}"
         if diffs:
             summary += ": " + ", ".join(f"{n} {_explain(c)}" for n, c in diffs)
         if fmt == "json":
-            text = orjson.dumps(
-                {
-                    "company_id": company,
-                    "month": month,
-                    "in_report": reported,
-                    "on_invoice": billed,
-                    "summary": summary,
-                    "counts": dict(sorted(counts.items())),
-                    "accounts": [r.row() for r in recs],
-                }
-            ).decode() + "\n"
+            text = (
+                orjson.dumps(
+                    {
+                        "company_id": company,
+                        "month": month,
+                        "in_report": reported,
+                        "on_invoice": billed,
+                        "summary": summary,
+                        "counts": dict(sorted(counts.items())),
+                        "accounts": [r.row() for r in recs],
+                    }
+                ).decode()
+                + "\n"
+            )
         elif fmt == "csv":
-            text = _csv(("user_id", "in_report", "on_invoice", "explanation"), ([r.user_id, _plain(r.in_report), _plain(r.billable), r.explanation] for r in recs), safe=True)
+            text = _csv(
+                ("user_id", "in_report", "on_invoice", "explanation"),
+                ([r.user_id, _plain(r.in_report), _plain(r.billable), r.explanation] for r in recs),
+                safe=True,
+            )
         else:
             lines = [f"{'user_id':<24} {'report':<6} {'invoice':<7} explanation"]
-            lines += [f"{r.user_id:<24} {'yes' if r.in_report else 'no':<6} {'yes' if r.billable else 'no':<7} {r.explanation}" for r in recs]
+            lines += [
+                f"{r.user_id:<24} {'yes' if r.in_report else 'no':<6} {'yes' if r.billable else 'no':<7} {r.explanation}"
+                for r in recs
+            ]
             lines.append("")
             lines.append(summary)
             lines += [f"  {n:>7} {c}" for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]

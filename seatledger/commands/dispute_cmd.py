@@ -23,7 +23,9 @@ ARCHIVE = typer.Option(None, "--archive", help="archive root (default: SEATLEDGE
 DB = typer.Option(None, "--db", help="DuckDB file the sink writes (default: SEATLEDGER_DB)")
 DATA_DIR = typer.Option(None, "--data-dir", help="default: SEATLEDGER_DATA_DIR")
 PRICES = typer.Option(
-    None, "--prices", help="price book TOML, the one the worker bills with (default: SEATLEDGER_PRICES, else the example prices)"
+    None,
+    "--prices",
+    help="price book TOML, the one the worker bills with (default: SEATLEDGER_PRICES, else the example prices)",
 )
 
 
@@ -90,12 +92,16 @@ def register(app: typer.Typer) -> None:
         archive: Path | None = ARCHIVE,
         data_dir: Path | None = DATA_DIR,
         topic: str | None = typer.Option(None, "--topic", help="default: SEATLEDGER_TOPIC_EVENTS"),
-        flush_seconds: float = typer.Option(2.0, "--flush-seconds", min=0.05, help="make buffered events durable this often"),
+        flush_seconds: float = typer.Option(
+            2.0, "--flush-seconds", min=0.05, help="make buffered events durable this often"
+        ),
         flush_events: int = typer.Option(50_000, "--flush-events", min=1, help="... or when this many are buffered"),
         compact_threshold: int = typer.Option(
             64, "--compact-threshold", min=0, help="compact a directory once it holds this many files (0: never)"
         ),
-        compact_now: bool = typer.Option(False, "--compact", help="merge the small files of every directory once, then exit"),
+        compact_now: bool = typer.Option(
+            False, "--compact", help="merge the small files of every directory once, then exit"
+        ),
     ) -> None:
         """Archive every accepted event of the events topic as Parquet, until SIGTERM.
 
@@ -126,7 +132,7 @@ def register(app: typer.Typer) -> None:
                     compact_threshold=compact_threshold,
                 )
             )
-        except Exception as exc:  # noqa: BLE001 - one clear line, exit 3
+        except Exception as exc:
             typer.echo(f"error: archive failed: {type(exc).__name__}: {exc}", err=True)
             raise typer.Exit(3) from None
         typer.echo(
@@ -144,14 +150,18 @@ def register(app: typer.Typer) -> None:
         archive: Path | None = ARCHIVE,
         db: Path | None = DB,
         data_dir: Path | None = DATA_DIR,
-        ruleset: str | None = typer.Option(None, "--ruleset", help="rule-set version to recompute with (default: current)"),
+        ruleset: str | None = typer.Option(
+            None, "--ruleset", help="rule-set version to recompute with (default: current)"
+        ),
         prices: Path | None = PRICES,
         apply: bool = typer.Option(False, "--apply", help="publish the corrections (needs --reference)"),
         reference: str | None = typer.Option(None, "--reference", help="the dispute ticket, e.g. SUP-1234"),
         requested_by: str | None = typer.Option(None, "--requested-by", help="who asked for the correction"),
         bootstrap: str | None = BOOTSTRAP,
         timeout: float = typer.Option(120.0, "--timeout", help="seconds to wait for the sink to record the ticket"),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="default: on when stderr is a terminal"),
+        progress: bool | None = typer.Option(
+            None, "--progress/--no-progress", help="default: on when stderr is a terminal"
+        ),
     ) -> None:
         """Recompute a company-month from the archive and explain every difference with what was billed.
 
@@ -224,7 +234,9 @@ def register(app: typer.Typer) -> None:
         ),
         fmt: str = typer.Option("text", "--format", help="text or json"),
         limit: int = typer.Option(50, "--limit", min=1, help="drift lines to print (text)"),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="default: on when stderr is a terminal"),
+        progress: bool | None = typer.Option(
+            None, "--progress/--no-progress", help="default: on when stderr is a terminal"
+        ),
     ) -> None:
         """Recompute a month from the archive and compare every column of account_decisions.
 

@@ -7,7 +7,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 import typer
 
@@ -38,13 +38,18 @@ def register(app: typer.Typer) -> None:
         month: str = typer.Option(..., "--month", help="first generated month, YYYY-MM"),
         months: int = typer.Option(1, "--months", min=1, help="number of generated calendar months"),
         seed: int = typer.Option(0, "--seed", help="random seed: same arguments and seed, same bytes"),
-        out: Optional[str] = typer.Option(None, "--out", "-o", help="NDJSON file to write; '-' or none: stdout"),
+        out: str | None = typer.Option(None, "--out", "-o", help="NDJSON file to write; '-' or none: stdout"),
         history_months: int = typer.Option(
-            DEFAULT_HISTORY_MONTHS, "--history-months", min=0,
+            DEFAULT_HISTORY_MONTHS,
+            "--history-months",
+            min=0,
             help="months before --month where companies register and most accounts are created",
         ),
         activity: float = typer.Option(
-            1.0, "--activity", min=0.0, help="scale of activity events per active account-day (1.0: ~40-60/account/month)"
+            1.0,
+            "--activity",
+            min=0.0,
+            help="scale of activity events per active account-day (1.0: ~40-60/account/month)",
         ),
         stats: bool = typer.Option(False, "--stats", help="print counts per event type, rate and size to stderr"),
     ) -> None:

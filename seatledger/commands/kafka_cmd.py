@@ -37,8 +37,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         if st.started_now:
-            typer.echo(f"started Kafka {settings.kafka_version} on {st.bootstrap} in {st.seconds:.1f}s "
-                       f"(pid {st.pid}, log {st.log})")
+            typer.echo(
+                f"started Kafka {settings.kafka_version} on {st.bootstrap} in {st.seconds:.1f}s "
+                f"(pid {st.pid}, log {st.log})"
+            )
         else:
             typer.echo(f"already running: {st.describe()}")
 
@@ -74,7 +76,9 @@ def register(app: typer.Typer) -> None:
     @topics.command("create")
     def create(
         bootstrap: str | None = BOOTSTRAP,
-        partitions: int | None = typer.Option(None, min=1, help="partitions per topic (default: SEATLEDGER_PARTITIONS or 8)"),
+        partitions: int | None = typer.Option(
+            None, min=1, help="partitions per topic (default: SEATLEDGER_PARTITIONS or 8)"
+        ),
     ) -> None:
         """Create the events, routed, dead-letter and snapshot topics; idempotent."""
         from streams.topics import TopicError, create_topics_sync
@@ -85,7 +89,7 @@ def register(app: typer.Typer) -> None:
         except TopicError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        except Exception as exc:  # noqa: BLE001 - unreachable broker and friends: one clear line
+        except Exception as exc:
             typer.echo(f"error: cannot create topics on {settings.bootstrap}: {type(exc).__name__}: {exc}", err=True)
             raise typer.Exit(1) from None
         for name, outcome in result.items():

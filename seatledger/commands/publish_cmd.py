@@ -78,10 +78,14 @@ def register(app: typer.Typer) -> None:
     def publish(
         path: str = typer.Argument(..., help="NDJSON file of events, or - for stdin"),
         pack: int = typer.Option(1, "--pack", min=1, help="up to N consecutive events of one company per message"),
-        skip_invalid: bool = typer.Option(False, "--skip-invalid", help="send the valid events even when some lines are rejected"),
+        skip_invalid: bool = typer.Option(
+            False, "--skip-invalid", help="send the valid events even when some lines are rejected"
+        ),
         bootstrap: str | None = typer.Option(None, "--bootstrap", help="host:port (default: SEATLEDGER_BOOTSTRAP)"),
         topic: str | None = typer.Option(None, "--topic", help="default: SEATLEDGER_TOPIC_EVENTS"),
-        progress: bool | None = typer.Option(None, "--progress/--no-progress", help="default: on for a tty or large input"),
+        progress: bool | None = typer.Option(
+            None, "--progress/--no-progress", help="default: on for a tty or large input"
+        ),
     ) -> None:
         """Validate every event against the contract, then publish them keyed by company_id."""
         from streams.publisher import Publisher, Rejected, check_lines, numbered_lines
@@ -104,7 +108,10 @@ def register(app: typer.Typer) -> None:
                         bar.update(task, completed=item.line_no)
                     bar.update(task, completed=total)
                 if n_rejected:
-                    typer.echo(f"rejected {n_rejected} event(s); nothing was sent (use --skip-invalid to send the valid ones):", err=True)
+                    typer.echo(
+                        f"rejected {n_rejected} event(s); nothing was sent (use --skip-invalid to send the valid ones):",
+                        err=True,
+                    )
                     for line in format_rejections(rejected, n_rejected):
                         typer.echo(line, err=True)
                     raise typer.Exit(1)
@@ -117,7 +124,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 summary = asyncio.run(send())
-            except Exception as exc:  # noqa: BLE001 - a Kafka failure: one clear line, exit 3
+            except Exception as exc:
                 typer.echo(f"error: publishing to {settings.bootstrap} failed: {type(exc).__name__}: {exc}", err=True)
                 raise typer.Exit(3) from None
 

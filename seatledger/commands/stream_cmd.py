@@ -24,10 +24,15 @@ def register(app: typer.Typer) -> None:
         metrics_port: int | None = typer.Option(None, "--metrics-port", help="Prometheus port (0: any free)"),
         app_id: str | None = typer.Option(None, "--app-id", help="Faust app id (consumer group, changelog prefix)"),
         auto_close: bool = typer.Option(
-            False, "--auto-close", help="close each month automatically once it ended in every zone, plus a grace period"
+            False,
+            "--auto-close",
+            help="close each month automatically once it ended in every zone, plus a grace period",
         ),
         grace_hours: float | None = typer.Option(
-            None, "--grace-hours", min=0, help="grace period of --auto-close (default 72; SEATLEDGER_AUTO_CLOSE_GRACE_HOURS)"
+            None,
+            "--grace-hours",
+            min=0,
+            help="grace period of --auto-close (default 72; SEATLEDGER_AUTO_CLOSE_GRACE_HOURS)",
         ),
         loglevel: str = typer.Option("INFO", "--loglevel"),
     ) -> None:
@@ -63,7 +68,9 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        except Exception as exc:  # noqa: BLE001 - one clear line for an unreachable broker
-            typer.echo(f"error: cannot send close markers to {settings.bootstrap}: {type(exc).__name__}: {exc}", err=True)
+        except Exception as exc:
+            typer.echo(
+                f"error: cannot send close markers to {settings.bootstrap}: {type(exc).__name__}: {exc}", err=True
+            )
             raise typer.Exit(3) from None
         typer.echo(f"close {month}: markers sent to {n} partitions of {settings.topic_events} (close_id {cid})")

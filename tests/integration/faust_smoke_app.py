@@ -23,8 +23,14 @@ app = faust.App(
     env_prefix="SMOKE_FAUST_",
 )
 # value_type=bytes alone still decodes with the app default (json): ask for the raw codec.
-source = app.topic(env["SMOKE_TOPIC"], key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                   partitions=int(env["SMOKE_PARTITIONS"]))
+source = app.topic(
+    env["SMOKE_TOPIC"],
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=int(env["SMOKE_PARTITIONS"]),
+)
 counts = app.Table("counts", default=int)
 
 

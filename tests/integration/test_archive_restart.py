@@ -19,10 +19,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from kafka_readback import end_offsets
 
-from replay.archive import archive_glob, compact, read_manifest, read_rejected
 from devtools.workload import iter_events
-from streams.publisher import Publisher
+from replay.archive import archive_glob, compact, read_manifest, read_rejected
 from schemas.control import close_marker
+from streams.publisher import Publisher
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -34,7 +34,17 @@ def archive_proc(settings, root: Path, log: Path, *extra: str) -> subprocess.Pop
         "SEATLEDGER_TOPIC_EVENTS": settings.topic_events,
         "SEATLEDGER_ARCHIVE_ROOT": str(root),
     }
-    cmd = [sys.executable, "-m", "seatledger.cli", "archive", "--flush-seconds", "0.05", "--flush-events", "150", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "seatledger.cli",
+        "archive",
+        "--flush-seconds",
+        "0.05",
+        "--flush-events",
+        "150",
+        *extra,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
 
 
@@ -81,7 +91,12 @@ def test_kill9_restart_keeps_exact_multiset(kafka_topics, tmp_path):
     bad = [
         (b"c-x", orjson.dumps(close_marker("2026-10", "close-x", 3))),
         (b"c-x", b"{not json"),
-        (b"c-x", orjson.dumps({"event_id": "bad-1", "type": "login", "occurred_at": "2026-10-02", "company_id": "c-x", "user_id": "u"})),
+        (
+            b"c-x",
+            orjson.dumps(
+                {"event_id": "bad-1", "type": "login", "occurred_at": "2026-10-02", "company_id": "c-x", "user_id": "u"}
+            ),
+        ),
     ]
     asyncio.run(publish(settings, first, pack=7))
     asyncio.run(publish_raw(settings, bad))
@@ -112,7 +127,13 @@ def test_kill9_restart_keeps_exact_multiset(kafka_topics, tmp_path):
 
     con = duckdb.connect()
     glob = archive_glob(root)
-    got = Counter(dict(con.execute(f"SELECT event_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY 1").fetchall()))
+    got = Counter(
+        dict(
+            con.execute(
+                f"SELECT event_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY 1"
+            ).fetchall()
+        )
+    )
     assert got == published
     assert archived(root, settings)[0] == len(events)
     rej = read_rejected(root)
@@ -122,5 +143,11 @@ def test_kill9_restart_keeps_exact_multiset(kafka_topics, tmp_path):
     n_files = len(list(root.glob("month=*/bucket=*/*.parquet")))
     assert compact(root)
     assert len(list(root.glob("month=*/bucket=*/*.parquet"))) < n_files
-    again = Counter(dict(con.execute(f"SELECT event_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY 1").fetchall()))
+    again = Counter(
+        dict(
+            con.execute(
+                f"SELECT event_id, count(*) FROM read_parquet('{glob}', hive_partitioning=true) GROUP BY 1"
+            ).fetchall()
+        )
+    )
     assert again == published

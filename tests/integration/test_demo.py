@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from devtools.workload import iter_events
 from ledger import sink
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, decide_company
@@ -18,7 +19,6 @@ from projections.invoice import build_invoice
 from projections.prices import PriceBook
 from projections.snapshots import decision_row
 from schemas import validate_event
-from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

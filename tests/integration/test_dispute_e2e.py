@@ -19,9 +19,9 @@ import pytest
 from kafka_readback import end_offsets
 from worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
+from devtools.workload import iter_events
 from ledger.sink import read_connection
 from replay.archive import read_manifest
-from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -49,7 +49,12 @@ LATE = ev("late-d3", "deactivate", "2026-10-20T09:00:00Z", "u-3")
 
 def run(env, *args, timeout=180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "seatledger.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "seatledger.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -78,7 +83,9 @@ def wait(pred, timeout: float, what: str, logs: list[Path]):
         if pred():
             return
         time.sleep(0.2)
-    tails = "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:]) for p in logs if p.exists())
+    tails = "\n".join(
+        f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:]) for p in logs if p.exists()
+    )
     pytest.fail(f"timed out waiting for {what}\n{tails}")
 
 
@@ -119,7 +126,12 @@ def test_dispute_end_to_end(kafka_topics, tmp_path):
         asyncio.run(publish(settings, [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]))
         asyncio.run(close_month(settings, MONTH))
         asyncio.run(wait_snapshots(settings, worker, done_for(MONTH, settings.partitions), timeout=240))
-        wait(lambda: db_rows(db, "SELECT 1 FROM month_completions WHERE month = ?", [MONTH]), 120, "the month complete in DuckDB", list(logs.values()))
+        wait(
+            lambda: db_rows(db, "SELECT 1 FROM month_completions WHERE month = ?", [MONTH]),
+            120,
+            "the month complete in DuckDB",
+            list(logs.values()),
+        )
         wait(lambda: archive_caught_up(settings, root), 120, "the archive", list(logs.values()))
 
         ok = run(env, "verify", "--month", MONTH)
@@ -146,16 +158,23 @@ def test_dispute_end_to_end(kafka_topics, tmp_path):
         applied = run(env, "dispute", "--company", CO, "--month", MONTH, "--apply", "--reference", "SUP-42",
                       "--requested-by", "ann", "--timeout", "90")  # fmt: skip
         assert applied.returncode == 0, applied.stdout + applied.stderr
-        print(applied.stdout[applied.stdout.index("## Applied"):])
+        print(applied.stdout[applied.stdout.index("## Applied") :])
         assert "## Applied ticket SUP-42" in applied.stdout and "- u-3: v2 (corrects v1)" in applied.stdout
-        amended = db_rows(db, "SELECT user_id, version, charged FROM snapshot_versions WHERE amend_reason = 'dispute:SUP-42'")
+        amended = db_rows(
+            db, "SELECT user_id, version, charged FROM snapshot_versions WHERE amend_reason = 'dispute:SUP-42'"
+        )
         assert amended == [("u-3", 2, False)]
-        adj = db_rows(db, "SELECT user_id, corrects_version, new_version, amount_usd FROM invoice_adjustments WHERE reason = 'dispute:SUP-42'")
+        adj = db_rows(
+            db,
+            "SELECT user_id, corrects_version, new_version, amount_usd FROM invoice_adjustments WHERE reason = 'dispute:SUP-42'",
+        )
         assert len(adj) == 1 and adj[0][:3] == ("u-3", 1, 2) and adj[0][3] < 0
         assert db_rows(db, "SELECT count(*) FROM disputes WHERE ticket = 'SUP-42'") == [(1,)]
         assert db_rows(db, "SELECT count(*) FROM snapshot_versions")[0][0] == versions_before + 1
 
-        again = run(env, "dispute", "--company", CO, "--month", MONTH, "--apply", "--reference", "SUP-42", "--timeout", "30")
+        again = run(
+            env, "dispute", "--company", CO, "--month", MONTH, "--apply", "--reference", "SUP-42", "--timeout", "30"
+        )
         assert again.returncode == 0 and "already applied" in again.stdout
         assert "None: every billed decision" in again.stdout
         time.sleep(2)  # give a (wrongly) published message time to reach DuckDB
@@ -172,7 +191,8 @@ def test_dispute_end_to_end(kafka_topics, tmp_path):
 
     con = duckdb.connect(str(db))
     con.execute(
-        "UPDATE snapshot_versions SET reason = 'tampered' WHERE company_id = ? AND user_id = 'u-1' AND month = ?", [CO, MONTH]
+        "UPDATE snapshot_versions SET reason = 'tampered' WHERE company_id = ? AND user_id = 'u-1' AND month = ?",
+        [CO, MONTH],
     )
     con.close()
     bad = run(env, "verify", "--month", MONTH)

@@ -73,7 +73,9 @@ async def test_faust_worker_consumes_creates_its_changelog_and_stops_on_sigterm(
         )  # fmt: skip
     try:
         text = lambda: log.read_text(errors="replace")  # noqa: E731
-        wait_for(lambda: "SMOKE-CONSUMED key=acme value=before-start count=1" in text(), 90, proc, log, "the first event")
+        wait_for(
+            lambda: "SMOKE-CONSUMED key=acme value=before-start count=1" in text(), 90, proc, log, "the first event"
+        )
         ready_s = time.monotonic() - started
         await produce(settings, settings.topic_events, b"acme", b"while-running")
         wait_for(lambda: "value=while-running count=2" in text(), 30, proc, log, "the second event")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from streams.settings import load_settings
 from devtools import local_broker
+from streams.settings import load_settings
 
 pytestmark = pytest.mark.kafka
 

@@ -14,8 +14,8 @@ import pytest
 from kafka_readback import end_offsets, read_all
 from typer.testing import CliRunner
 
-from seatledger.cli import app
 from devtools.local_broker import free_port_pair
+from seatledger.cli import app
 from streams.publisher import Publisher, default_partition
 from streams.topics import run_sync
 

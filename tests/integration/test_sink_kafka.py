@@ -29,15 +29,15 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from devtools.workload import iter_events
 from ledger import sink
 from projections.calendar import Month
-from projections.decide import Decision, decide_company
+from projections.decide import decide_company
 from projections.facts import fold_all
 from projections.invoice import build_invoice
 from projections.prices import PriceBook
 from projections.snapshots import checksum, company_month_message, decision_message, partition_done_message
 from schemas import validate_event
-from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -70,15 +70,39 @@ def close_records(per_company, month=MONTH, partitions=WORKER_PARTITIONS, close_
         for cid in cids:
             cm, decs = per_company[cid]
             for d in decs:
-                recs.append((cid.encode(), orjson.dumps(decision_message(
-                    d, version=1, in_report=d.billable, close_id=close_id, partition=p))))
+                recs.append(
+                    (
+                        cid.encode(),
+                        orjson.dumps(
+                            decision_message(d, version=1, in_report=d.billable, close_id=close_id, partition=p)
+                        ),
+                    )
+                )
             decs_p.extend(decs)
             inv = build_invoice(cm, decs).to_json()
             recs.append((cid.encode(), orjson.dumps(company_month_message(inv, [], close_id=close_id, partition=p))))
-        recs.append((str(p).encode(), orjson.dumps(partition_done_message(
-            month, p, partitions, close_id=close_id, companies=len(cids), accounts=len(decs_p),
-            checksum_=checksum(decs_p), counts={"events_counted": 1000 + p, "rejected": p, "duplicates_ignored": 1,
-                                                 "late_since_close": 0}))))
+        recs.append(
+            (
+                str(p).encode(),
+                orjson.dumps(
+                    partition_done_message(
+                        month,
+                        p,
+                        partitions,
+                        close_id=close_id,
+                        companies=len(cids),
+                        accounts=len(decs_p),
+                        checksum_=checksum(decs_p),
+                        counts={
+                            "events_counted": 1000 + p,
+                            "rejected": p,
+                            "duplicates_ignored": 1,
+                            "late_since_close": 0,
+                        },
+                    )
+                ),
+            )
+        )
         expected["decisions"] += len(decs_p)
     expected["companies"] = len(per_company)
     return recs, expected
@@ -112,7 +136,10 @@ def sink_env(settings, db: Path, **extra) -> dict:
 def start_sink(env: dict, log_path: Path) -> subprocess.Popen:
     fp = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "seatledger.cli", "sink"], env=env, stdout=fp, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "seatledger.cli", "sink"],
+        env=env,
+        stdout=fp,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
@@ -154,7 +181,10 @@ def shift_month(per_company, month):
     """The same companies and decisions, as another month (synthetic, for a second close)."""
     out = {}
     for cid, (cm, decs) in per_company.items():
-        out[cid] = (dataclasses.replace(cm, month=Month.parse(month)), [dataclasses.replace(d, month=month) for d in decs])
+        out[cid] = (
+            dataclasses.replace(cm, month=Month.parse(month)),
+            [dataclasses.replace(d, month=month) for d in decs],
+        )
     return out
 
 
@@ -171,15 +201,33 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
     decs = [d for _, ds in feb.values() for d in ds]
     amounts = Counter()
     for d in decs[:40]:
-        nd = dataclasses.replace(d, charged=not d.charged, billable=True,
-                                 unit_price_usd=Decimal("9.99") if not d.charged else Decimal("0.00"))
+        nd = dataclasses.replace(
+            d,
+            charged=not d.charged,
+            billable=True,
+            unit_price_usd=Decimal("9.99") if not d.charged else Decimal("0.00"),
+        )
         amounts[d.company_id] += (nd.unit_price_usd if nd.charged else 0) - (d.unit_price_usd if d.charged else 0)
-        phase2.append((d.company_id.encode(), orjson.dumps(decision_message(
-            nd, version=2, corrects_version=1, amend_reason="late_event", partition=0))))
+        phase2.append(
+            (
+                d.company_id.encode(),
+                orjson.dumps(
+                    decision_message(nd, version=2, corrects_version=1, amend_reason="late_event", partition=0)
+                ),
+            )
+        )
     disputed = [dataclasses.replace(d, reason="dispute_fix") for d in decs[100:105]]
     packed = [decision_message(nd, version=2, corrects_version=1, amend_reason="dispute:T-42") for nd in disputed]
-    packed.append(sink.dispute_applied_message("T-42", disputed[0].company_id, MONTH, requested_by="ops",
-                                               applied_at="2026-03-05T10:00:00Z", changes=[{"n": 5}]))
+    packed.append(
+        sink.dispute_applied_message(
+            "T-42",
+            disputed[0].company_id,
+            MONTH,
+            requested_by="ops",
+            applied_at="2026-03-05T10:00:00Z",
+            changes=[{"n": 5}],
+        )
+    )
     phase2.append((disputed[0].company_id.encode(), orjson.dumps(packed)))
     mar_recs, mar_expected = close_records(mar, month="2026-03", close_id="close-mar")
     phase2 += mar_recs
@@ -207,30 +255,43 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
 
     n_dec, n_co = expected["decisions"], expected["companies"]
     with sink.read_connection(db) as con:
+
         def q(sql):
             return con.execute(sql).fetchall()
 
         assert q("SELECT month, version, count(*) FROM snapshot_versions GROUP BY ALL ORDER BY ALL") == [
-            (MONTH, 1, n_dec), (MONTH, 2, 45), ("2026-03", 1, n_dec)]
-        assert q("SELECT count(*) FROM (SELECT DISTINCT company_id, user_id, month, version FROM snapshot_versions)") == [
-            (2 * n_dec + 45,)]
-        assert q("SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM snapshot_versions "
-                 "WHERE amend_reason IS DISTINCT FROM 'dispute:T-42')") == [(2 * n_dec + 40,)]
+            (MONTH, 1, n_dec),
+            (MONTH, 2, 45),
+            ("2026-03", 1, n_dec),
+        ]
+        assert q(
+            "SELECT count(*) FROM (SELECT DISTINCT company_id, user_id, month, version FROM snapshot_versions)"
+        ) == [(2 * n_dec + 45,)]
+        assert q(
+            "SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM snapshot_versions "
+            "WHERE amend_reason IS DISTINCT FROM 'dispute:T-42')"
+        ) == [(2 * n_dec + 40,)]
         assert q("SELECT count(*) FROM account_decisions") == [(2 * n_dec,)]
         assert q("SELECT count(*) FROM company_month_versions") == [(2 * n_co,)]
-        assert q("SELECT month, count(*) FROM invoices GROUP BY month ORDER BY month") == [(MONTH, n_co), ("2026-03", n_co)]
+        assert q("SELECT month, count(*) FROM invoices GROUP BY month ORDER BY month") == [
+            (MONTH, n_co),
+            ("2026-03", n_co),
+        ]
         assert q("SELECT count(*) FROM partition_reports") == [(2 * WORKER_PARTITIONS,)]
         assert q("SELECT count(*) FROM disputes") == [(1,)]
-        assert q("SELECT month, complete, checksums_match, decisions, decisions_reported FROM close_certificates "
-                 "ORDER BY month") == [(MONTH, True, True, n_dec, n_dec), ("2026-03", True, True, n_dec, n_dec)]
+        assert q(
+            "SELECT month, complete, checksums_match, decisions, decisions_reported FROM close_certificates "
+            "ORDER BY month"
+        ) == [(MONTH, True, True, n_dec, n_dec), ("2026-03", True, True, n_dec, n_dec)]
         assert q("SELECT sum(next_offset) FROM sink_offsets") == [(n_records,)]
         assert q("SELECT count(*) FROM sink_rejects") == [(0,)]
         # February's invoices equal build_invoice over the same decisions; the 45 corrections
         # became adjustments carried by March's invoices
         feb_inv = dict(q(f"SELECT company_id, subtotal_usd FROM invoices WHERE month = '{MONTH}'"))
         assert feb_inv == {c: build_invoice(cm, ds).subtotal_usd for c, (cm, ds) in feb.items()}
-        assert q("SELECT count(*), count(*) FILTER (WHERE applied_to_invoice_month = '2026-03') "
-                 "FROM invoice_adjustments") == [(45, 45)]
+        assert q(
+            "SELECT count(*), count(*) FILTER (WHERE applied_to_invoice_month = '2026-03') FROM invoice_adjustments"
+        ) == [(45, 45)]
         mar_adj = {c: a for c, a in q("SELECT company_id, adjustments_usd FROM invoices WHERE month = '2026-03'") if a}
         assert mar_adj == {c: a for c, a in amounts.items() if a}
     log_text = log_path.read_text()
@@ -280,10 +341,17 @@ def test_readers_in_another_process_never_see_half_a_month(kafka_topics, tmp_pat
 
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(db), MONTH, str(n_dec), str(stop_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    env = sink_env(settings, db, SEATLEDGER_SINK_BATCH_MESSAGES=1000, SEATLEDGER_SINK_BATCH_SECONDS=0.3,
-                   SEATLEDGER_SINK_METRICS_PORT=0)
+    env = sink_env(
+        settings,
+        db,
+        SEATLEDGER_SINK_BATCH_MESSAGES=1000,
+        SEATLEDGER_SINK_BATCH_SECONDS=0.3,
+        SEATLEDGER_SINK_METRICS_PORT=0,
+    )
     t0 = time.monotonic()
     proc = start_sink(env, log_path)
     try:

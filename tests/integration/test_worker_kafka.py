@@ -15,8 +15,6 @@ import zlib
 
 import orjson
 import pytest
-
-from devtools.workload import iter_events
 from worker_harness import (
     TopicReader,
     WorkerProcess,
@@ -28,6 +26,8 @@ from worker_harness import (
     worker_env,
 )
 from worker_oracle import diff, latest_decisions, oracle
+
+from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -86,7 +86,9 @@ async def test_packed_workload_equals_oracle_then_one_late_event_is_one_amendmen
         done = [m for m in msgs if m["kind"] == "partition_done"]
         assert sum(m["accounts"] for m in done) == len(expected)
         assert sum(m["counts"]["events_counted"] for m in done) == len(workload) + sum(
-            1 for e in workload if e["type"] == "invite" and e.get("guest_home_company_id") not in (None, e["company_id"])
+            1
+            for e in workload
+            if e["type"] == "invite" and e.get("guest_home_company_id") not in (None, e["company_id"])
         )  # every accepted event, plus one derived trial per guest invite
 
         # A late deactivate in the closed month, published twice: exactly one amendment.
@@ -230,7 +232,9 @@ async def test_bad_messages_go_to_the_dlq_and_good_ones_around_them_are_processe
     assert sum(m["counts"]["rejected"] for m in done) == len(bad) + 1
 
 
-async def test_auto_close_closes_a_month_that_ended_everywhere_plus_the_grace(kafka_topics, worker_factory, workload, expected):
+async def test_auto_close_closes_a_month_that_ended_everywhere_plus_the_grace(
+    kafka_topics, worker_factory, workload, expected
+):
     # October 2026 ended in every zone on 2026-11-01T12:00Z; a grace that ends mid-November makes
     # it the month due now, whenever the test runs.
     from datetime import UTC, datetime

@@ -46,7 +46,12 @@ class World:
 
     def event(self, kind: str, company: str, at: str, user: str | None = None, event_id: str | None = None, **fields):
         self._n += 1
-        ev = {"event_id": event_id or f"e{self._n}", "type": kind, "occurred_at": self.when(company, at), "company_id": company}
+        ev = {
+            "event_id": event_id or f"e{self._n}",
+            "type": kind,
+            "occurred_at": self.when(company, at),
+            "company_id": company,
+        }
         if user is not None:
             ev["user_id"] = user
         ev.update(fields)
@@ -112,7 +117,9 @@ class World:
     def facts(self) -> FactSet:
         return fold_all(self.events)
 
-    def decide_all(self, cid: str, month: str, prices: PriceBook = PRICES, ruleset=None) -> tuple[CompanyMonth, list[Decision]]:
+    def decide_all(
+        self, cid: str, month: str, prices: PriceBook = PRICES, ruleset=None
+    ) -> tuple[CompanyMonth, list[Decision]]:
         facts = self.facts()
         m = Month.parse(month)
         accounts = {u: a for (c, u), a in facts.accounts.items() if c == cid}

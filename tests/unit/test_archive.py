@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from projections.calendar import Month
-from replay.rows import COLUMNS
 from replay import archive
 from replay.archive import ArchiveWriter, archive_glob, bucket_of, compact, read_company_rows
+from replay.rows import COLUMNS
 from schemas.control import close_marker
 
 TOPIC = "t.events"
@@ -35,11 +35,33 @@ def stream(n_companies=5, per_company=40):
     out = []
     for c in range(n_companies):
         cid = f"c-{c}"
-        out.append((c % 3, msg(ev(f"{cid}-reg", "company_registered", "2026-09-01T00:00:00Z", cid, None, timezone="Europe/Amsterdam"))))
+        out.append(
+            (
+                c % 3,
+                msg(
+                    ev(
+                        f"{cid}-reg",
+                        "company_registered",
+                        "2026-09-01T00:00:00Z",
+                        cid,
+                        None,
+                        timezone="Europe/Amsterdam",
+                    )
+                ),
+            )
+        )
         for i in range(per_company):
             day = 25 + i % 12  # 25 Sep .. 6 Oct
             at = f"2026-{9 if day <= 30 else 10:02d}-{day if day <= 30 else day - 30:02d}T12:00:00Z"
-            out.append((c % 3, msg(ev(f"{cid}-e{i}", "login", at, cid, f"u-{i % 4}"), ev(f"{cid}-v{i}", "visit", at, cid, f"u-{i % 4}", channel="web"))))
+            out.append(
+                (
+                    c % 3,
+                    msg(
+                        ev(f"{cid}-e{i}", "login", at, cid, f"u-{i % 4}"),
+                        ev(f"{cid}-v{i}", "visit", at, cid, f"u-{i % 4}", channel="web"),
+                    ),
+                )
+            )
     return out
 
 
@@ -173,7 +195,9 @@ def test_crash_between_data_files_and_manifest_leaves_no_duplicates(tmp_path, mo
         w2.add(p, off, raw)
     w2.flush()
     c = event_ids(tmp_path)
-    assert set(c.values()) == {1} and len(c) == sum(len(orjson.loads(r)) if r.startswith(b"[") else 1 for _, _, r in msgs)
+    assert set(c.values()) == {1} and len(c) == sum(
+        len(orjson.loads(r)) if r.startswith(b"[") else 1 for _, _, r in msgs
+    )
 
 
 def test_compaction_keeps_rows_exactly_and_only_committed_files(tmp_path):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
 from given import World
-from replay import facts_sql as batch
-from replay.facts_sql import build_facts, zone_segments
+
 from projections.facts import fold_all
-from replay.rows import event_row, rows_to_table
-from replay.month import run_month
+from replay import facts_sql as batch
 from replay.events_source import load_events
+from replay.facts_sql import build_facts, zone_segments
+from replay.month import run_month
+from replay.rows import event_row, rows_to_table
 from schemas.decode import validate_event
 
 
@@ -42,14 +42,32 @@ def rich_world() -> World:
     )
     w.trial("la", "2026-09-19").trial("ams", "2026-09-01", last_trial_day="2026-10-31")
     for cid in ("ams", "la", "ktm", "unreg"):
-        w.member(cid, "ann", employment="contractor").profile(cid, "ann", "2026-09-03", hourly_paid=True, away_from_desk_pct=70, role_category="medical")
+        w.member(cid, "ann", employment="contractor").profile(
+            cid, "ann", "2026-09-03", hourly_paid=True, away_from_desk_pct=70, role_category="medical"
+        )
         w.profile(cid, "ann", "2026-09-04", employment=None)
-        for at in ("2026-09-30T23:30:00Z", "2026-10-25T00:30:00Z", "2026-10-25T22:30:00Z", "2026-11-01T06:30:00Z", "2026-11-01T07:30:00Z", "2026-09-30T18:15:00Z"):
+        for at in (
+            "2026-09-30T23:30:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T22:30:00Z",
+            "2026-11-01T06:30:00Z",
+            "2026-11-01T07:30:00Z",
+            "2026-09-30T18:15:00Z",
+        ):
             for kind in ("login", "notification_view", "push_notification_received", "admin_panel_use"):
                 w.do(kind, cid, "ann", at)
-        w.do("visit", cid, "bob", "2026-10-05", channel="mobile").deactivate(cid, "bob", "2026-10-06").reactivate(cid, "bob", "2026-10-07")
+        w.do("visit", cid, "bob", "2026-10-05", channel="mobile").deactivate(cid, "bob", "2026-10-06").reactivate(
+            cid, "bob", "2026-10-07"
+        )
         w.invite(cid, "gus", "2026-10-03", guest_home_company_id="newco")
-    w.event("trial_started", "newco", "2026-10-03T12:00:00Z", event_id="derived-trial:x1", source="seatledger.R5", guest_of="ams")
+    w.event(
+        "trial_started",
+        "newco",
+        "2026-10-03T12:00:00Z",
+        event_id="derived-trial:x1",
+        source="seatledger.R5",
+        guest_of="ams",
+    )
     return w
 
 
@@ -65,7 +83,13 @@ def test_builder_restricted_to_companies_equals_fold_all_restricted():
 
 def test_ties_in_the_same_microsecond_are_broken_by_event_id_then_type():
     w = World().company("acme", tz="Europe/Amsterdam")
-    for eid, kind in (("z9", "login"), ("a1", "visit"), ("m5", "chat_use"), ("b2", "push_notification_received"), ("a0", "email_notification_received")):
+    for eid, kind in (
+        ("z9", "login"),
+        ("a1", "visit"),
+        ("m5", "chat_use"),
+        ("b2", "push_notification_received"),
+        ("a0", "email_notification_received"),
+    ):
         w.do(kind, "acme", "ann", "2026-10-05T10:00:00Z", event_id=eid)
     facts = assert_same_facts(w.events)
     act = next(iter(facts.activity.values()))
@@ -81,7 +105,11 @@ def test_records_keep_the_first_of_conflicting_duplicates_in_input_order():
 
 
 def test_attr_values_keep_their_python_types():
-    w = World().company("acme").profile("acme", "ann", "2026-10-05", away_from_desk_pct=55, hourly_paid=False, has_email=True)
+    w = (
+        World()
+        .company("acme")
+        .profile("acme", "ann", "2026-10-05", away_from_desk_pct=55, hourly_paid=False, has_email=True)
+    )
     rec = next(iter(build_facts(duckdb.connect(), table_of(w.events)).accounts[("acme", "ann")].records.values()))
     assert dict(rec.attrs) == {"away_from_desk_pct": 55, "hourly_paid": False, "has_email": True}
     assert type(rec.get("away_from_desk_pct")) is int and type(rec.get("hourly_paid")) is bool
@@ -92,7 +120,9 @@ def test_many_transitions_use_the_asof_join_and_stay_exact(monkeypatch):
     w = World().company("ams", tz="Europe/Amsterdam").company("la", tz="America/Los_Angeles")
     for m in range(1, 13):
         for cid in ("ams", "la"):
-            w.do("login", cid, "ann", f"2026-{m:02d}-01T07:30:00Z").do("visit", cid, "ann", f"2026-{m:02d}-28T23:30:00Z")
+            w.do("login", cid, "ann", f"2026-{m:02d}-01T07:30:00Z").do(
+                "visit", cid, "ann", f"2026-{m:02d}-28T23:30:00Z"
+            )
     assert_same_facts(w.events)
 
 
@@ -127,7 +157,19 @@ def test_ndjson_source_reports_invalid_lines_packed_arrays_and_conflicts(tmp_pat
     good = '{"event_id":"1","type":"login","occurred_at":"2026-10-02T08:00:00Z","company_id":"acme","user_id":"u1"}'
     conflict = '{"event_id":"1","type":"login","occurred_at":"2026-10-03T08:00:00Z","company_id":"acme","user_id":"u1"}'
     packed = '[{"event_id":"2","type":"claim","occurred_at":"2026-10-02T08:00:00Z","company_id":"acme","user_id":"u1"}, {"event_id":"3","type":"nope"}]'
-    f.write_text("\n".join([good, "not json", good, conflict, packed, '{"event_id":"4","type":"login","occurred_at":"2026-10-02T08:00:00","company_id":"acme","user_id":"u1"}']) + "\n")
+    f.write_text(
+        "\n".join(
+            [
+                good,
+                "not json",
+                good,
+                conflict,
+                packed,
+                '{"event_id":"4","type":"login","occurred_at":"2026-10-02T08:00:00","company_id":"acme","user_id":"u1"}',
+            ]
+        )
+        + "\n"
+    )
     loaded = load_events(duckdb.connect(), str(f))
     assert loaded.rows == 2 and loaded.duplicates == 1 and loaded.conflict_count == 1
     assert [(i.line, i.index) for i in loaded.invalid] == [(2, None), (5, 1), (6, None)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -30,7 +30,7 @@ def test_month_parses_and_steps_across_years():
 
 def test_day_one_in_amsterdam_starts_the_evening_before_in_utc():
     tz = ZoneInfo("Europe/Amsterdam")
-    ts = to_us(datetime(2026, 9, 30, 22, 30, tzinfo=timezone.utc))
+    ts = to_us(datetime(2026, 9, 30, 22, 30, tzinfo=UTC))
     assert local_date(ts, tz) == date(2026, 10, 1)
     assert local_iso(ts, tz) == "2026-10-01T00:30:00+02:00"
 
@@ -38,14 +38,14 @@ def test_day_one_in_amsterdam_starts_the_evening_before_in_utc():
 def test_day_one_in_los_angeles_starts_in_the_morning_utc():
     tz = ZoneInfo("America/Los_Angeles")
     b = MonthBounds.of(Month(2026, 11), tz)
-    assert from_us(b.start_us) == datetime(2026, 11, 1, 7, 0, tzinfo=timezone.utc)
+    assert from_us(b.start_us) == datetime(2026, 11, 1, 7, 0, tzinfo=UTC)
     # 1 November 2026 is also the day DST ends there: day 1 lasts 25 hours.
     assert b.day1_cutoff_us - b.start_us == 25 * 3600 * 1_000_000
 
 
 def test_a_quarter_hour_zone_is_exact():
     tz = ZoneInfo("Asia/Kathmandu")
-    assert from_us(Month(2026, 10).start_us(tz)) == datetime(2026, 9, 30, 18, 15, tzinfo=timezone.utc)
+    assert from_us(Month(2026, 10).start_us(tz)) == datetime(2026, 9, 30, 18, 15, tzinfo=UTC)
 
 
 def test_three_months_after_keeps_the_day_capped_at_month_end():

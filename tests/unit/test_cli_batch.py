@@ -8,9 +8,9 @@ import json
 
 import orjson
 import pytest
+from given import World
 from typer.testing import CliRunner
 
-from given import World
 from projections.decide import DECISION_COLUMNS
 from seatledger.cli import app
 
@@ -22,14 +22,17 @@ def runner() -> CliRunner:
         return CliRunner()
 
 
-
 @pytest.fixture
 def events(tmp_path):
     w = World()
     w.company("acme", tz="Europe/Amsterdam", plan="advanced").billing(
         "acme", "2026-10-01", payment_method="card", card_brand="amex", billing_country="BR"
-    ).billing("acme", "2026-09-02", po_number="=HYPERLINK(\"x\")")  # a rejected update applies no field, so the PO comes apart
-    w.member("acme", "ann").member("acme", "bob").profile("acme", "bob", "2026-09-01", hourly_paid=True, role_category="medical")
+    ).billing(
+        "acme", "2026-09-02", po_number='=HYPERLINK("x")'
+    )  # a rejected update applies no field, so the PO comes apart
+    w.member("acme", "ann").member("acme", "bob").profile(
+        "acme", "bob", "2026-09-01", hourly_paid=True, role_category="medical"
+    )
     w.member("acme", "-minus").member("acme", "-2.3")  # ids may start with "-": a spreadsheet would compute
     w.invite("acme", "gus", "2026-09-02", guest_home_company_id="globex")
     w.provision("acme", "late", "2026-10-02").do("visit", "acme", "late", "2026-10-20")
@@ -39,7 +42,18 @@ def events(tmp_path):
     f = tmp_path / "events.ndjson"
     lines = [json.dumps(e) for e in w.raw]
     lines.insert(3, "{not json")
-    lines.insert(5, json.dumps({"event_id": "bad", "type": "login", "occurred_at": "2026-10-02T08:00:00", "company_id": "acme", "user_id": "x"}))
+    lines.insert(
+        5,
+        json.dumps(
+            {
+                "event_id": "bad",
+                "type": "login",
+                "occurred_at": "2026-10-02T08:00:00",
+                "company_id": "acme",
+                "user_id": "x",
+            }
+        ),
+    )
     f.write_text("\n".join(lines) + "\n")
     return f
 
@@ -75,7 +89,12 @@ def test_replay_strict_exits_1_on_invalid_lines(events):
 def test_replay_is_byte_identical_across_runs_and_csv_has_a_header(events, tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     for out in (a, b):
-        assert invoke("replay", "--events", str(events), "--month", "2026-10", "--format", "csv", "--out", str(out)).exit_code == 0
+        assert (
+            invoke(
+                "replay", "--events", str(events), "--month", "2026-10", "--format", "csv", "--out", str(out)
+            ).exit_code
+            == 0
+        )
     assert a.read_bytes() == b.read_bytes()
     rows = list(csv.DictReader(io.StringIO(a.read_text())))
     assert tuple(rows[0]) == DECISION_COLUMNS and {r["billable"] for r in rows} == {"true", "false"}
@@ -139,7 +158,10 @@ def test_reconcile_explains_each_account_and_summarises(events):
         (["replay", "--events", "/no/such/file", "--month", "2026-10"], "not found"),
         (["replay", "--events", "EVENTS", "--month", "2026-13"], "invalid month"),
         (["invoice", "--events", "EVENTS", "--month", "2026-10", "--company", "nobody"], "unknown company"),
-        (["replay", "--events", "EVENTS", "--month", "2026-10", "--prices", "/no/prices.toml"], "cannot read price book"),
+        (
+            ["replay", "--events", "EVENTS", "--month", "2026-10", "--prices", "/no/prices.toml"],
+            "cannot read price book",
+        ),
         (["replay", "--events", "EVENTS", "--month", "2026-10", "--ruleset", "1999.01"], "unknown ruleset"),
     ],
 )
@@ -149,7 +171,19 @@ def test_unusable_input_exits_2_with_a_message_and_no_traceback(events, args, me
     assert message in r.stderr and "Traceback" not in r.stderr + r.stdout
 
 
-@pytest.mark.parametrize("cell, safe", [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("ok", "ok"), ("4.00", "4.00")])
+@pytest.mark.parametrize(
+    "cell, safe",
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("ok", "ok"),
+        ("4.00", "4.00"),
+    ],
+)
 def test_safe_cell_prefixes_formula_starters(cell, safe):
     from seatledger.commands.batch_cmd import safe_cell
 

@@ -62,10 +62,14 @@ def test_the_seatledger_services_use_the_image_built_from_the_dockerfile():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     for name in ("topics", "worker", "sink", "archive"):
         assert services[name]["build"] == "." and services[name]["image"] == "seatledger:local"
-    assert (ROOT / "Dockerfile").read_text().startswith("# ") and "FROM python:3.11-slim" in (ROOT / "Dockerfile").read_text()
+    assert (ROOT / "Dockerfile").read_text().startswith("# ") and "FROM python:3.11-slim" in (
+        ROOT / "Dockerfile"
+    ).read_text()
 
 
 def test_running_docs_list_every_setting():
     text = (ROOT / "docs" / "running.md").read_text()
-    missing = [f"SEATLEDGER_{name.upper()}" for name in Settings.model_fields if f"`SEATLEDGER_{name.upper()}`" not in text]
+    missing = [
+        f"SEATLEDGER_{name.upper()}" for name in Settings.model_fields if f"`SEATLEDGER_{name.upper()}`" not in text
+    ]
     assert not missing, f"document these settings in docs/running.md (Settings table): {missing}"

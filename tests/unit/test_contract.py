@@ -153,7 +153,10 @@ def test_a_packed_message_of_two_companies_keeps_the_first_company_only():
     msg = json.dumps([event(event_id="x", type="nope"), event(event_id="a"), event(event_id="b", company_id="globex")])
     good, bad = decode_message(msg.encode())
     assert [e.event_id for e in good] == ["a"]
-    assert [(r.index, r.reason[:30]) for r in bad] == [(0, "unknown event type 'nope'"[:30]), (2, "packed message mixes companies")]
+    assert [(r.index, r.reason[:30]) for r in bad] == [
+        (0, "unknown event type 'nope'"[:30]),
+        (2, "packed message mixes companies"),
+    ]
 
 
 def test_an_empty_array_is_rejected():

@@ -3,7 +3,7 @@ file built here with the sink's own schema (ledger.sink.ensure_schema)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -11,9 +11,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from ledger.sink import ensure_schema
 from projections.calendar import Month, to_us
 from projections.prices import PriceBook
-from ledger.sink import ensure_schema
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
 from replay.archive import ArchiveWriter
@@ -36,7 +36,10 @@ def ev(eid, kind, at, user="u-1", company="c-1", **extra):
 
 # (event, published at): everything reached Kafka by the close, except the late deactivation.
 EVENTS = [
-    (ev("reg", "company_registered", "2026-08-01T08:00:00Z", None, timezone="Europe/Amsterdam"), "2026-08-01T08:00:01Z"),
+    (
+        ev("reg", "company_registered", "2026-08-01T08:00:00Z", None, timezone="Europe/Amsterdam"),
+        "2026-08-01T08:00:01Z",
+    ),
     (ev("p1", "account_provisioned", "2026-09-01T08:00:00Z", "u-1"), "2026-09-01T08:00:01Z"),
     (ev("p2", "account_provisioned", "2026-09-01T08:00:00Z", "u-2"), "2026-09-01T08:00:01Z"),
     (ev("p3", "account_provisioned", "2026-09-01T08:00:00Z", "u-3"), "2026-09-01T08:00:01Z"),
@@ -61,7 +64,9 @@ def build_archive(root: Path, events=EVENTS) -> Path:
 
 def decisions_at(archive_root: Path, published_before: str, ruleset: str, company: str = "c-1"):
     """What a close at `published_before` would have billed (the worker's job, done here by hand)."""
-    facts, _ = verify.archive_facts(archive_root, OCT.next(), company_id=company, published_upto_us=us(published_before))
+    facts, _ = verify.archive_facts(
+        archive_root, OCT.next(), company_id=company, published_upto_us=us(published_before)
+    )
     return verify.decide_from_facts(facts, company, OCT, PriceBook.load(), ruleset)
 
 
@@ -77,7 +82,7 @@ def build_db(path: Path, decisions, emitted_at: str = CLOSE, complete: bool = Tr
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, NULL, NULL, 1, NULL, ?, 'close-1', 0, ?, ?, 1, 0, ?)",
             [*(r[c] for c in ("company_id", "user_id", "month", "billable", "charged", "tier", "rule", "reason",
                               "evidence", "unit_price_usd", "ruleset_version")),
-             d.plan, digest(d), emitted_at, datetime(2026, 11, 1, 2, 0, 5, tzinfo=timezone.utc), i],
+             d.plan, digest(d), emitted_at, datetime(2026, 11, 1, 2, 0, 5, tzinfo=UTC), i],
         )  # fmt: skip
     if complete:
         con.execute("INSERT INTO month_completions VALUES ('2026-10', 1, TIMESTAMPTZ '2026-11-01 02:00:06+00', 1)")
@@ -104,7 +109,9 @@ def test_report_explains_the_late_deactivation(billed):
     assert (u3.now.rule, u3.now.reason) == ("R1", "deactivated_in_month")
     assert {"billable", "charged", "rule", "reason", "evidence", "unit_price_usd"} <= set(u3.differs)
     assert [e["event_id"] for e in u3.late_events] == ["d3"]
-    assert [e["event_id"] for e in u3.evidence_added] == ["d3"] and [e["event_id"] for e in u3.evidence_removed] == ["v3"]
+    assert [e["event_id"] for e in u3.evidence_added] == ["d3"] and [e["event_id"] for e in u3.evidence_removed] == [
+        "v3"
+    ]
     assert u3.at_close == "reproduces_billed"
     j = rep.to_json()
     late = j["accounts"][2]["causes"]["late_events"][0]
@@ -124,7 +131,18 @@ def test_report_is_deterministic_and_the_cli_prints_it(billed):
     assert runs[0].to_markdown() == runs[1].to_markdown()
     assert runs[0].to_json_text() == runs[1].to_json_text()
     runner = CliRunner()
-    args = ["dispute", "--company", "c-1", "--month", "2026-10", "--archive", str(root), "--db", str(db), "--no-progress"]
+    args = [
+        "dispute",
+        "--company",
+        "c-1",
+        "--month",
+        "2026-10",
+        "--archive",
+        str(root),
+        "--db",
+        str(db),
+        "--no-progress",
+    ]
     md = [runner.invoke(app, args) for _ in range(2)]
     assert md[0].exit_code == 0, md[0].output
     assert md[0].stdout == md[1].stdout == runs[0].to_markdown()
@@ -153,7 +171,9 @@ def test_amendments_one_per_changed_account(billed):
 def test_applied_ticket_is_not_applied_again(billed, monkeypatch):
     root, db = billed
     con = duckdb.connect(str(db))
-    con.execute("INSERT INTO disputes VALUES ('SUP-1', 'c-1', '2026-10', 'ann', '2026-11-10T00:00:00Z', '[]', now(), 2)")
+    con.execute(
+        "INSERT INTO disputes VALUES ('SUP-1', 'c-1', '2026-10', 'ann', '2026-11-10T00:00:00Z', '[]', now(), 2)"
+    )
     con.close()
     monkeypatch.setattr(dispute, "publish", lambda *a, **k: pytest.fail("published twice"))
     rep = dispute.build_report(root, db, "c-1", OCT)
@@ -199,7 +219,9 @@ def test_rulesets_differ_on_notification_only_and_old_snapshot_is_reproduced(tmp
 def test_verify_clean_then_drift_on_a_tampered_row(tmp_path):
     root = build_archive(tmp_path / "archive")
     later = "2026-12-01T00:00:00Z"
-    db = build_db(tmp_path / "db.duckdb", decisions_at(root, later, "2026.11") + decisions_at(root, later, "2026.11", "c-2"))
+    db = build_db(
+        tmp_path / "db.duckdb", decisions_at(root, later, "2026.11") + decisions_at(root, later, "2026.11", "c-2")
+    )
     runner = CliRunner()
     args = ["verify", "--month", "2026-10", "--archive", str(root), "--db", str(db), "--no-progress"]
     ok = runner.invoke(app, args)
@@ -219,5 +241,7 @@ def test_verify_clean_then_drift_on_a_tampered_row(tmp_path):
     assert "missing  c-1/u-4" in bad.stdout and "extra    c-1/u-77" in bad.stdout
     js = runner.invoke(app, [*args, "--format", "json", "--company", "c-1"])
     assert js.exit_code == 1 and not orjson.loads(js.stdout)["clean"]
-    missing = runner.invoke(app, ["verify", "--month", "2026-10", "--archive", str(root), "--db", str(tmp_path / "nope.duckdb")])
+    missing = runner.invoke(
+        app, ["verify", "--month", "2026-10", "--archive", str(root), "--db", str(tmp_path / "nope.duckdb")]
+    )
     assert missing.exit_code == 2 and "no DuckDB file" in missing.stderr

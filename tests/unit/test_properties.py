@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import duckdb
+from given import PRICES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from given import PRICES
-from replay.facts_sql import build_facts, merge_factsets
 from projections.calendar import Month, zone
 from projections.decide import decide_company
 from projections.facts import FactSet, fold, fold_all
+from replay.facts_sql import build_facts, merge_factsets
 from replay.rows import event_row, rows_to_table
 from schemas.decode import validate_event
 
@@ -33,21 +33,43 @@ INSTANTS = (
     "2026-11-15T12:00:00Z",
 )
 ACCOUNT_KINDS = {
-    "account_provisioned": st.fixed_dictionaries({}, optional={"employment": st.sampled_from(["employee", "other", "volunteer"])}),
-    "invite": st.fixed_dictionaries({}, optional={"guest_home_company_id": st.sampled_from(["globex", "initech", "acme"])}),
+    "account_provisioned": st.fixed_dictionaries(
+        {}, optional={"employment": st.sampled_from(["employee", "other", "volunteer"])}
+    ),
+    "invite": st.fixed_dictionaries(
+        {}, optional={"guest_home_company_id": st.sampled_from(["globex", "initech", "acme"])}
+    ),
     "claim": st.just({}),
     "deactivate": st.just({}),
     "reactivate": st.just({}),
     "profile_update": st.fixed_dictionaries(
-        {}, optional={"hourly_paid": st.booleans(), "role_category": st.sampled_from(["medical", "other"]), "away_from_desk_pct": st.integers(0, 100)}
+        {},
+        optional={
+            "hourly_paid": st.booleans(),
+            "role_category": st.sampled_from(["medical", "other"]),
+            "away_from_desk_pct": st.integers(0, 100),
+        },
     ),
 }
-ACTIVITY_KINDS = ("visit", "login", "notification_view", "chat_use", "admin_panel_use", "push_notification_received", "email_notification_received")
+ACTIVITY_KINDS = (
+    "visit",
+    "login",
+    "notification_view",
+    "chat_use",
+    "admin_panel_use",
+    "push_notification_received",
+    "email_notification_received",
+)
 COMPANY_KINDS = {
     "company_registered": st.fixed_dictionaries({"timezone": st.sampled_from(ZONES)}),
     "plan_changed": st.fixed_dictionaries({"plan": st.sampled_from(["premium", "advanced", "enterprise"])}),
     "trial_started": st.just({}),
-    "nonprofit_verified": st.fixed_dictionaries({"techsoup_token": st.sampled_from(["12ab@Org", "bad token"]), "organization_type": st.sampled_from(["charity", "religious"])}),
+    "nonprofit_verified": st.fixed_dictionaries(
+        {
+            "techsoup_token": st.sampled_from(["12ab@Org", "bad token"]),
+            "organization_type": st.sampled_from(["charity", "religious"]),
+        }
+    ),
     "nonprofit_revoked": st.just({}),
     "billing_profile_updated": st.fixed_dictionaries({"po_number": st.sampled_from(["PO-1", "PO-2"])}),
 }
@@ -76,7 +98,9 @@ def an_event(draw):
 def event_sets(draw):
     raw = draw(st.lists(an_event(), min_size=1, max_size=40))
     # event ids drawn from a small alphabet so that the (ts, event_id) tie-break is exercised
-    ids = draw(st.lists(st.text("abcdef0123", min_size=1, max_size=4), min_size=len(raw), max_size=len(raw), unique=True))
+    ids = draw(
+        st.lists(st.text("abcdef0123", min_size=1, max_size=4), min_size=len(raw), max_size=len(raw), unique=True)
+    )
     return [validate_event({"event_id": i, **e}) for i, e in zip(ids, raw)]
 
 
@@ -116,7 +140,11 @@ def test_permuting_duplicating_or_splitting_never_changes_a_decision(events, rnd
 def _split_changes_zone(events, k) -> bool:
     """A split half may lack the company_registered that sets the zone; then facts are not comparable."""
     full = fold_all(events)
-    return any(fold_all(part).company(c).timezone_name != full.company(c).timezone_name for part in (events[:k], events[k:]) for c in full.companies)
+    return any(
+        fold_all(part).company(c).timezone_name != full.company(c).timezone_name
+        for part in (events[:k], events[k:])
+        for c in full.companies
+    )
 
 
 @SETTINGS

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from schemas.decode import decode_message
 from schemas.control import close_marker, parse_control
+from schemas.decode import decode_message
 from streams.routing import derived_trial, home_partition, pack, reason_class, route_message
 
 NOW = datetime(2026, 11, 2, 3, 4, 5, tzinfo=UTC)
@@ -158,8 +158,8 @@ def test_fast_timestamp_equals_the_contract_parser():
 
 
 def test_fast_accept_is_a_subset_of_the_contract():
-    from schemas.decode import EventRejected, validate_event
     from devtools.workload import iter_events
+    from schemas.decode import EventRejected, validate_event
     from streams.routing import fast_accept
 
     base = ev(1, kind="visit", channel="web")

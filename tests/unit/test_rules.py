@@ -11,14 +11,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-
 from given import World
-from projections.calendar import Month
+
+from projections.calendar import Month, zone
 from projections.facts import fold_all
 from projections.mau import in_report, mau_daily, reconcile
 from projections.prices import Price, PriceBook
 from projections.rules import nonprofit_revocation_effective, trials
-from projections.calendar import zone
 
 OCT, NOV, DEC = "2026-10", "2026-11", "2026-12"
 
@@ -120,7 +119,12 @@ def test_no_activity_at_all_is_not_billable_under_the_active_model():
 
 
 def test_activity_in_another_month_does_not_count():
-    w = premium().member("acme", "ann").do("login", "acme", "ann", "2026-09-30").do("login", "acme", "ann", "2026-11-01")
+    w = (
+        premium()
+        .member("acme", "ann")
+        .do("login", "acme", "ann", "2026-09-30")
+        .do("login", "acme", "ann", "2026-11-01")
+    )
     assert w.decide("acme", OCT)["ann"].reason == "no_billing_activity"
 
 
@@ -136,7 +140,13 @@ def test_ruleset_2026_10_counted_notification_view_as_billing_activity():
 def test_invited_on_day_1_is_billable_under_advanced():
     w = advanced().provision("acme", "ann", "2026-09-01").invite("acme", "ann", "2026-10-01")
     d = w.decide("acme", OCT)["ann"]
-    assert (d.billable, d.charged, d.rule, d.reason, d.unit_price_usd) == (True, True, "R3", "invited_full_month", Decimal("6.00"))
+    assert (d.billable, d.charged, d.rule, d.reason, d.unit_price_usd) == (
+        True,
+        True,
+        "R3",
+        "invited_full_month",
+        Decimal("6.00"),
+    )
 
 
 def test_invited_on_day_2_waits_for_the_next_month_under_advanced():
@@ -242,7 +252,12 @@ def test_trial_from_19_september_ends_18_october_so_october_is_free_and_november
     t = trials(w.facts().company("acme"), zone("UTC"))[0]
     assert t.last_day == date(2026, 10, 18)
     d = w.decide("acme", OCT)["ann"]
-    assert (d.billable, d.charged, d.rule, d.reason) == (True, False, "R6", "trial")  # snapshot says who would be billable
+    assert (d.billable, d.charged, d.rule, d.reason) == (
+        True,
+        False,
+        "R6",
+        "trial",
+    )  # snapshot says who would be billable
     assert w.decide("acme", NOV)["ann"].charged
 
 
@@ -288,13 +303,21 @@ def test_frontline_tier_needs_one_criterion_and_a_frontline_role(profile, tier):
 
 def test_management_level_is_irrelevant_to_the_tier():
     # The contract has no management field at all: the tier reads only the pattern and the role.
-    w = advanced().member("acme", "boss").profile("acme", "boss", "2026-09-01", hourly_paid=True, role_category="medical")
+    w = (
+        advanced()
+        .member("acme", "boss")
+        .profile("acme", "boss", "2026-09-01", hourly_paid=True, role_category="medical")
+    )
     w.raw[-1]["management_level"] = "director"  # an unknown field is kept in the archive and ignored
     assert w.decide("acme", OCT)["boss"].tier == "frontline"
 
 
 def test_the_tier_column_is_set_for_every_row_even_when_not_billable():
-    w = advanced().provision("acme", "ann", "2026-09-01").profile("acme", "ann", "2026-09-01", hourly_paid=True, role_category="medical")
+    w = (
+        advanced()
+        .provision("acme", "ann", "2026-09-01")
+        .profile("acme", "ann", "2026-09-01", hourly_paid=True, role_category="medical")
+    )
     d = w.decide("acme", OCT)["ann"]
     assert (d.billable, d.tier) == (False, "frontline")
 
@@ -315,12 +338,23 @@ def test_a_verified_nonprofit_gets_advanced_free_for_direct_relations(employment
 def test_a_nonprofit_account_with_relation_other_is_charged_the_advanced_price():
     w = premium().member("acme", "ann", employment="other").nonprofit("acme", "2026-09-01")
     d = w.decide("acme", OCT)["ann"]
-    assert (d.billable, d.charged, d.rule, d.reason, d.unit_price_usd) == (True, True, "R8", "nonprofit_other_relation", Decimal("6.00"))
+    assert (d.billable, d.charged, d.rule, d.reason, d.unit_price_usd) == (
+        True,
+        True,
+        "R8",
+        "nonprofit_other_relation",
+        Decimal("6.00"),
+    )
 
 
 @pytest.mark.parametrize("token", ["123a4567 @MyOrgName", "123a!567@MyOrg", "", "abc@My Org", "@MyOrg"])
 def test_a_malformed_techsoup_token_is_rejected_and_changes_nothing(token):
-    w = premium().member("acme", "ann").do("login", "acme", "ann", "2026-10-03").nonprofit("acme", "2026-09-01", token=token)
+    w = (
+        premium()
+        .member("acme", "ann")
+        .do("login", "acme", "ann", "2026-10-03")
+        .nonprofit("acme", "2026-09-01", token=token)
+    )
     cm, ds = w.decide_all("acme", OCT)
     assert cm.nonprofit is None and cm.plan == "premium"
     assert ds[0].charged
@@ -334,10 +368,16 @@ def test_well_formed_tokens_verify(token):
 
 
 @pytest.mark.parametrize(
-    "org", ["health_insurance", "education", "government", "political", "religious", "professional_sports", "cooperative"]
+    "org",
+    ["health_insurance", "education", "government", "political", "religious", "professional_sports", "cooperative"],
 )
 def test_an_excluded_organisation_type_is_rejected_and_changes_nothing(org):
-    w = premium().member("acme", "ann").do("login", "acme", "ann", "2026-10-03").nonprofit("acme", "2026-09-01", org=org)
+    w = (
+        premium()
+        .member("acme", "ann")
+        .do("login", "acme", "ann", "2026-10-03")
+        .nonprofit("acme", "2026-09-01", org=org)
+    )
     cm, _ = w.decide_all("acme", OCT)
     assert cm.nonprofit is None
     assert any("excluded" in n for n in w.invoice("acme", "2026-09").notices)
@@ -438,7 +478,12 @@ def test_other_card_brands_and_amex_elsewhere_are_accepted(brand, country):
 @pytest.mark.parametrize("price, qualifies", [("5000.00", False), ("5000.01", True)])
 def test_payment_by_invoice_needs_a_monthly_cost_strictly_above_5000(price, qualifies):
     book = PriceBook([Price("premium", "standard", date(2020, 1, 1), Decimal(price))])
-    w = premium().member("acme", "ann").do("login", "acme", "ann", "2026-10-03").billing("acme", "2026-09-01", payment_method="invoice")
+    w = (
+        premium()
+        .member("acme", "ann")
+        .do("login", "acme", "ann", "2026-10-03")
+        .billing("acme", "2026-09-01", payment_method="invoice")
+    )
     inv = w.invoice("acme", OCT, prices=book)
     assert inv.qualifies_for_invoice_payment is qualifies
     assert any("not above USD 5000" in n for n in inv.notices) is (not qualifies)
@@ -496,16 +541,23 @@ def test_23_30_utc_on_the_last_day_of_the_previous_month_is_day_1_in_amsterdam()
 
 
 def test_day_1_in_a_zone_behind_utc():
-    w = World().company("acme", tz="America/Los_Angeles").provision("acme", "ann", "2026-10-02T06:00:00Z")  # 1 Oct 23:00 PDT
+    w = (
+        World().company("acme", tz="America/Los_Angeles").provision("acme", "ann", "2026-10-02T06:00:00Z")
+    )  # 1 Oct 23:00 PDT
     w.do("login", "acme", "ann", "2026-10-10")
     assert w.decide("acme", OCT)["ann"].billable
-    u = World().company("acme").provision("acme", "ann", "2026-10-02T06:00:00Z").do("login", "acme", "ann", "2026-10-10")
+    u = (
+        World()
+        .company("acme")
+        .provision("acme", "ann", "2026-10-02T06:00:00Z")
+        .do("login", "acme", "ann", "2026-10-10")
+    )
     assert u.decide("acme", OCT)["ann"].reason == "created_mid_month"
 
 
 def _day_bits(tz, at):
     w = World().company("acme", tz=tz).do("visit", "acme", "ann", at)
-    (key, act), = w.facts().activity.items()
+    ((key, act),) = w.facts().activity.items()
     return str(key[2]), act.report_days.bit_length()
 
 
@@ -531,13 +583,22 @@ def test_plan_change_at_the_end_of_local_day_1_in_kathmandu():
     w = World().company("acme", tz="Asia/Kathmandu").member("acme", "ann")
     w.plan("acme", "advanced", "2026-10-01T18:14:59Z")  # 1 Oct 23:59:59 local: day 1
     assert w.decide("acme", OCT)["ann"].reason == "invited_full_month"
-    v = World().company("acme", tz="Asia/Kathmandu").member("acme", "ann").plan("acme", "advanced", "2026-10-01T18:15:00Z")
+    v = (
+        World()
+        .company("acme", tz="Asia/Kathmandu")
+        .member("acme", "ann")
+        .plan("acme", "advanced", "2026-10-01T18:15:00Z")
+    )
     assert v.decide("acme", OCT)["ann"].reason == "no_billing_activity"
 
 
 def test_the_time_zone_is_the_earliest_company_registered_ones():
     # Choice: a second registration does not move the company's months.
-    w = World().company("acme", tz="Europe/Amsterdam").company("acme", tz="America/Los_Angeles", at="2026-01-01T00:00:00Z")
+    w = (
+        World()
+        .company("acme", tz="Europe/Amsterdam")
+        .company("acme", tz="America/Los_Angeles", at="2026-01-01T00:00:00Z")
+    )
     assert fold_all(w.events).company("acme").timezone_name == "Europe/Amsterdam"
 
 

@@ -28,8 +28,18 @@ TOPIC = "snap"
 
 def dec(company="c1", user="u1", month=MONTH, charged=True, price="10.00", reason="active_full_month", plan="pro"):
     return Decision(
-        company, user, month, charged, charged, "full", "R2", reason if charged else "no_billing_activity",
-        "[]", Decimal(price) if charged else Decimal("0.00"), "2026.1", plan,
+        company,
+        user,
+        month,
+        charged,
+        charged,
+        "full",
+        "R2",
+        reason if charged else "no_billing_activity",
+        "[]",
+        Decimal(price) if charged else Decimal("0.00"),
+        "2026.1",
+        plan,
     )
 
 
@@ -41,14 +51,27 @@ def invoice_json(company, month, decisions, po="PO-1"):
             lines[k] = lines.get(k, 0) + 1
     sub = sum((Decimal(p) * n for (_, _, p), n in lines.items()), Decimal("0.00"))
     return {
-        "company_id": company, "month": month, "plan": "pro",
-        "lines": [{"plan": a, "tier": b, "count": n, "unit_price_usd": p, "amount_usd": str(Decimal(p) * n)}
-                  for (a, b, p), n in sorted(lines.items())],
+        "company_id": company,
+        "month": month,
+        "plan": "pro",
+        "lines": [
+            {"plan": a, "tier": b, "count": n, "unit_price_usd": p, "amount_usd": str(Decimal(p) * n)}
+            for (a, b, p), n in sorted(lines.items())
+        ],
         "billable_accounts": sum(d.billable for d in decisions),
         "charged_accounts": sum(d.charged for d in decisions),
-        "free_reason": None, "subtotal_usd": str(sub), "adjustments": [], "total_usd": str(sub),
-        "currency": "USD", "taxes": "excluded", "po_number": po, "payment_method": "card",
-        "card_brand": "visa", "billing_country": "NL", "qualifies_for_invoice_payment": False, "notices": [],
+        "free_reason": None,
+        "subtotal_usd": str(sub),
+        "adjustments": [],
+        "total_usd": str(sub),
+        "currency": "USD",
+        "taxes": "excluded",
+        "po_number": po,
+        "payment_method": "card",
+        "card_brand": "visa",
+        "billing_country": "NL",
+        "qualifies_for_invoice_payment": False,
+        "notices": [],
     }
 
 
@@ -80,7 +103,12 @@ def close_msgs(month, decisions_by_partition: dict[int, list[Decision]], partiti
             msgs.append(company_month_message(invoice_json(c, month, cd), [], close_id=close_id, partition=p))
         dones.append(
             partition_done_message(
-                month, p, partitions, close_id=close_id, companies=len(companies), accounts=len(decs),
+                month,
+                p,
+                partitions,
+                close_id=close_id,
+                companies=len(companies),
+                accounts=len(decs),
                 checksum_=checksum(decs),
                 counts={"events_counted": 100, "rejected": 1, "duplicates_ignored": 2, "late_since_close": 0},
             )
@@ -125,14 +153,19 @@ def test_versions_dedup_and_amendments(db):
     r = sink.write_batch(db, s.items([m1]), topic=TOPIC)  # redelivery in a later batch
     assert r.rows_written == 0 and r.duplicates["decision"] == 1
     d2 = dataclasses.replace(d1, charged=False, billable=False, reason="deactivated", unit_price_usd=Decimal("0.00"))
-    sink.write_batch(db, s.items([decision_message(d2, version=2, corrects_version=1, amend_reason="late_event")]),
-                     topic=TOPIC)
+    sink.write_batch(
+        db, s.items([decision_message(d2, version=2, corrects_version=1, amend_reason="late_event")]), topic=TOPIC
+    )
     # the dispute tool's amendment also says "version 2": the sink numbers it 3
     d3 = dataclasses.replace(d1, reason="restored")
-    sink.write_batch(db, s.items([decision_message(d3, version=2, corrects_version=1, amend_reason="dispute:T-9")]),
-                     topic=TOPIC)
-    rows = q(db, "SELECT version, corrects_version, amend_reason, emitted_version, charged FROM snapshot_versions "
-                 "ORDER BY version")
+    sink.write_batch(
+        db, s.items([decision_message(d3, version=2, corrects_version=1, amend_reason="dispute:T-9")]), topic=TOPIC
+    )
+    rows = q(
+        db,
+        "SELECT version, corrects_version, amend_reason, emitted_version, charged FROM snapshot_versions "
+        "ORDER BY version",
+    )
     assert rows == [(1, None, None, 1, True), (2, 1, "late_event", 2, False), (3, 2, "dispute:T-9", 2, True)]
     assert q(db, "SELECT topic, partition, next_offset FROM sink_offsets") == [(TOPIC, 0, 5)]
 
@@ -182,18 +215,26 @@ def test_invoice_issued_once_with_lines_and_certificate(db):
     msgs, dones = close_msgs(MONTH, {0: decs})
     r = sink.write_batch(db, s.items(msgs + dones), topic=TOPIC)
     assert r.invoices_issued == 1
-    inv = q(db, "SELECT billable_accounts, charged_accounts, subtotal_usd, adjustments_usd, total_usd, po_number, "
-                "matches_close, qualifies_for_invoice_payment FROM invoices")
+    inv = q(
+        db,
+        "SELECT billable_accounts, charged_accounts, subtotal_usd, adjustments_usd, total_usd, po_number, "
+        "matches_close, qualifies_for_invoice_payment FROM invoices",
+    )
     assert inv == [(3, 3, Decimal("45.00"), Decimal("0.00"), Decimal("45.00"), "PO-1", True, False)]
-    assert q(db, "SELECT line_no, plan, tier, count, unit_price_usd, amount_usd FROM invoice_lines ORDER BY line_no") == [
+    assert q(
+        db, "SELECT line_no, plan, tier, count, unit_price_usd, amount_usd FROM invoice_lines ORDER BY line_no"
+    ) == [
         (1, "pro", "full", 2, Decimal("10.00"), Decimal("20.00")),
         (2, "pro", "full", 1, Decimal("25.00"), Decimal("25.00")),
     ]
     # the same close delivered again: nothing new, invoice not re-issued
     r = sink.write_batch(db, s.items(msgs + dones), topic=TOPIC)
     assert r.invoices_issued == 0 and r.stored["snapshot_versions"] == 0 and r.stored["company_month_versions"] == 0
-    cert = q(db, "SELECT complete, events_counted, rejected, duplicates_ignored, decisions, decisions_reported, "
-                 "checksums_match FROM close_certificates")
+    cert = q(
+        db,
+        "SELECT complete, events_counted, rejected, duplicates_ignored, decisions, decisions_reported, "
+        "checksums_match FROM close_certificates",
+    )
     assert cert == [(True, 100, 1, 2, 4, 4, True)]
 
 
@@ -226,13 +267,19 @@ def test_late_amendment_becomes_adjustment_on_next_invoice(db):
     assert q(db, "SELECT total_usd FROM invoices WHERE month = ?", MONTH) == [(Decimal("20.00"),)]
     # the month shows the correction (a single-row change, never half a month)
     assert q(db, "SELECT charged FROM account_decisions WHERE user_id = 'u2'") == [(False,)]
-    pend = q(db, "SELECT user_id, corrects_version, new_version, reason, amount_usd, applied_to_invoice_month "
-                 "FROM invoice_adjustments ORDER BY user_id")
-    assert pend == [("u2", 1, 2, "late_event", Decimal("-10.00"), None),
-                    ("u3", None, 1, "late_event", Decimal("12.50"), None)]
+    pend = q(
+        db,
+        "SELECT user_id, corrects_version, new_version, reason, amount_usd, applied_to_invoice_month "
+        "FROM invoice_adjustments ORDER BY user_id",
+    )
+    assert pend == [
+        ("u2", 1, 2, "late_event", Decimal("-10.00"), None),
+        ("u3", None, 1, "late_event", Decimal("12.50"), None),
+    ]
     # next month's close issues the next invoice, which carries the adjustments
-    msgs2, dones2 = close_msgs(NEXT, {0: [dec("c1", "u1", NEXT), dec("c1", "u3", NEXT, price="12.50")]},
-                               close_id="close-2")
+    msgs2, dones2 = close_msgs(
+        NEXT, {0: [dec("c1", "u1", NEXT), dec("c1", "u3", NEXT, price="12.50")]}, close_id="close-2"
+    )
     r = sink.write_batch(db, s.items(msgs2 + dones2), topic=TOPIC)
     assert r.adjustments_applied == 2
     assert q(db, "SELECT subtotal_usd, adjustments_usd, total_usd FROM invoices WHERE month = ?", NEXT) == [
@@ -240,8 +287,11 @@ def test_late_amendment_becomes_adjustment_on_next_invoice(db):
     ]
     assert q(db, "SELECT DISTINCT applied_to_invoice_month FROM invoice_adjustments") == [(NEXT,)]
     # later corrections of either month wait for the invoice after that
-    r = sink.write_batch(db, s.items([decision_message(dataclasses.replace(u1, reason="x"), version=2,
-                                                       amend_reason="dispute:T-1")]), topic=TOPIC)
+    r = sink.write_batch(
+        db,
+        s.items([decision_message(dataclasses.replace(u1, reason="x"), version=2, amend_reason="dispute:T-1")]),
+        topic=TOPIC,
+    )
     assert q(db, "SELECT count(*) FROM invoice_adjustments WHERE applied_to_invoice_month IS NULL") == [(1,)]
 
 
@@ -260,8 +310,11 @@ def test_adjustments_do_not_attach_to_an_earlier_month(db):
     s = Stream()
     msgs, dones = close_msgs(NEXT, {0: [dec("c1", "u1", NEXT)]})
     sink.write_batch(db, s.items(msgs + dones), topic=TOPIC)
-    sink.write_batch(db, s.items([decision_message(dec("c1", "u1", NEXT, price="11.00"), version=2,
-                                                   amend_reason="late_event")]), topic=TOPIC)
+    sink.write_batch(
+        db,
+        s.items([decision_message(dec("c1", "u1", NEXT, price="11.00"), version=2, amend_reason="late_event")]),
+        topic=TOPIC,
+    )
     # an older month closes afterwards (e.g. a replayed close): it must not carry April's correction
     msgs2, dones2 = close_msgs(MONTH, {0: [dec("c1", "u1", MONTH)]}, close_id="c-old")
     sink.write_batch(db, s.items(msgs2 + dones2), topic=TOPIC)
@@ -272,24 +325,39 @@ def test_adjustments_do_not_attach_to_an_earlier_month(db):
 def test_company_month_versions_mau_and_reconciliation(db):
     s = Stream()
     d_in, d_out = dec("c1", "u1"), dec("c1", "u2", charged=False)
-    cm = company_month_message(invoice_json("c1", MONTH, [d_in, d_out]),
-                               [(__import__("datetime").date(2026, 3, 1), 5), (__import__("datetime").date(2026, 3, 2), 6)],
-                               partition=0)
-    msgs = [decision_message(d_in, version=1, in_report=False, partition=0),
-            decision_message(d_out, version=1, in_report=True, partition=0), cm, cm]
-    done = partition_done_message(MONTH, 0, 1, close_id="x", companies=1, accounts=2,
-                                  checksum_=checksum([d_in, d_out]), counts={})
+    cm = company_month_message(
+        invoice_json("c1", MONTH, [d_in, d_out]),
+        [(__import__("datetime").date(2026, 3, 1), 5), (__import__("datetime").date(2026, 3, 2), 6)],
+        partition=0,
+    )
+    msgs = [
+        decision_message(d_in, version=1, in_report=False, partition=0),
+        decision_message(d_out, version=1, in_report=True, partition=0),
+        cm,
+        cm,
+    ]
+    done = partition_done_message(
+        MONTH, 0, 1, close_id="x", companies=1, accounts=2, checksum_=checksum([d_in, d_out]), counts={}
+    )
     r = sink.write_batch(db, s.items(msgs + [done]), topic=TOPIC)
     assert r.duplicates["company_month"] == 1
     assert q(db, "SELECT day::VARCHAR, mau FROM mau_daily ORDER BY day") == [("2026-03-01", 5), ("2026-03-02", 6)]
     assert q(db, "SELECT user_id, explanation FROM reconciliation ORDER BY user_id") == [
-        ("u1", "invoice_only:active_full_month"), ("u2", "report_only:no_billing_activity")]
+        ("u1", "invoice_only:active_full_month"),
+        ("u2", "report_only:no_billing_activity"),
+    ]
 
 
 def test_disputes_stored_once_per_ticket(db):
     s = Stream()
-    m = sink.dispute_applied_message("T-1", "c1", MONTH, requested_by="ann", applied_at="2026-04-02T10:00:00Z",
-                                     changes=[{"user_id": "u1", "to_version": 2}])
+    m = sink.dispute_applied_message(
+        "T-1",
+        "c1",
+        MONTH,
+        requested_by="ann",
+        applied_at="2026-04-02T10:00:00Z",
+        changes=[{"user_id": "u1", "to_version": 2}],
+    )
     r = sink.write_batch(db, s.items([m, m]), topic=TOPIC)
     r2 = sink.write_batch(db, s.items([m]), topic=TOPIC)
     assert r.stored["disputes"] == 1 and r.duplicates["dispute_applied"] == 1 and r2.duplicates["dispute_applied"] == 1
@@ -329,7 +397,8 @@ def test_annotation_on_issued_invoice_only(tmp_path):
     sink.annotate_invoice(path, "c1", MONTH, "PO-9", annotated_by="admin")
     with sink.read_connection(path) as con:
         assert q(con, "SELECT company_id, month, po_number, annotated_by FROM invoice_annotations") == [
-            ("c1", MONTH, "PO-9", "admin")]
+            ("c1", MONTH, "PO-9", "admin")
+        ]
         assert q(con, "SELECT po_number FROM invoices") == [("PO-1",)]  # the invoice itself unchanged
 
 

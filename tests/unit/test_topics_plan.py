@@ -7,7 +7,12 @@ from streams.topics import plan, topic_specs
 def test_specs_give_events_and_routed_the_same_partition_count():
     specs = {s.name: s for s in topic_specs(Settings(partitions=5))}
     assert specs["seatledger.events"].partitions == specs["seatledger.events.routed"].partitions == 5
-    assert set(specs) == {"seatledger.events", "seatledger.events.routed", "seatledger.events.dlq", "seatledger.snapshots"}
+    assert set(specs) == {
+        "seatledger.events",
+        "seatledger.events.routed",
+        "seatledger.events.dlq",
+        "seatledger.snapshots",
+    }
 
 
 def test_plan_creates_only_missing_topics():

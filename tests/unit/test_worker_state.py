@@ -6,11 +6,11 @@ import random
 
 import orjson
 import pytest
-
-from projections.snapshots import checksum, checksum_of_digests, decision_from_row
-from devtools.workload import iter_events
-from streams.state import FoldState, Stores, norm
 from worker_oracle import diff, latest_decisions, oracle, simulate
+
+from devtools.workload import iter_events
+from projections.snapshots import checksum, checksum_of_digests, decision_from_row
+from streams.state import FoldState, Stores, norm
 
 MONTH = "2026-10"
 

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from devtools.workload import Workload, format_offset, format_z, iter_events, write_ndjson
 from schemas.decode import validate_event
 from schemas.events import ACCOUNT_TYPES, ACTIVITY_TYPES, COMPANY_TYPES, EVENT_MODELS, parse_rfc3339
 from seatledger.cli import app
-from devtools.workload import Workload, format_offset, format_z, iter_events, write_ndjson
 
 MONTH = "2026-10"
 BILLING_ACTIVITY = {"login", "visit", "admin_panel_use", "chat_use"}
@@ -137,8 +137,11 @@ def test_companies_span_time_zones_with_odd_offsets(events):
 def test_plans_include_the_premium_default_and_changes_on_day_1_and_day_2(events, zones):
     with_plan = {e["company_id"] for e in events if e["type"] == "plan_changed"}
     assert len(zones) > len(with_plan)  # some companies never send plan_changed: premium
-    local_days = {_local(e, zones).day for e in events if e["type"] == "plan_changed"
-                  and _local(e, zones).strftime("%Y-%m") >= MONTH}
+    local_days = {
+        _local(e, zones).day
+        for e in events
+        if e["type"] == "plan_changed" and _local(e, zones).strftime("%Y-%m") >= MONTH
+    }
     assert {1, 2} <= local_days
 
 
@@ -148,14 +151,15 @@ def test_trials_default_and_explicit_ending_on_a_last_day_and_on_a_day_1(events)
     ends = [date.fromisoformat(e["last_trial_day"]) for e in trials if "last_trial_day" in e]
     assert any(_is_last_day(d) for d in ends)
     assert any(d.day == 1 for d in ends)
-    assert any(1 < d.day and not _is_last_day(d) for d in ends)
+    assert any(d.day > 1 and not _is_last_day(d) for d in ends)
 
 
 def test_nonprofits_valid_malformed_excluded_and_revoked(events):
     verified = [e for e in events if e["type"] == "nonprofit_verified"]
     tokens = [e["techsoup_token"] for e in verified]
-    assert any("@" in t and t.replace("@", "").replace(".", "").replace("_", "").replace("-", "").isalnum()
-               for t in tokens)
+    assert any(
+        "@" in t and t.replace("@", "").replace(".", "").replace("_", "").replace("-", "").isalnum() for t in tokens
+    )
     assert any(" " in t for t in tokens) and any("!" in t for t in tokens)
     assert "religious" in {e["organization_type"] for e in verified}
     assert any(e["type"] == "nonprofit_revoked" for e in events)
@@ -176,13 +180,16 @@ def test_employment_mix_and_frontline_and_desk_profiles(events):
     assert employment == {"employee", "contractor", "volunteer", "other"}
     updates = [e for e in events if e["type"] == "profile_update"]
     assert {"customer_facing", "backstage", "public_service", "medical", "other"} <= {
-        e["role_category"] for e in updates if "role_category" in e}
+        e["role_category"] for e in updates if "role_category" in e
+    }
     assert any(e.get("has_email") is False for e in updates)
     assert any(e.get("hourly_paid") is True for e in updates)
     assert any(e.get("away_from_desk_pct", 0) >= 50 for e in updates)
     assert any(e.get("away_from_desk_pct", 100) < 50 for e in updates)
-    assert any(len(set(e) & {"employment", "away_from_desk_pct", "hourly_paid", "has_email", "role_category"}) == 1
-               for e in updates)  # partial updates
+    assert any(
+        len(set(e) & {"employment", "away_from_desk_pct", "hourly_paid", "has_email", "role_category"}) == 1
+        for e in updates
+    )  # partial updates
 
 
 def test_most_accounts_exist_before_the_generated_month_and_some_are_never_invited(events):
@@ -200,8 +207,9 @@ def test_most_accounts_exist_before_the_generated_month_and_some_are_never_invit
 
 
 def test_invites_on_day_1_and_mid_month_in_local_time(events, zones):
-    days = Counter(_local(e, zones).day for e in events if e["type"] == "invite"
-                   and _local(e, zones).strftime("%Y-%m") >= MONTH)
+    days = Counter(
+        _local(e, zones).day for e in events if e["type"] == "invite" and _local(e, zones).strftime("%Y-%m") >= MONTH
+    )
     assert days[1] > 0 and sum(n for d, n in days.items() if 5 <= d <= 25) > 0
 
 
@@ -237,7 +245,7 @@ def test_activity_is_skewed_heavy_light_dormant_notification_only_admin_only(eve
     kinds: dict[str, Counter] = defaultdict(Counter)
     for e in events:
         if e["type"] in ACCOUNT_TYPES:
-            kinds[e["user_id"]]  # noqa: B018 - every account is listed
+            kinds[e["user_id"]]
         elif e["type"] in ACTIVITY_TYPES and e["occurred_at"].startswith(MONTH):
             kinds[e["user_id"]][e["type"]] += 1
     totals = sorted(sum(c.values()) for c in kinds.values())
@@ -326,8 +334,22 @@ def test_company_kinds_have_no_user_and_account_kinds_have_one(events):
 def test_cli_generate_writes_ndjson_to_a_file_and_prints_stats(tmp_path):
     out = tmp_path / "w.ndjson"
     result = CliRunner().invoke(
-        app, ["generate", "--companies", "3", "--accounts", "60", "--month", MONTH, "--seed", "5",
-              "--out", str(out), "--stats"])
+        app,
+        [
+            "generate",
+            "--companies",
+            "3",
+            "--accounts",
+            "60",
+            "--month",
+            MONTH,
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--stats",
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = out.read_bytes().splitlines()
     assert lines and all(validate_event(orjson.loads(line)) for line in lines)

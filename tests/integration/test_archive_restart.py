@@ -17,7 +17,7 @@ import duckdb
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka_readback import end_offsets
+from tests.support.kafka_readback import end_offsets
 
 from devtools.workload import iter_events
 from replay.archive import archive_glob, compact, read_manifest, read_rejected

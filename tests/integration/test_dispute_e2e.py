@@ -16,8 +16,8 @@ from pathlib import Path
 import duckdb
 import orjson
 import pytest
-from kafka_readback import end_offsets
-from worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
+from tests.support.kafka_readback import end_offsets
+from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
 from devtools.workload import iter_events
 from ledger.sink import read_connection

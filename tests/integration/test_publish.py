@@ -11,7 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_readback import end_offsets, read_all
+from tests.support.kafka_readback import end_offsets, read_all
 from typer.testing import CliRunner
 
 from devtools.local_broker import free_port_pair

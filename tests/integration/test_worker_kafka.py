@@ -15,7 +15,7 @@ import zlib
 
 import orjson
 import pytest
-from worker_harness import (
+from tests.support.worker_harness import (
     TopicReader,
     WorkerProcess,
     close_month,
@@ -25,7 +25,7 @@ from worker_harness import (
     wait_snapshots,
     worker_env,
 )
-from worker_oracle import diff, latest_decisions, oracle
+from tests.support.worker_oracle import diff, latest_decisions, oracle
 
 from devtools.workload import iter_events
 

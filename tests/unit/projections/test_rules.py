@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from given import World
+from tests.support.given import World
 
 from projections.calendar import Month, zone
 from projections.facts import fold_all

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from given import World
+from tests.support.given import World
 
 from projections.facts import fold_all
 from replay import facts_sql as batch

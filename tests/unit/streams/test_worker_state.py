@@ -6,7 +6,7 @@ import random
 
 import orjson
 import pytest
-from worker_oracle import diff, latest_decisions, oracle, simulate
+from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 from devtools.workload import iter_events
 from projections.snapshots import checksum, checksum_of_digests, decision_from_row

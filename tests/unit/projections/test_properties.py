@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import duckdb
-from given import PRICES
+from tests.support.given import PRICES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ import json
 
 import orjson
 import pytest
-from given import World
+from tests.support.given import World
 from typer.testing import CliRunner
 
 from projections.decide import DECISION_COLUMNS

@@ -8,7 +8,7 @@ import random
 
 import orjson
 import pytest
-from worker_oracle import diff, latest_decisions, oracle, simulate
+from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 from devtools.workload import iter_events
 from schemas.control import close_marker

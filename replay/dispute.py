@@ -40,7 +40,7 @@ from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
 from projections.snapshots import decision_message, decision_row, encode
-from replay import archive
+from replay.archive import reader
 from replay.verify import (
     VerifyError,
     archive_facts,
@@ -406,7 +406,7 @@ def build_report(
     if progress:
         progress("reading the archive", 0, None)
     upto = month.next()
-    rows = archive.read_company_rows(root, company_id, upto)
+    rows = reader.read_company_rows(root, company_id, upto)
     facts, _ = archive_facts(root, upto, company_id=company_id)
     now = _decide(facts, company_id, month, prices, rs)
     tz = zone(facts.company(company_id).timezone_name)

@@ -26,7 +26,7 @@ from projections.decide import DECISION_COLUMNS, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from replay import archive
+from replay.archive import reader
 from replay.rows import COLUMNS
 
 CENT = Decimal("0.01")
@@ -122,7 +122,7 @@ def archive_facts(
 
     from replay.facts_sql import build_facts
 
-    sql = archive.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
+    sql = reader.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
     if sql is None:
         return FactSet(), 0
     con = duckdb.connect()

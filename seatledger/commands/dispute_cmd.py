@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings(bootstrap=bootstrap, archive_root=archive, data_dir=data_dir, topic_events=topic)
         if compact_now:
-            from replay.archive import compact
+            from replay.archive.compaction import compact
 
             done = compact(settings.archive_dir)
             for c in done:

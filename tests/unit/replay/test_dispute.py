@@ -16,7 +16,7 @@ from projections.calendar import Month, to_us
 from projections.prices import PriceBook
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
-from replay.archive import ArchiveWriter
+from replay.archive.writer import ArchiveWriter
 from seatledger.cli import app
 
 OCT = Month(2026, 10)

@@ -17,11 +17,12 @@ differs from the recomputation):
 
 Pure apart from the archive and DuckDB reads: the report is a function of (archive, database,
 arguments), so the same inputs give a byte-identical report. Nothing in it reads the clock.
+Applying computes the correction messages here; sending them is the streams layer's
+(`streams.corrections`), passed in as `send`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from projections.snapshots import decision_message, decision_row, encode
+from projections.snapshots import decision_message, decision_row
 from replay.archive import reader
 from replay.verify import (
     VerifyError,
@@ -54,6 +55,9 @@ from replay.verify import (
 )
 
 Progress = Callable[[str, int, int | None], None]  # (step, done, total)
+# (company_id, messages): publish them in order to the snapshots topic and return once they are
+# acknowledged; raise DisputeError when they could not be sent (streams.corrections.send_corrections).
+Send = Callable[[str, list[dict]], None]
 
 VERSION_COLUMNS = (
     "version",
@@ -509,19 +513,6 @@ def amendment_messages(
     return decisions, applied
 
 
-async def publish(settings, company_id: str, messages: list[dict]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for m in messages:  # one key: one partition, so the sink sees them in this order
-            await producer.send(settings.topic_snapshots, encode(m), key=company_id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 @dataclass
 class ApplyResult:
     ticket: str
@@ -552,13 +543,16 @@ def wait_for_ticket(db: Path | str, ticket: str, timeout: float, poll: float = 0
 
 def apply_report(
     report: DisputeReport,
-    settings,
+    send: Send,
     db: Path | str,
     ticket: str,
     requested_by: str | None = None,
     *,
     timeout: float = 120.0,
 ) -> ApplyResult:
+    """Correct the report's differences once per ticket: `send` the amendments and the dispute record
+    (no Kafka here, the caller's sender does it), wait for the sink to record the ticket in `db`,
+    and read back what it stored. A ticket already applied publishes nothing."""
     result = ApplyResult(ticket)
     prior = ticket_applied(db, ticket)
     if prior is not None:
@@ -567,10 +561,7 @@ def apply_report(
     decisions, applied = amendment_messages(report, ticket, requested_by, now_iso())
     if not applied["changes"]:
         return result
-    try:
-        asyncio.run(publish(settings, report.company_id, [*decisions, applied]))
-    except Exception as exc:
-        raise DisputeError(f"publishing to {settings.bootstrap} failed: {type(exc).__name__}: {exc}") from None
+    send(report.company_id, [*decisions, applied])
     result.published = len(decisions) + 1
     wait_for_ticket(db, ticket, timeout)
     reason = f"dispute:{ticket}"

@@ -168,16 +168,15 @@ def test_amendments_one_per_changed_account(billed):
     assert change["from"]["version"] == 1 and change["to"]["version"] == 2
 
 
-def test_applied_ticket_is_not_applied_again(billed, monkeypatch):
+def test_applied_ticket_is_not_applied_again(billed):
     root, db = billed
     con = duckdb.connect(str(db))
     con.execute(
         "INSERT INTO disputes VALUES ('SUP-1', 'c-1', '2026-10', 'ann', '2026-11-10T00:00:00Z', '[]', now(), 2)"
     )
     con.close()
-    monkeypatch.setattr(dispute, "publish", lambda *a, **k: pytest.fail("published twice"))
     rep = dispute.build_report(root, db, "c-1", OCT)
-    res = dispute.apply_report(rep, None, db, "SUP-1", "bob")
+    res = dispute.apply_report(rep, lambda *a: pytest.fail("published twice"), db, "SUP-1", "bob")
     assert res.already is not None and res.published == 0
 
 

@@ -35,7 +35,7 @@ import orjson
 
 from ledger.sink import dispute_applied_message
 from projections.calendar import Month, local_iso, to_us, zone
-from projections.decide import DECISION_COLUMNS, Decision
+from projections.decide import DECISION_COLUMNS, Decision, decide_month
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
@@ -45,7 +45,6 @@ from replay.archive import reader
 from replay.verify import (
     VerifyError,
     archive_facts,
-    decide_from_facts,
     diff_columns,
     has_table,
     jsonable,
@@ -359,7 +358,8 @@ def _account_detail_md(a: dict, ruleset: str) -> list[str]:
 
 
 def _decide(facts: FactSet, company_id: str, month: Month, prices: PriceBook, ruleset: str) -> dict[str, Decision]:
-    return {d.user_id: d for d in decide_from_facts(facts, company_id, month, prices, ruleset)}
+    ((_, _, decisions),) = decide_month(facts, month, prices, ruleset, [company_id])
+    return {d.user_id: d for d in decisions}
 
 
 def _evidence_ids(evidence) -> dict[str, dict]:

@@ -13,7 +13,7 @@ import pytest
 from devtools.workload import iter_events
 from ledger import sink
 from projections.calendar import Month
-from projections.decide import DECISION_COLUMNS, decide_company
+from projections.decide import DECISION_COLUMNS, decide_month
 from projections.facts import fold_all
 from projections.invoice import build_invoice
 from projections.prices import PriceBook
@@ -40,10 +40,8 @@ def oracle(companies: int, accounts: int, seed: int):
     m = Month.parse(MONTH)
     prices = PriceBook.load()
     rows, invoices = [], {}
-    for cid in sorted({c for c, _ in facts.accounts} | set(facts.companies)):
-        accts = {u: a for (c, u), a in facts.accounts.items() if c == cid}
-        act = {u: a for (c, u, mm), a in facts.activity.items() if c == cid and mm == m}
-        cm, decs = decide_company(cid, m, facts.company(cid), accts, act, prices)
+    cids = sorted({c for c, _ in facts.accounts} | set(facts.companies))
+    for cid, cm, decs in decide_month(facts, m, prices, companies=cids):
         rows.extend(decision_row(d) for d in decs)
         invoices[cid] = build_invoice(cm, decs).subtotal_usd
     return rows, invoices

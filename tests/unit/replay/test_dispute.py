@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ledger.sink import ensure_schema
 from projections.calendar import Month, to_us
+from projections.decide import decide_month
 from projections.prices import PriceBook
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
@@ -67,7 +68,8 @@ def decisions_at(archive_root: Path, published_before: str, ruleset: str, compan
     facts, _ = verify.archive_facts(
         archive_root, OCT.next(), company_id=company, published_upto_us=us(published_before)
     )
-    return verify.decide_from_facts(facts, company, OCT, PriceBook.load(), ruleset)
+    ((_, _, decisions),) = decide_month(facts, OCT, PriceBook.load(), ruleset, [company])
+    return decisions
 
 
 def build_db(path: Path, decisions, emitted_at: str = CLOSE, complete: bool = True) -> Path:

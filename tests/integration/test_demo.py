@@ -3,9 +3,6 @@ the close, and DuckDB's account_decisions equal to decide() over the same events
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -25,15 +22,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MONTH = "2026-02"
 
 
-def _worker_ready() -> str | None:
-    if importlib.util.find_spec("streams.worker") is None:
-        return "streams.worker (seatledger worker) does not exist yet"
-    out = subprocess.run([sys.executable, "-m", "seatledger.cli", "worker", "--help"], capture_output=True, text=True)
-    if out.returncode != 0:
-        return f"seatledger worker is not usable yet: {out.stderr.strip()[-300:]}"
-    return None
-
-
 def oracle(companies: int, accounts: int, seed: int):
     events = [validate_event(e) for e in iter_events(companies, accounts, MONTH, seed=seed)]
     facts = fold_all(events)
@@ -48,9 +36,6 @@ def oracle(companies: int, accounts: int, seed: int):
 
 
 def test_demo_end_to_end(kafka_settings, tmp_path):
-    reason = _worker_ready()
-    if reason:
-        pytest.skip(reason)
     from devtools.demo import DemoOptions, run_demo
 
     settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "var", "db": tmp_path / "demo.duckdb"})

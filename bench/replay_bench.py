@@ -10,7 +10,7 @@
 2. Times, in the same run and process:
    (a) raw: SELECT company_id, user_id, month, bit_or(1 << (day-1)) ... GROUP BY, UTC days;
    (b) replay: `replay.facts_sql.build_facts` (records + one activity pass in the companies'
-       zones + pulling per-account-month aggregates into Python) and `decide_month`;
+       zones + pulling per-account-month aggregates into Python) and `month_from_facts`;
    and (a') the replay's activity SQL alone, materialised in DuckDB, to split SQL from Python;
    build_facts is split into its record pass (SQL + Python records) and its activity pass (SQL +
    pulling per-account-month aggregates into Python).
@@ -153,7 +153,7 @@ def main() -> None:
         activity_sql,
         no_gc,
     )
-    from replay.month import decide_month
+    from replay.month import month_from_facts
 
     workdir = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="seatledger-bench-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def main() -> None:
         t1 = time.perf_counter()
         rec_t.append(tr - t0)
         act_t.append(t1 - tr)
-        res = decide_month(facts, month, prices=prices, with_mau=False)
+        res = month_from_facts(facts, month, prices=prices, with_mau=False)
         t2 = time.perf_counter()
         facts_t.append(t1 - t0)
         decide_t.append(t2 - t1)
@@ -235,7 +235,7 @@ def main() -> None:
     print(
         f"       activity pass (SQL + pull)      {act:7.2f}s  (activity SQL alone {sql:.2f}s, pull into Python ~{max(act - sql, 0):.2f}s)"
     )
-    print(f"(b2) decide_month ({n_dec:,} accounts)   {dec:7.2f}s  {n_dec / dec / 1e3:6.1f} k accounts/s")
+    print(f"(b2) month_from_facts ({n_dec:,} accounts)   {dec:7.2f}s  {n_dec / dec / 1e3:6.1f} k accounts/s")
     print(
         f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw"
     )

@@ -224,7 +224,7 @@ async def _end_offsets(settings: Settings) -> dict[int, int]:
 
 def wait_for_archive(settings: Settings, root: Path, timeout: float) -> bool:
     """Until the archive's manifests reach the end of every events partition (all durable)."""
-    from replay.archive import read_manifest
+    from replay.archive.layout import read_manifest
 
     ends = asyncio.run(_end_offsets(settings))
     deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ differential test between them only has to compare facts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from projections.calendar import Month, MonthBounds, local_iso, zone
-from projections.facts import AccountFacts, CompanyFacts, Evidence, MonthActivity, Record, ordered
+from projections.facts import AccountFacts, CompanyFacts, Evidence, FactSet, MonthActivity, Record, ordered
 from projections.prices import PriceBook
 from projections.rules import (
     Lifecycle,
@@ -237,3 +238,32 @@ def decide_company(
         if known_by(acc, end)
     ]
     return cm, out
+
+
+def decide_month(
+    facts: FactSet,
+    month: Month,
+    prices: PriceBook,
+    ruleset: RuleSet | str = CURRENT,
+    companies: Iterable[str] | None = None,
+) -> Iterator[tuple[str, CompanyMonth, list[Decision]]]:
+    """(company_id, company month, decisions) of each company of `companies` (default: every
+    company of `facts`, sorted), in that order: `facts` indexed by company once (accounts by user,
+    the month's activity by user), then `decide_company` per company.
+
+    Lazy, so a caller can stream a month of many companies and stop early; pure like decide_company.
+    """
+    cids = sorted(facts.companies) if companies is None else list(companies)
+    rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
+    accounts: dict[str, dict[str, AccountFacts]] = {}
+    for (cid, uid), acc in facts.accounts.items():
+        accounts.setdefault(cid, {})[uid] = acc
+    activity: dict[str, dict[str, MonthActivity]] = {}
+    for (cid, uid, mo), act in facts.activity.items():
+        if mo == month:
+            activity.setdefault(cid, {})[uid] = act
+    for cid in cids:
+        cm, decisions = decide_company(
+            cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs
+        )
+        yield cid, cm, decisions

@@ -17,11 +17,12 @@ differs from the recomputation):
 
 Pure apart from the archive and DuckDB reads: the report is a function of (archive, database,
 arguments), so the same inputs give a byte-identical report. Nothing in it reads the clock.
+Applying computes the correction messages here; sending them is the streams layer's
+(`streams.corrections`), passed in as `send`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,17 +35,16 @@ import orjson
 
 from ledger.sink import dispute_applied_message
 from projections.calendar import Month, local_iso, to_us, zone
-from projections.decide import DECISION_COLUMNS, Decision
+from projections.decide import DECISION_COLUMNS, Decision, decide_month
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from projections.snapshots import decision_message, decision_row, encode
-from replay import archive
+from projections.snapshots import decision_message, decision_row
+from replay.archive import reader
 from replay.verify import (
     VerifyError,
     archive_facts,
-    decide_from_facts,
     diff_columns,
     has_table,
     jsonable,
@@ -54,6 +54,9 @@ from replay.verify import (
 )
 
 Progress = Callable[[str, int, int | None], None]  # (step, done, total)
+# (company_id, messages): publish them in order to the snapshots topic and return once they are
+# acknowledged; raise DisputeError when they could not be sent (streams.corrections.send_corrections).
+Send = Callable[[str, list[dict]], None]
 
 VERSION_COLUMNS = (
     "version",
@@ -355,7 +358,8 @@ def _account_detail_md(a: dict, ruleset: str) -> list[str]:
 
 
 def _decide(facts: FactSet, company_id: str, month: Month, prices: PriceBook, ruleset: str) -> dict[str, Decision]:
-    return {d.user_id: d for d in decide_from_facts(facts, company_id, month, prices, ruleset)}
+    ((_, _, decisions),) = decide_month(facts, month, prices, ruleset, [company_id])
+    return {d.user_id: d for d in decisions}
 
 
 def _evidence_ids(evidence) -> dict[str, dict]:
@@ -369,21 +373,70 @@ def _control(accounts: list[AccountReport], root: Path, upto: Month, company_id:
 
     One recomputation per (close or amendment batch, ruleset): versions of one `close_id` are
     emitted over a few milliseconds, so the batch's earliest `emitted_at` is its cut-off."""
-    groups: dict[tuple[str, str], list[AccountReport]] = {}
+    groups: dict[tuple[str, str], list[tuple[AccountReport, dict, int]]] = {}
     for a in accounts:
         v = a.latest
-        if a.status != "differs" or made_at_us(v) is None or v["ruleset_version"] not in RULESETS:
+        if a.status != "differs" or v is None:  # "differs": a latest version and a decision now
             continue
-        groups.setdefault((v.get("close_id") or f"@{made_at_us(v)}", v["ruleset_version"]), []).append(a)
-    for (_, rs), members in sorted(groups.items()):
-        cutoff = min(made_at_us(a.latest) for a in members)
+        made = made_at_us(v)
+        if made is None or v["ruleset_version"] not in RULESETS:
+            continue
+        groups.setdefault((v.get("close_id") or f"@{made}", v["ruleset_version"]), []).append((a, v, made))
+    for (_, rs), members in sorted(groups.items(), key=lambda group: group[0]):
+        cutoff = min(made for _, _, made in members)
         known, _ = archive_facts(root, upto, company_id=company_id, published_upto_us=cutoff)
         then = _decide(known, company_id, month, prices, rs)
-        for a in members:
+        for a, v, _ in members:
             ctl = then.get(a.user_id)
-            cols = diff_columns(normalize(a.latest), normalize(ctl.row())) if ctl else ["(no decision)"]
+            cols = diff_columns(normalize(v), normalize(ctl.row())) if ctl else ["(no decision)"]
             a.at_close = "differs_from_billed" if cols else "reproduces_billed"
             a.at_close_columns = cols
+
+
+def _arrived_late(row: dict, end_us: int, after_us: int | None) -> bool:
+    """An event that happened before the month ended but reached Kafka after `after_us`."""
+    return after_us is not None and row["occurred_at_us"] < end_us and (row["published_at_us"] or 0) > after_us
+
+
+def _account(
+    user_id: str,
+    versions: list[dict],
+    now: Decision | None,
+    *,
+    facts: FactSet,
+    month: Month,
+    rows: list[dict],
+    end_us: int,
+    close_us: int | None,
+) -> AccountReport:
+    """One account compared: its billed versions, its decision now and, when they differ, the late
+    events among `rows` (the account's own) and the evidence each side cites that the other does not."""
+    a = AccountReport(user_id, versions, now)
+    if now is not None:
+        hist = {m: facts.activity.get((now.company_id, user_id, m)) for m in months_needed(month)}
+        a.in_report_now = in_report(month, hist)
+    latest = a.latest
+    if latest is not None and now is not None:
+        a.differs = diff_columns(normalize(latest), normalize(now.row()))
+    if a.status != "same":
+        made = made_at_us(latest) if latest else close_us
+        a.late_events = [r for r in rows if _arrived_late(r, end_us, made)]
+        was = _evidence_ids(latest["evidence"]) if latest else {}
+        is_ = _evidence_ids(now.evidence) if now else {}
+        a.evidence_added = [e for k, e in is_.items() if k not in was]
+        a.evidence_removed = [e for k, e in was.items() if k not in is_]
+    return a
+
+
+def _notes(company_id: str, month: Month, user_id: str | None, rows: list[dict], versions: list[dict]) -> list[str]:
+    notes = []
+    if not rows:
+        notes.append(f"the archive holds no event of {company_id} up to {month.next()}")
+    if not versions:
+        notes.append(
+            f"the database holds no decision of {company_id} for {month}" + (f" and user {user_id}" if user_id else "")
+        )
+    return notes
 
 
 def build_report(
@@ -397,6 +450,8 @@ def build_report(
     prices: PriceBook | None = None,
     progress: Progress | None = None,
 ) -> DisputeReport:
+    """Recompute the company-month (or one account) from the archive and compare it with every
+    version DuckDB billed; see the module docstring for how differences are explained."""
     root = Path(archive_root)
     if not root.is_dir():
         raise DisputeError(f"no archive at {root}")
@@ -406,18 +461,12 @@ def build_report(
     if progress:
         progress("reading the archive", 0, None)
     upto = month.next()
-    rows = archive.read_company_rows(root, company_id, upto)
+    rows = reader.read_company_rows(root, company_id, upto)
     facts, _ = archive_facts(root, upto, company_id=company_id)
     now = _decide(facts, company_id, month, prices, rs)
     tz = zone(facts.company(company_id).timezone_name)
     end = month.end_us(tz)
-    notes = []
-    if not rows:
-        notes.append(f"the archive holds no event of {company_id} up to {month.next()}")
-    if not versions:
-        notes.append(
-            f"the database holds no decision of {company_id} for {month}" + (f" and user {user_id}" if user_id else "")
-        )
+    notes = _notes(company_id, month, user_id, rows, versions)
 
     by_user: dict[str, list[dict]] = {}
     for v in versions:
@@ -425,10 +474,6 @@ def build_report(
     users = sorted(set(by_user) | ({user_id} & set(now) if user_id else set(now)))
     firsts = [made_at_us(v) for v in versions if v["version"] == 1]
     close_us = min((t for t in firsts if t is not None), default=None)
-
-    def late(r: dict, after: int | None) -> bool:
-        return after is not None and r["occurred_at_us"] < end and (r["published_at_us"] or 0) > after
-
     rows_of_user: dict[str, list[dict]] = {}
     for r in rows:
         if r["company_id"] == company_id and r.get("user_id") is not None:
@@ -436,28 +481,19 @@ def build_report(
 
     accounts = []
     for i, u in enumerate(users, 1):
-        vs = by_user.get(u, [])
-        d = now.get(u)
-        a = AccountReport(u, vs, d)
-        if d is not None:
-            hist = {m: facts.activity.get((company_id, u, m)) for m in months_needed(month)}
-            a.in_report_now = in_report(month, hist)
-        latest = a.latest
-        if latest is not None and d is not None:
-            a.differs = diff_columns(normalize(latest), normalize(d.row()))
-        if a.status != "same":
-            made = made_at_us(latest) if latest else close_us
-            a.late_events = [r for r in rows_of_user.get(u, ()) if late(r, made)]
-            was = _evidence_ids(latest["evidence"]) if latest else {}
-            is_ = _evidence_ids(d.evidence) if d else {}
-            a.evidence_added = [e for k, e in is_.items() if k not in was]
-            a.evidence_removed = [e for k, e in was.items() if k not in is_]
-        accounts.append(a)
+        rows_of = rows_of_user.get(u, [])
+        accounts.append(
+            _account(
+                u, by_user.get(u, []), now.get(u), facts=facts, month=month, rows=rows_of, end_us=end, close_us=close_us
+            )
+        )
         if progress is not None and (i % 500 == 0 or i == len(users)):
             progress("comparing accounts", i, len(users))
     _control(accounts, root, upto, company_id, month, prices)
     company_late = [
-        r for r in rows if (r.get("user_id") is None or r["company_id"] != company_id) and late(r, close_us)
+        r
+        for r in rows
+        if (r.get("user_id") is None or r["company_id"] != company_id) and _arrived_late(r, end, close_us)
     ]
     return DisputeReport(company_id, month, tz, rs, len(rows), accounts, company_late, close_us, notes)
 
@@ -509,19 +545,6 @@ def amendment_messages(
     return decisions, applied
 
 
-async def publish(settings, company_id: str, messages: list[dict]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for m in messages:  # one key: one partition, so the sink sees them in this order
-            await producer.send(settings.topic_snapshots, encode(m), key=company_id.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
 @dataclass
 class ApplyResult:
     ticket: str
@@ -552,13 +575,16 @@ def wait_for_ticket(db: Path | str, ticket: str, timeout: float, poll: float = 0
 
 def apply_report(
     report: DisputeReport,
-    settings,
+    send: Send,
     db: Path | str,
     ticket: str,
     requested_by: str | None = None,
     *,
     timeout: float = 120.0,
 ) -> ApplyResult:
+    """Correct the report's differences once per ticket: `send` the amendments and the dispute record
+    (no Kafka here, the caller's sender does it), wait for the sink to record the ticket in `db`,
+    and read back what it stored. A ticket already applied publishes nothing."""
     result = ApplyResult(ticket)
     prior = ticket_applied(db, ticket)
     if prior is not None:
@@ -567,10 +593,7 @@ def apply_report(
     decisions, applied = amendment_messages(report, ticket, requested_by, now_iso())
     if not applied["changes"]:
         return result
-    try:
-        asyncio.run(publish(settings, report.company_id, [*decisions, applied]))
-    except Exception as exc:
-        raise DisputeError(f"publishing to {settings.bootstrap} failed: {type(exc).__name__}: {exc}") from None
+    send(report.company_id, [*decisions, applied])
     result.published = len(decisions) + 1
     wait_for_ticket(db, ticket, timeout)
     reason = f"dispute:{ticket}"

@@ -19,6 +19,7 @@ earliest event by min), so the archive's activity rows are not compared.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -161,15 +162,12 @@ def _progress(total_bytes: int, force: bool | None):
 def _lines(files: list, progress, task) -> Iterator[tuple[str, int, bytes]]:
     for f in files:
         name = "<stdin>" if f == "-" else str(f)
-        fp: IO[bytes] = sys.stdin.buffer if f == "-" else open(f, "rb")
-        try:
+        with contextlib.ExitStack() as stack:  # closes the file, never stdin
+            fp: IO[bytes] = sys.stdin.buffer if f == "-" else stack.enter_context(open(f, "rb"))
             for n, line in enumerate(fp, 1):
                 if progress is not None:
                     progress.advance(task, len(line))
                 yield name, n, line
-        finally:
-            if f != "-":
-                fp.close()
 
 
 def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None) -> LoadedEvents:
@@ -273,8 +271,8 @@ def report(loaded: LoadedEvents, err=None, limit: int = 20) -> None:
         print(f"invalid: ... and {loaded.invalid_count - limit} more", file=err)
     if loaded.invalid_count:
         print(f"{loaded.invalid_count} invalid event(s) skipped", file=err)
-    for item in loaded.conflicts[:5]:
-        print(f"conflict: {item}", file=err)
+    for conflict in loaded.conflicts[:5]:
+        print(f"conflict: {conflict}", file=err)
     if loaded.conflict_count:
         print(
             f"{loaded.conflict_count} conflicting duplicate(s): same event_id, different content; kept the first",

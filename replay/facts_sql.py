@@ -46,6 +46,7 @@ from projections.facts import (
     RULE_FIELDS,
     AccountFacts,
     CompanyFacts,
+    Evidence,
     FactSet,
     MonthActivity,
     Record,
@@ -142,22 +143,31 @@ def _record(event_id: str, kind: str, ts: int, attrs_json: str | None, source: s
     return Record(ts, event_id, kind, tuple(sorted(fields.items())))
 
 
-def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
-    facts = FactSet()
+def records_sql(view: str, companies: list[str] | None) -> str:
+    """The account and company records of `companies` (all when None) in input order, with every
+    invite that names a guest's home company (it may be one of `companies`, R5)."""
     where = f"type IN ({_sql_list(RECORD_EVENTS)})"
     if companies is not None:
         where += (
             f" AND (company_id IN ({_sql_list(companies)})"
             " OR (type = 'invite' AND attrs LIKE '%guest_home_company_id%'))"
         )
-    tbl = con.sql(
+    return (
         f"SELECT event_id, type, occurred_at_us, company_id, user_id, attrs, extras, source FROM {view} WHERE {where}"
-    ).to_arrow_table()
+    )
+
+
+def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
+    # One loop over every record row, its lookups bound to locals: a hot path (millions of rows),
+    # kept in one piece rather than split into per-kind calls.
+    facts = FactSet()
+    tbl = con.sql(records_sql(view, companies)).to_arrow_table()
     wanted = set(companies) if companies is not None else None
     cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
     comps, accs = facts.companies, facts.accounts
     company_events = COMPANY_EVENTS
-    for eid, kind, ts, cid, uid, attrs, extras, source in zip(*cols):
+    cf: CompanyFacts | None
+    for eid, kind, ts, cid, uid, attrs, extras, source in zip(*cols, strict=True):
         ev = (ts, eid, kind)
         if kind in company_events:
             if kind == "trial_started" and source == DERIVED_TRIAL_SOURCE:
@@ -322,13 +332,14 @@ def _repair_ties(con, view: str, ties: list[tuple], zones: dict[str, str]) -> di
     return best
 
 
-def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], companies: list[str] | None) -> None:
+def _activity_query(con, view: str, zones: dict[str, str], companies: list[str] | None) -> str:
+    """The activity pass (`activity_sql`) of `companies` (all when None) as flat primitive columns
+    (structs and lists convert to Python dicts and lists, slowly); the tie test (two smallest
+    timestamps of a class equal) is evaluated in DuckDB. Registers the zone offset tables in `con`."""
     where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
     if companies is not None:
         where += f" AND e.company_id IN ({_sql_list(companies)})"
     join, offset = _offset_sql(con, zones, f"{view} e", where)
-    # Flat primitive columns (structs and lists convert to Python dicts and lists, slowly); the tie
-    # test (two smallest timestamps of a class equal) is evaluated in DuckDB.
     flat = ["company_id", "user_id", "y", "m"]
     for c, _ in _CLASSES:
         flat += [
@@ -338,37 +349,51 @@ def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], compan
             f"{c}_ev.t AS {c}_k",
             f"coalesce(len({c}_ts) = 2 AND {c}_ts[1] = {c}_ts[2], false) AS {c}_tie",
         ]
-    tbl = con.sql(f"SELECT {', '.join(flat)} FROM ({activity_sql(view, join, offset, where)})").to_arrow_table()
+    return f"SELECT {', '.join(flat)} FROM ({activity_sql(view, join, offset, where)})"
+
+
+def _ties(col: dict[str, list], cids: list[str], uids: list[str]) -> list[tuple[str, str, int]]:
+    """(company, user, ts) of every row whose earliest event of some class shares its microsecond."""
+    ties: list[tuple[str, str, int]] = []
+    for c, _ in _CLASSES:
+        tie_col, t_col = col[f"{c}_tie"], col[f"{c}_t"]
+        if any(tie_col):
+            ties.extend((cids[i], uids[i], t_col[i]) for i, tie in enumerate(tie_col) if tie)
+    return ties
+
+
+def _earliest(
+    col: dict[str, list], c: str, cids: list[str], uids: list[str], repaired: dict[tuple, tuple]
+) -> list[Evidence | None]:
+    """The earliest evidence of class `c` per row: (ts, event_id, type) or None, ties repaired."""
+    out: list[Evidence | None] = []
+    append = out.append
+    for e, t, k in zip(col[f"{c}_i"], col[f"{c}_t"], col[f"{c}_k"], strict=True):
+        append(None if e is None or t is None else (t, e, k))
+    if repaired:
+        for i, ev in enumerate(out):
+            if ev is not None:
+                out[i] = repaired.get((cids[i], uids[i], ev[0], c), ev)
+    return out
+
+
+def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], companies: list[str] | None) -> None:
+    # One loop over every (company, user, local month) row, its lookups bound to locals: a hot path
+    # (a row per active account-month), kept in one piece.
+    tbl = con.sql(_activity_query(con, view, zones, companies)).to_arrow_table()
     n = tbl.num_rows
     if n == 0:
         return
     col = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
     del tbl
     cids, uids, ys, ms = col["company_id"], col["user_id"], col["y"], col["m"]
-    ties = []
-    for c, _ in _CLASSES:
-        tie_col, t_col = col[f"{c}_tie"], col[f"{c}_t"]
-        if any(tie_col):
-            ties.extend((cids[i], uids[i], t_col[i]) for i, tie in enumerate(tie_col) if tie)
+    ties = _ties(col, cids, uids)
     repaired = _repair_ties(con, view, sorted(set(ties)), zones) if ties else {}
     months: dict[tuple[int, int], Month] = {}
     accounts = facts.accounts
     companies_f = facts.companies
     activity = facts.activity
-
-    def firsts_of(c):
-        """The earliest evidence of class `c` per row: (ts, event_id, type) or None."""
-        out = []
-        append = out.append
-        for e, t, k in zip(col[f"{c}_i"], col[f"{c}_t"], col[f"{c}_k"]):
-            append(None if e is None or t is None else (t, e, k))
-        if repaired:
-            for i, ev in enumerate(out):
-                if ev is not None:
-                    out[i] = repaired.get((cids[i], uids[i], ev[0], c), ev)
-        return out
-
-    fb, fr, fn = (firsts_of(c) for c, _ in _CLASSES)
+    fb, fr, fn = (_earliest(col, c, cids, uids, repaired) for c, _ in _CLASSES)
     bd, rd, nd = (col[f"{c}_days"] for c, _ in _CLASSES)
     for i in range(n):
         cid, uid = cids[i], uids[i]
@@ -388,15 +413,15 @@ def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], compan
         if af is None:
             accounts[key] = AccountFacts({}, first)
         else:
-            fs = af.first_seen
-            if fs is None or first < fs:
+            fs = af.first_seen  # `first` is set (a row has an activity event); None never lowers, as in facts._min
+            if fs is None or (first is not None and first < fs):
                 af.first_seen = first
         cf = companies_f.get(cid)
         if cf is None:
             companies_f[cid] = CompanyFacts({}, first)
         else:
             fo = cf.first_own
-            if fo is None or first < fo:
+            if fo is None or (first is not None and first < fo):
                 cf.first_own = first
 
 
@@ -424,8 +449,8 @@ def merge_factsets(*sets: FactSet) -> FactSet:
             out.merge_company(cid, cf)
         for key, af in fs.accounts.items():
             out.merge_account(key, af)
-        for key, act in fs.activity.items():
-            out.merge_activity(key, act)
+        for month_key, act in fs.activity.items():
+            out.merge_activity(month_key, act)
     return out
 
 

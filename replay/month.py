@@ -1,7 +1,8 @@
 """The batch path: events + month (+ company) -> decisions, invoices, MAU and reconciliation.
 
 Facts come from DuckDB (`replay.facts_sql.build_facts`), decisions from the same pure
-`projections.decide.decide_company` the streaming worker calls, so both paths bill alike.
+`projections.decide.decide_company` the streaming worker calls (through `decide_month`), so both
+paths bill alike.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from datetime import date
 import duckdb
 
 from projections.calendar import Month, zone
-from projections.decide import CompanyMonth, Decision, decide_company
-from projections.facts import AccountFacts, FactSet, MonthActivity
+from projections.decide import CompanyMonth, Decision, decide_month
+from projections.facts import FactSet, MonthActivity
 from projections.invoice import Invoice, build_invoice
 from projections.mau import Reconciliation, in_report, mau_daily, months_needed, reconcile
 from projections.prices import PriceBook
@@ -28,7 +29,9 @@ class UnknownCompany(LookupError):
 
 
 @dataclass(slots=True)
-class BatchResult:
+class MonthResult:
+    """One month of the batch path: decisions, invoices, MAU and reconciliation (and timings)."""
+
     month: Month
     decisions: list[Decision] = field(default_factory=list)  # sorted by (company, user)
     company_months: dict[str, CompanyMonth] = field(default_factory=dict)
@@ -66,31 +69,28 @@ def companies_for_month(facts: FactSet, month: Month) -> list[str]:
     return sorted(out)
 
 
-def _index(facts: FactSet, month: Month, with_history: bool):
-    """Per company: accounts by user, the month's activity by user, and MAU history by user."""
-    accounts: dict[str, dict[str, AccountFacts]] = {}
-    for (cid, uid), acc in facts.accounts.items():
-        accounts.setdefault(cid, {})[uid] = acc
-    activity: dict[str, dict[str, MonthActivity]] = {}
-    history: dict[str, dict[str, dict[Month, MonthActivity]]] = {}
-    wanted = set(months_needed(month)) if with_history else {month}
+History = dict[str, dict[Month, MonthActivity | None]]  # per user: activity by month
+
+
+def _mau_history(facts: FactSet, month: Month) -> dict[str, History]:
+    """Per company, per user: the activity of the months the month's MAU report looks at."""
+    wanted = set(months_needed(month))
+    history: dict[str, History] = {}
     for (cid, uid, mo), act in facts.activity.items():
-        if mo == month:
-            activity.setdefault(cid, {})[uid] = act
-        if with_history and mo in wanted:
+        if mo in wanted:
             history.setdefault(cid, {}).setdefault(uid, {})[mo] = act
-    return accounts, activity, history
+    return history
 
 
-def decide_month(
+def month_from_facts(
     facts: FactSet,
     month: Month,
     company: str | None = None,
     prices: PriceBook | None = None,
     ruleset: RuleSet | str | None = None,
     with_mau: bool = True,
-) -> BatchResult:
-    """Decide every company (or one) of `facts` for `month`; pure given the facts."""
+) -> MonthResult:
+    """Decide every company (or one) of `facts` for `month`, with invoices and MAU; pure given the facts."""
     prices = prices or PriceBook.load()
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) or ruleset is None else ruleset
     if company is not None and company not in facts.companies:
@@ -101,14 +101,11 @@ def decide_month(
 
 def _decide(
     facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool
-) -> BatchResult:
+) -> MonthResult:
     cids = [company] if company is not None else companies_for_month(facts, month)
-    accounts, activity, history = _index(facts, month, with_mau)
-    res = BatchResult(month)
-    for cid in cids:
-        cm, decisions = decide_company(
-            cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs
-        )
+    history = _mau_history(facts, month) if with_mau else {}
+    res = MonthResult(month)
+    for cid, cm, decisions in decide_month(facts, month, prices, rs, cids):
         res.company_months[cid] = cm
         res.decisions.extend(decisions)
         res.invoices[cid] = build_invoice(cm, decisions)
@@ -129,7 +126,7 @@ def run_month(
     with_mau: bool = True,
     con=None,
     progress: bool | None = None,
-) -> BatchResult:
+) -> MonthResult:
     """Read events (a path, or events already loaded into a connection), build facts, decide."""
     month = Month.parse(month) if isinstance(month, str) else month
     if prices is None or isinstance(prices, str):
@@ -144,11 +141,11 @@ def run_month(
     t1 = time.perf_counter()
     facts = build_facts(loaded.con, loaded.view, companies=[company] if company else None)
     t2 = time.perf_counter()
-    res = decide_month(facts, month, company, prices, rs, with_mau)
+    res = month_from_facts(facts, month, company, prices, rs, with_mau)
     t3 = time.perf_counter()
     res.loaded = loaded
     res.timings = {"load_s": t1 - t0, "facts_s": t2 - t1, "decide_s": t3 - t2}
     return res
 
 
-__all__ = ["run_month", "decide_month", "companies_for_month", "BatchResult", "UnknownCompany", "CURRENT"]
+__all__ = ["run_month", "month_from_facts", "companies_for_month", "MonthResult", "UnknownCompany", "CURRENT"]

@@ -8,6 +8,8 @@ because every rule reads local dates in the company's zone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 import pyarrow as pa
 
@@ -55,10 +57,11 @@ def event_row(ev: Envelope) -> tuple:
     )
 
 
-def rows_to_table(rows: list[tuple]) -> pa.Table:
-    cols = list(zip(*rows)) if rows else [[] for _ in COLUMNS]
+def rows_to_table(rows: list[tuple], schema: pa.Schema = ARROW_SCHEMA) -> pa.Table:
+    """Row tuples (one value per field of `schema`, in order) as an Arrow table of `schema`."""
+    cols: list[Sequence] = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
     return pa.Table.from_arrays(
-        [pa.array(list(c), type=f.type) for c, f in zip(cols, ARROW_SCHEMA)], schema=ARROW_SCHEMA
+        [pa.array(list(c), type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
     )
 
 

@@ -8,7 +8,7 @@ whose columns differ (`differs`).
 
 Also the shared pieces of the dispute tool: reading DuckDB read-only while the sink may hold its
 lock, normalising stored rows for comparison, and recomputing a company-month from the archive
-(facts by `replay.facts_sql.build_facts`, equal to the reference fold, then `decide_company`).
+(facts by `replay.facts_sql.build_facts`, equal to the reference fold, then `decide_month`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 import orjson
 
 from projections.calendar import Month
-from projections.decide import DECISION_COLUMNS, Decision, decide_company
-from projections.facts import AccountFacts, FactSet, MonthActivity
+from projections.decide import DECISION_COLUMNS, decide_month
+from projections.facts import FactSet
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from replay import archive
+from replay.archive import reader
 from replay.rows import COLUMNS
 
 CENT = Decimal("0.01")
@@ -64,7 +64,7 @@ def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
 def query(con, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def has_table(con, name: str) -> bool:
@@ -122,48 +122,17 @@ def archive_facts(
 
     from replay.facts_sql import build_facts
 
-    sql = archive.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
+    sql = reader.rows_sql(root, upto, company_id=company_id, published_upto_us=published_upto_us)
     if sql is None:
         return FactSet(), 0
     con = duckdb.connect()
     try:
         con.execute(f"CREATE TEMP VIEW archive_events AS SELECT {', '.join(COLUMNS)} FROM ({sql})")
-        n = con.execute("SELECT count(*) FROM archive_events").fetchone()[0]
+        (n,) = con.execute("SELECT count(*) FROM archive_events").fetchall()[0]
         facts = build_facts(con, "archive_events", [company_id] if company_id is not None else None)
     finally:
         con.close()
     return facts, n
-
-
-@dataclass
-class CompanySlice:
-    """One company's part of a FactSet, indexed for decide_company."""
-
-    accounts: dict[str, AccountFacts] = field(default_factory=dict)
-    activity: dict[tuple[str, Month], MonthActivity] = field(default_factory=dict)
-
-
-def index_by_company(facts: FactSet) -> dict[str, CompanySlice]:
-    out: dict[str, CompanySlice] = {}
-    for (cid, uid), acc in facts.accounts.items():
-        out.setdefault(cid, CompanySlice()).accounts[uid] = acc
-    for (cid, uid, m), act in facts.activity.items():
-        out.setdefault(cid, CompanySlice()).activity[(uid, m)] = act
-    return out
-
-
-def decide_from_facts(
-    facts: FactSet,
-    company_id: str,
-    month: Month,
-    prices: PriceBook,
-    ruleset: str,
-    index: dict[str, CompanySlice] | None = None,
-) -> list[Decision]:
-    idx = (index or index_by_company(facts)).get(company_id) or CompanySlice()
-    activity = {u: a for (u, m), a in idx.activity.items() if m == month}
-    _, decisions = decide_company(company_id, month, facts.company(company_id), idx.accounts, activity, prices, ruleset)
-    return decisions
 
 
 # verify ----------------------------------------------------------------------------------------
@@ -186,9 +155,8 @@ class Drift:
         if self.kind == "extra":
             s = self.stored or {}
             return f"extra    {who}: DuckDB has {s.get('rule')}/{s.get('reason')} billable={s.get('billable')}, the archive gives no decision"
-        parts = [
-            f"{c}: stored {_short(self.stored[c])} != recomputed {_short(self.recomputed[c])}" for c in self.columns
-        ]
+        stored, recomputed = self.stored or {}, self.recomputed or {}  # both set on a "differs"
+        parts = [f"{c}: stored {_short(stored[c])} != recomputed {_short(recomputed[c])}" for c in self.columns]
         return f"differs  {who}: " + "; ".join(parts)
 
 
@@ -293,41 +261,85 @@ def verify_month(
     if progress:
         progress("recomputing from the archive", 0, None)
     facts, result.events = archive_facts(root, month.next(), company_id=company_id)
-    index = index_by_company(facts)
     by_company: dict[str, dict[str, dict]] = {}
     for r in stored:
         by_company.setdefault(r["company_id"], {})[r["user_id"]] = r
-    companies = sorted(set(by_company) | ({company_id} if company_id else set(index)))
-    default = get_ruleset(ruleset).version
-    for i, cid in enumerate(companies, 1):
+    with_facts = {cid for cid, _ in facts.accounts} | {cid for cid, _, _ in facts.activity}
+    companies = sorted(set(by_company) | ({company_id} if company_id else with_facts))
+    plans = _plans(companies, by_company, ruleset, result.notes)
+    for i, (plan, recomputed) in enumerate(_recompute(facts, month, prices, plans), 1):
         if progress and (i % 100 == 0 or i == len(companies)):
             progress("comparing companies", i, len(companies))
-        rows_of = by_company.get(cid, {})
-        versions = {r["ruleset_version"] for r in rows_of.values()}
-        fallback = next(iter(versions)) if len(versions) == 1 and ruleset is None else default
-        recomputed: dict[str, dict[str, dict]] = {}
-        for v in sorted(versions | {fallback}):
-            if v not in RULESETS:
-                result.notes.append(f"{cid}: stored rows name unknown ruleset {v!r}; compared under {default}")
-                continue
-            recomputed[v] = {
-                d.user_id: normalize(d.row()) for d in decide_from_facts(facts, cid, month, prices, v, index)
-            }
-        base = recomputed.get(fallback, {})
-        result.recomputed += len(base)
-        if base or rows_of:
-            result.companies += 1
-        for uid in sorted(set(rows_of) | set(base)):
-            s = rows_of.get(uid)
-            if s is None:
-                result.drift.append(Drift("missing", cid, uid, recomputed=base[uid]))
-                continue
-            sn = normalize(s)
-            rc = recomputed.get(s["ruleset_version"], base).get(uid)
-            if rc is None:
-                result.drift.append(Drift("extra", cid, uid, stored=sn))
-                continue
-            cols = diff_columns(sn, rc)
-            if cols:
-                result.drift.append(Drift("differs", cid, uid, tuple(cols), sn, rc))
+        _compare(result, plan, by_company.get(plan.company_id, {}), recomputed)
     return result
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The rule-set versions one company is recomputed under."""
+
+    company_id: str
+    fallback: str  # for the rows DuckDB lacks (and rows naming an unknown version)
+    rulesets: tuple[str, ...]  # every known version needed, sorted
+
+
+def _plans(
+    companies: list[str], by_company: dict[str, dict[str, dict]], ruleset: str | None, notes: list[str]
+) -> list[_Plan]:
+    """A plan per company; a stored version that is no known rule set is noted and not recomputed."""
+    default = get_ruleset(ruleset).version
+    plans: list[_Plan] = []
+    for cid in companies:
+        versions = {r["ruleset_version"] for r in by_company.get(cid, {}).values()}
+        fallback = next(iter(versions)) if len(versions) == 1 and ruleset is None else default
+        known: list[str] = []
+        for v in sorted(versions | {fallback}):
+            if v in RULESETS:
+                known.append(v)
+            else:
+                notes.append(f"{cid}: stored rows name unknown ruleset {v!r}; compared under {default}")
+        plans.append(_Plan(cid, fallback, tuple(known)))
+    return plans
+
+
+def _recompute(
+    facts: FactSet, month: Month, prices: PriceBook, plans: list[_Plan]
+) -> Iterator[tuple[_Plan, dict[str, dict[str, dict]]]]:
+    """Per plan, in order: ruleset -> user -> normalised recomputed decision.
+
+    One `decide_month` pass per rule set over the companies that need it; the passes advance in
+    step with `plans` (each yields its companies in plan order), so one company is held at a time."""
+    needs: dict[str, list[str]] = {}
+    for plan in plans:
+        for v in plan.rulesets:
+            needs.setdefault(v, []).append(plan.company_id)
+    passes = {v: decide_month(facts, month, prices, v, cids) for v, cids in needs.items()}
+    for plan in plans:
+        recomputed: dict[str, dict[str, dict]] = {}
+        for v in plan.rulesets:
+            cid, _, decisions = next(passes[v])
+            assert cid == plan.company_id, (cid, plan.company_id)  # the passes follow the plans' order
+            recomputed[v] = {d.user_id: normalize(d.row()) for d in decisions}
+        yield plan, recomputed
+
+
+def _compare(result: VerifyResult, plan: _Plan, rows_of: dict[str, dict], recomputed: dict[str, dict]) -> None:
+    """Add one company's counts and drift (missing, extra, differing rows) to `result`."""
+    cid = plan.company_id
+    base = recomputed.get(plan.fallback, {})
+    result.recomputed += len(base)
+    if base or rows_of:
+        result.companies += 1
+    for uid in sorted(set(rows_of) | set(base)):
+        s = rows_of.get(uid)
+        if s is None:
+            result.drift.append(Drift("missing", cid, uid, recomputed=base[uid]))
+            continue
+        sn = normalize(s)
+        rc = recomputed.get(s["ruleset_version"], base).get(uid)
+        if rc is None:
+            result.drift.append(Drift("extra", cid, uid, stored=sn))
+            continue
+        cols = diff_columns(sn, rc)
+        if cols:
+            result.drift.append(Drift("differs", cid, uid, tuple(cols), sn, rc))

@@ -1,9 +1,9 @@
-"""`seatledger archive`: the events topic into the Parquet archive (replay/archive.py), until SIGTERM.
+"""`seatledger archive`: the events topic into the Parquet archive (replay/archive/), until SIGTERM.
 
 Its own consumer group (`seatledger-archive`), so it reads every message whatever the worker does.
 Order of durability per flush: Parquet files, then the partition manifests, then the Kafka offset
 commit. On assignment each partition resumes at its manifest's offset (the manifest, not Kafka's
-committed offset, is the truth: see replay/archive.py), so a kill -9 at any point neither loses
+committed offset, is the truth: see replay/archive/writer.py), so a kill -9 at any point neither loses
 nor duplicates a message.
 
 A flush happens every `flush_seconds`, or when `flush_events` events are buffered, on revocation
@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from replay.archive import CONSUMER_GROUP, ArchiveWriter, compact, small_file_dirs
+from replay.archive.compaction import compact, small_file_dirs
+from replay.archive.writer import CONSUMER_GROUP, ArchiveWriter
 from streams.settings import Settings
 
 log = logging.getLogger("seatledger.archive")

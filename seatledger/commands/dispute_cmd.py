@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         """
         settings = load_settings(bootstrap=bootstrap, archive_root=archive, data_dir=data_dir, topic_events=topic)
         if compact_now:
-            from replay.archive import compact
+            from replay.archive.compaction import compact
 
             done = compact(settings.archive_dir)
             for c in done:
@@ -169,7 +169,10 @@ def register(app: typer.Typer) -> None:
 
         With --apply --reference TICKET: publish one amendment per changed account and a dispute record; the sink versions them and books adjustments on the next invoice, issued invoices stay as they are. Applying a ticket twice changes nothing.
         """
+        from functools import partial
+
         from replay.dispute import DisputeError, apply_report, build_report
+        from streams.corrections import send_corrections
 
         if fmt not in ("md", "json"):
             typer.echo("error: --format must be md or json", err=True)
@@ -195,7 +198,8 @@ def register(app: typer.Typer) -> None:
             return
         out = (lambda s: typer.echo(s, err=True)) if fmt == "json" else typer.echo
         try:
-            result = apply_report(report, settings, settings.db, reference, requested_by, timeout=timeout)
+            send = partial(send_corrections, settings)
+            result = apply_report(report, send, settings.db, reference, requested_by, timeout=timeout)
         except DisputeError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(3) from None

@@ -17,12 +17,14 @@ import duckdb
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from tests.support.kafka_readback import end_offsets
 
 from devtools.workload import iter_events
-from replay.archive import archive_glob, compact, read_manifest, read_rejected
+from replay.archive.compaction import compact
+from replay.archive.layout import archive_glob, read_manifest
+from replay.archive.reader import read_rejected
 from schemas.control import close_marker
 from streams.publisher import Publisher
+from tests.support.kafka_readback import end_offsets
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

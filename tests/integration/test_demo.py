@@ -3,9 +3,6 @@ the close, and DuckDB's account_decisions equal to decide() over the same events
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from devtools.workload import iter_events
 from ledger import sink
 from projections.calendar import Month
-from projections.decide import DECISION_COLUMNS, decide_company
+from projections.decide import DECISION_COLUMNS, decide_month
 from projections.facts import fold_all
 from projections.invoice import build_invoice
 from projections.prices import PriceBook
@@ -25,34 +22,20 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 MONTH = "2026-02"
 
 
-def _worker_ready() -> str | None:
-    if importlib.util.find_spec("streams.worker") is None:
-        return "streams.worker (seatledger worker) does not exist yet"
-    out = subprocess.run([sys.executable, "-m", "seatledger.cli", "worker", "--help"], capture_output=True, text=True)
-    if out.returncode != 0:
-        return f"seatledger worker is not usable yet: {out.stderr.strip()[-300:]}"
-    return None
-
-
 def oracle(companies: int, accounts: int, seed: int):
     events = [validate_event(e) for e in iter_events(companies, accounts, MONTH, seed=seed)]
     facts = fold_all(events)
     m = Month.parse(MONTH)
     prices = PriceBook.load()
     rows, invoices = [], {}
-    for cid in sorted({c for c, _ in facts.accounts} | set(facts.companies)):
-        accts = {u: a for (c, u), a in facts.accounts.items() if c == cid}
-        act = {u: a for (c, u, mm), a in facts.activity.items() if c == cid and mm == m}
-        cm, decs = decide_company(cid, m, facts.company(cid), accts, act, prices)
+    cids = sorted({c for c, _ in facts.accounts} | set(facts.companies))
+    for cid, cm, decs in decide_month(facts, m, prices, companies=cids):
         rows.extend(decision_row(d) for d in decs)
         invoices[cid] = build_invoice(cm, decs).subtotal_usd
     return rows, invoices
 
 
 def test_demo_end_to_end(kafka_settings, tmp_path):
-    reason = _worker_ready()
-    if reason:
-        pytest.skip(reason)
     from devtools.demo import DemoOptions, run_demo
 
     settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "var", "db": tmp_path / "demo.duckdb"})

@@ -16,12 +16,12 @@ from pathlib import Path
 import duckdb
 import orjson
 import pytest
-from tests.support.kafka_readback import end_offsets
-from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
 from devtools.workload import iter_events
 from ledger.sink import read_connection
-from replay.archive import read_manifest
+from replay.archive.layout import read_manifest
+from tests.support.kafka_readback import end_offsets
+from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

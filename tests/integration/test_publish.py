@@ -3,7 +3,6 @@ packing, and rejected lines with their line numbers and exit codes."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from collections import defaultdict
@@ -166,7 +165,6 @@ def test_a_missing_file_exits_2(tmp_path):
 
 @pytest.mark.kafka
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("devtools.workload") is None, reason="seatledger generate not written yet")
 def test_generated_workload_piped_into_publish_comes_back_one_partition_per_company(kafka_topics, kafka_env, tmp_path):
     settings = kafka_topics(partitions=8)
     generated = tmp_path / "generated.ndjson"

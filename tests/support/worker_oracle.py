@@ -1,6 +1,6 @@
 """The batch oracle for the streaming worker's tests, and an in-process model of the worker.
 
-`oracle(events, month)`: projections.facts.fold_all + decide_company for every company, the
+`oracle(events, month)`: projections.facts.fold_all + decide_month for every company, the
 reference every streaming result must equal. `simulate(...)`: the worker's router and fold logic
 (streams.routing, streams.state, streams.close) driven in-process over dict stores, no Kafka.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import orjson
 
 from projections.calendar import Month
-from projections.decide import decide_company
+from projections.decide import decide_month
 from projections.facts import fold_all
 from projections.prices import PriceBook
 from schemas.decode import validate_event
@@ -25,13 +25,8 @@ def oracle(events: Iterable[dict], month: str, prices: PriceBook | None = None) 
     prices = prices or PriceBook.load(None)
     models = [validate_event(e) for e in events]
     facts = fold_all(models)
-    m = Month.parse(month)
     out: dict[Key, dict] = {}
-    for cid in sorted(facts.companies):
-        users = facts.users_of(cid)
-        accounts = {u: facts.accounts[(cid, u)] for u in users}
-        activity = {u: facts.activity[(cid, u, m)] for u in users if (cid, u, m) in facts.activity}
-        _, decisions = decide_company(cid, m, facts.company(cid), accounts, activity, prices)
+    for _, _, decisions in decide_month(facts, Month.parse(month), prices):
         for d in decisions:
             row = d.row()
             row["unit_price_usd"] = str(d.unit_price_usd)

@@ -11,8 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from projections.calendar import Month
-from replay import archive
-from replay.archive import ArchiveWriter, archive_glob, bucket_of, compact, read_company_rows
+from replay.archive import compaction, reader, writer
+from replay.archive.compaction import compact
+from replay.archive.layout import archive_glob, bucket_of, read_manifest
+from replay.archive.reader import read_company_rows
+from replay.archive.writer import ArchiveWriter
 from replay.rows import COLUMNS
 from schemas.control import close_marker
 
@@ -130,11 +133,11 @@ def test_controls_skipped_rejections_kept_with_reason(tmp_path):
     res = w.flush()
     assert res.positions == {0: 4} and res.events == 1 and res.rejected == 3
     assert event_ids(tmp_path) == {"a": 1}
-    rej = archive.read_rejected(tmp_path)
+    rej = reader.read_rejected(tmp_path)
     assert [(r["offset"], r["index"]) for r in rej] == [(1, 1), (2, 0), (3, 0)]
     assert "occurred_at" in rej[0]["reason"] and "not valid JSON" in rej[1]["reason"] and "warp" in rej[2]["reason"]
     assert orjson.loads(rej[0]["raw"])["event_id"] == "b" and rej[1]["raw"] == "{nope"
-    m = archive.read_manifest(tmp_path, TOPIC, 0)
+    m = read_manifest(tmp_path, TOPIC, 0)
     assert (m.next_offset, m.seq, m.events, m.rejected, m.controls) == (4, 1, 1, 3, 1)
     # the rejected files are outside the events glob
     assert len(all_rows(tmp_path)) == 1
@@ -180,7 +183,7 @@ def test_crash_between_data_files_and_manifest_leaves_no_duplicates(tmp_path, mo
     def boom(*a, **k):
         raise OSError("power cut before the manifest")
 
-    monkeypatch.setattr(archive, "write_json_durably", boom)
+    monkeypatch.setattr(writer, "write_json_durably", boom)
     with pytest.raises(OSError):
         w.flush()  # data files of partition 0 are in place, its manifest is not
     monkeypatch.undo()
@@ -259,7 +262,7 @@ def test_interrupted_compaction_rolls_forward_or_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert list(tmp_path.glob("_manifest/compact-*.json"))  # the journal says what to finish
     assert sorted(set(all_rows(tmp_path))) == before  # readers dedupe meanwhile
-    archive.recover_compactions(tmp_path)
+    compaction.recover_compactions(tmp_path)
     assert sorted(all_rows(tmp_path)) == before
     assert len(list(tmp_path.glob("month=*/bucket=*/*.parquet"))) == 1
 
@@ -268,7 +271,7 @@ def test_interrupted_compaction_rolls_forward_or_back(tmp_path, monkeypatch):
         w.add(0, i, msg(ev(f"e{i}", "login", "2026-10-03T00:00:00Z")))
         w.flush()
     before = sorted(all_rows(tmp_path))
-    monkeypatch.setattr(archive.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(compaction.os, "replace", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         compact(tmp_path)
     monkeypatch.undo()
@@ -294,4 +297,4 @@ def test_company_read_dedups_filters_and_brings_guest_invites(tmp_path):
     got = read_company_rows(tmp_path, "c-1", Month(2026, 11))
     assert [r["event_id"] for r in got] == ["r", "a", "g"]
     assert got[1]["published_at_us"] == 1_001  # the first delivery is the one kept
-    assert [r["event_id"] for r in archive.read_all_rows(tmp_path, Month(2026, 10))] == ["r", "a", "g", "x"]
+    assert [r["event_id"] for r in reader.read_all_rows(tmp_path, Month(2026, 10))] == ["r", "a", "g", "x"]

@@ -13,10 +13,11 @@ from typer.testing import CliRunner
 
 from ledger.sink import ensure_schema
 from projections.calendar import Month, to_us
+from projections.decide import decide_month
 from projections.prices import PriceBook
 from projections.snapshots import decision_row, digest
 from replay import dispute, verify
-from replay.archive import ArchiveWriter
+from replay.archive.writer import ArchiveWriter
 from seatledger.cli import app
 
 OCT = Month(2026, 10)
@@ -67,7 +68,8 @@ def decisions_at(archive_root: Path, published_before: str, ruleset: str, compan
     facts, _ = verify.archive_facts(
         archive_root, OCT.next(), company_id=company, published_upto_us=us(published_before)
     )
-    return verify.decide_from_facts(facts, company, OCT, PriceBook.load(), ruleset)
+    ((_, _, decisions),) = decide_month(facts, OCT, PriceBook.load(), ruleset, [company])
+    return decisions
 
 
 def build_db(path: Path, decisions, emitted_at: str = CLOSE, complete: bool = True) -> Path:
@@ -168,16 +170,15 @@ def test_amendments_one_per_changed_account(billed):
     assert change["from"]["version"] == 1 and change["to"]["version"] == 2
 
 
-def test_applied_ticket_is_not_applied_again(billed, monkeypatch):
+def test_applied_ticket_is_not_applied_again(billed):
     root, db = billed
     con = duckdb.connect(str(db))
     con.execute(
         "INSERT INTO disputes VALUES ('SUP-1', 'c-1', '2026-10', 'ann', '2026-11-10T00:00:00Z', '[]', now(), 2)"
     )
     con.close()
-    monkeypatch.setattr(dispute, "publish", lambda *a, **k: pytest.fail("published twice"))
     rep = dispute.build_report(root, db, "c-1", OCT)
-    res = dispute.apply_report(rep, None, db, "SUP-1", "bob")
+    res = dispute.apply_report(rep, lambda *a: pytest.fail("published twice"), db, "SUP-1", "bob")
     assert res.already is not None and res.published == 0
 
 

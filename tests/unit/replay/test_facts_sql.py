@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from tests.support.given import World
 
 from projections.facts import fold_all
 from replay import facts_sql as batch
@@ -14,6 +13,7 @@ from replay.facts_sql import build_facts, zone_segments
 from replay.month import run_month
 from replay.rows import event_row, rows_to_table
 from schemas.decode import validate_event
+from tests.support.given import World
 
 
 def table_of(events):

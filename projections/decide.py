@@ -14,6 +14,7 @@ import orjson
 
 from projections.calendar import Month, MonthBounds, local_iso, zone
 from projections.facts import AccountFacts, CompanyFacts, Evidence, MonthActivity, Record, ordered
+from projections.money import ZERO
 from projections.prices import PriceBook
 from projections.rules import (
     Lifecycle,
@@ -33,7 +34,6 @@ from projections.rules import (
 )
 from projections.rulesets import CURRENT, RuleSet, get_ruleset
 
-ZERO = Decimal("0.00")
 DECISION_COLUMNS = (
     "company_id",
     "user_id",

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from projections.decide import ZERO, CompanyMonth, Decision
+from projections.decide import CompanyMonth, Decision
+from projections.money import total
 from projections.rules import INVOICE_PAYMENT_THRESHOLD_USD
 
 
@@ -58,11 +59,11 @@ class Invoice:
 
     @property
     def subtotal_usd(self) -> Decimal:
-        return sum((line.amount_usd for line in self.lines), ZERO)
+        return total(line.amount_usd for line in self.lines)
 
     @property
     def adjustments_usd(self) -> Decimal:
-        return sum((a.amount_usd for a in self.adjustments), ZERO)
+        return total(a.amount_usd for a in self.adjustments)
 
     @property
     def total_usd(self) -> Decimal:
@@ -120,7 +121,7 @@ def build_invoice(cm: CompanyMonth, decisions: list[Decision]) -> Invoice:
         free_reason = "trial"
     elif cm.nonprofit is not None and cm.nonprofit.free:
         free_reason = "nonprofit"
-    subtotal = sum((line.amount_usd for line in lines), ZERO)
+    subtotal = total(line.amount_usd for line in lines)
     notices = [f"{r.type} {r.event_id}: {why}" for r, why in cm.notices]
     if cm.payment.payment_method == "invoice" and subtotal <= INVOICE_PAYMENT_THRESHOLD_USD:
         notices.append(

@@ -9,9 +9,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from projections.calendar import Month
+from projections.money import cents
 
 DEFAULT_PRICES = Path(__file__).parent / "config" / "prices.example.toml"
-CENT = Decimal("0.01")
 
 
 class PriceBookError(ValueError):
@@ -64,4 +64,4 @@ class PriceBook:
                 found = p
         if found is None:
             raise PriceBookError(f"no price for plan {plan!r}, tier {tier!r} in {month} in {self.source}")
-        return found.usd.quantize(CENT)
+        return cents(found.usd)

@@ -12,11 +12,11 @@ Three kinds, all JSON objects keyed by company (the done marker by partition):
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 
 import orjson
 
 from projections.decide import DECISION_COLUMNS, Decision
+from projections.money import cents
 
 SNAPSHOT_FORMAT = 1
 
@@ -29,7 +29,7 @@ def decision_row(d: Decision) -> dict:
 
 def decision_from_row(row: dict, plan: str = "") -> Decision:
     vals = {c: row[c] for c in DECISION_COLUMNS}
-    vals["unit_price_usd"] = Decimal(str(vals["unit_price_usd"])).quantize(Decimal("0.01"))
+    vals["unit_price_usd"] = cents(vals["unit_price_usd"])
     vals["billable"] = bool(vals["billable"])
     vals["charged"] = bool(vals["charged"])
     return Decision(**vals, plan=plan or row.get("plan", ""))

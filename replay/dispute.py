@@ -37,6 +37,7 @@ from projections.calendar import Month, local_iso, to_us, zone
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
+from projections.money import cents, total
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
 from projections.snapshots import decision_message, decision_row, encode
@@ -166,7 +167,7 @@ class DisputeReport:
 
     def _version(self, v: dict) -> dict:
         out = {c: v.get(c) for c in VERSION_COLUMNS}
-        out["unit_price_usd"] = str(Decimal(str(v["unit_price_usd"])).quantize(Decimal("0.01")))
+        out["unit_price_usd"] = str(cents(v["unit_price_usd"]))
         out["billable"], out["charged"] = bool(v["billable"]), bool(v["charged"])
         out["evidence"] = orjson.loads(v["evidence"])
         out["made_at"] = self._t(made_at_us(v))
@@ -276,7 +277,7 @@ class DisputeReport:
 
 
 def _total(prices: Iterable) -> Decimal:
-    return sum((Decimal(str(p)) for p in prices), Decimal("0.00")).quantize(Decimal("0.01"))
+    return cents(total(Decimal(str(p)) for p in prices))
 
 
 def _state(d: dict | None, with_version: bool = False) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -24,12 +23,11 @@ import orjson
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision, decide_company
 from projections.facts import AccountFacts, FactSet, MonthActivity
+from projections.money import cents
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
 from replay import archive
 from replay.rows import COLUMNS
-
-CENT = Decimal("0.01")
 
 
 class VerifyError(Exception):
@@ -84,7 +82,7 @@ def normalize(values: dict) -> dict:
         if c in ("billable", "charged"):
             v = bool(v)
         elif c == "unit_price_usd":
-            v = Decimal(str(v)).quantize(CENT)
+            v = cents(v)
         elif c == "evidence":
             v = orjson.loads(v) if isinstance(v, str | bytes) else v
         else:

@@ -58,6 +58,12 @@ def local_iso(us: int, tz: ZoneInfo) -> str:
     return wall.isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds") + suffix
 
 
+def utc_iso(ts: datetime) -> str:
+    """An instant as every output column writes it: RFC 3339 in UTC, to the millisecond, with Z
+    (2026-11-01T00:00:05.123Z), like the events' own timestamps."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @lru_cache(maxsize=65536)
 def start_of_day_us(d: date, tz: ZoneInfo) -> int:
     """The instant local date `d` begins in `tz` (midnight; the first instant of the day on DST days)."""

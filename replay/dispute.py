@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from ledger.sink import dispute_applied_message
-from projections.calendar import Month, local_iso, to_us, zone
+from projections.calendar import Month, local_iso, to_us, utc_iso, zone
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
@@ -467,7 +467,7 @@ def build_report(
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(datetime.now(UTC))
 
 
 def amendment_messages(

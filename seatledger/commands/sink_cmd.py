@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """R11's one exception: record a PO number on an already issued invoice (no amount changes)."""
         from ledger.sink import DatabaseBusy, InvoiceNotIssued, annotate_invoice
+        from projections.calendar import utc_iso
 
         settings = load_settings(db=db)
         if not Path(settings.db).exists():
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
         except DatabaseBusy as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(3) from None
-        typer.echo(f"invoice {company} {month}: PO number {po} recorded at {at.isoformat()}")
+        typer.echo(f"invoice {company} {month}: PO number {po} recorded at {utc_iso(at)}")
 
     @app.command("demo")
     def demo(

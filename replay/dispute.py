@@ -32,7 +32,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ledger.sink import dispute_applied_message
 from projections.calendar import Month, local_iso, to_us, utc_iso, zone
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.facts import FactSet
@@ -40,7 +39,7 @@ from projections.mau import in_report, months_needed
 from projections.money import cents, total
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from projections.snapshots import decision_message, decision_row, encode
+from projections.snapshots import decision_message, decision_row, dispute_applied_message, encode
 from replay import archive
 from replay.verify import (
     VerifyError,

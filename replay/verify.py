@@ -41,7 +41,7 @@ class VerifyError(Exception):
 def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
     """A read-only connection held only for the block (the sink's `read_connection`, which waits
     while the sink writes a batch); an unusable file becomes a VerifyError."""
-    from ledger.sink import DatabaseBusy, read_connection
+    from ledger.connection import DatabaseBusy, read_connection
 
     path = Path(path)
     if not path.exists():

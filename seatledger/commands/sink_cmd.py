@@ -1,7 +1,7 @@
 """`seatledger sink`, `seatledger invoice-annotate` and `seatledger demo`.
 
 Thin: flags override SEATLEDGER_* settings; the work is in streams/sink_consumer.py,
-ledger/sink.py and devtools/demo.py (see docs/duckdb.md).
+ledger/ and devtools/demo.py (see docs/duckdb.md).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def register(app: typer.Typer) -> None:
         db: Path | None = DB,
     ) -> None:
         """R11's one exception: record a PO number on an already issued invoice (no amount changes)."""
-        from ledger.sink import DatabaseBusy, InvoiceNotIssued, annotate_invoice
+        from ledger.connection import DatabaseBusy
+        from ledger.invoicing import InvoiceNotIssued, annotate_invoice
         from projections.calendar import utc_iso
 
         settings = load_settings(db=db)

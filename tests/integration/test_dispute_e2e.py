@@ -20,7 +20,7 @@ from tests.support.kafka_readback import end_offsets
 from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
 
 from devtools.workload import iter_events
-from ledger.sink import read_connection
+from ledger.connection import read_connection
 from replay.archive import read_manifest
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -45,6 +45,7 @@ _QUARTER_HOUR_US = 900_000_000
 def _offset(tz: ZoneInfo, quarter_hour: int) -> tuple[int, str]:
     """The zone's UTC offset in a quarter hour (zone transitions fall on quarter hours), cached."""
     off = from_us(quarter_hour * _QUARTER_HOUR_US, tz).utcoffset()
+    assert off is not None  # an aware datetime in a ZoneInfo always has one
     secs = int(off.total_seconds())
     sign = "+" if secs >= 0 else "-"
     hh, mm = divmod(abs(secs) // 60, 60)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import orjson
 
-from ledger import sink
+from ledger.connection import DatabaseBusy, read_connection
+from projections import money
 from streams.settings import Settings
 
 STOP_TIMEOUT_S = 30.0
@@ -66,7 +67,7 @@ class DemoResult:
 
     @property
     def total_usd(self) -> Decimal:
-        return sum((r[3] for r in self.invoices), Decimal("0.00"))
+        return money.total(r[3] for r in self.invoices)
 
 
 def previous_month(today: date | None = None) -> str:
@@ -201,9 +202,9 @@ def month_complete(db: Path, month: str) -> bool:
     if not db.exists():
         return False
     try:
-        with sink.read_connection(db, timeout=5) as con:
+        with read_connection(db, timeout=5) as con:
             rows = con.execute("SELECT complete FROM month_closes WHERE month = ?", [month]).fetchall()
-    except (sink.DatabaseBusy, Exception):
+    except (DatabaseBusy, Exception):
         return False
     return bool(rows and rows[0][0])
 
@@ -240,7 +241,7 @@ def wait_for_archive(settings: Settings, root: Path, timeout: float) -> bool:
 
 
 def read_summary(db: Path, month: str) -> tuple[list[tuple], dict]:
-    with sink.read_connection(db) as con:
+    with read_connection(db) as con:
         invoices = con.execute(
             "SELECT company_id, billable_accounts, charged_accounts, total_usd FROM invoices WHERE month = ? "
             "ORDER BY company_id",

@@ -1,5 +1,5 @@
 """Facts, the billing rules and decide(), invoices: pure code shared by every path.
 
-Nothing here imports faust, aiokafka or duckdb except `ledger.sink` and `replay.facts_sql`
-(the DuckDB edges); tests/unit/test_layering.py enforces it.
+Nothing here imports an I/O library (faust, aiokafka, duckdb, pyarrow, ...): the layer contract in
+pyproject.toml, checked by lint-imports, enforces it.
 """

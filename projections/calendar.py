@@ -45,6 +45,7 @@ _QUARTER_HOUR_US = 900_000_000
 def _offset(tz: ZoneInfo, quarter_hour: int) -> tuple[int, str]:
     """The zone's UTC offset in a quarter hour (zone transitions fall on quarter hours), cached."""
     off = from_us(quarter_hour * _QUARTER_HOUR_US, tz).utcoffset()
+    assert off is not None  # an aware datetime in a ZoneInfo always has one
     secs = int(off.total_seconds())
     sign = "+" if secs >= 0 else "-"
     hh, mm = divmod(abs(secs) // 60, 60)
@@ -56,6 +57,12 @@ def local_iso(us: int, tz: ZoneInfo) -> str:
     off_us, suffix = _offset(tz, us // _QUARTER_HOUR_US)
     wall = _NAIVE_EPOCH + timedelta(microseconds=us + off_us)
     return wall.isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds") + suffix
+
+
+def utc_iso(ts: datetime) -> str:
+    """An instant as every output column writes it: RFC 3339 in UTC, to the millisecond, with Z
+    (2026-11-01T00:00:05.123Z), like the events' own timestamps."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @lru_cache(maxsize=65536)

@@ -15,7 +15,8 @@ import orjson
 
 from projections.calendar import Month, MonthBounds, local_iso, zone
 from projections.facts import AccountFacts, CompanyFacts, Evidence, FactSet, MonthActivity, Record, ordered
-from projections.prices import PriceBook
+from projections.money import ZERO
+from projections.prices import PriceBook, UnitPrices
 from projections.rules import (
     Lifecycle,
     NonprofitStatus,
@@ -34,7 +35,6 @@ from projections.rules import (
 )
 from projections.rulesets import CURRENT, RuleSet, get_ruleset
 
-ZERO = Decimal("0.00")
 DECISION_COLUMNS = (
     "company_id",
     "user_id",
@@ -119,7 +119,10 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
     )
 
 
-def _evidence_json(items: list[Record | Evidence | None], tz: ZoneInfo) -> str:
+EvidenceItem = Record | Evidence | None  # None: a proof the account does not have, skipped
+
+
+def _evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
     seen = set()
     out = []
     for it in items:
@@ -138,7 +141,7 @@ def decide_account(
     user_id: str,
     account: AccountFacts,
     activity: MonthActivity | None,
-    prices: PriceBook,
+    prices: UnitPrices,
     ruleset: RuleSet = CURRENT,
 ) -> Decision:
     tz, month, bounds = cm.tz, cm.month, cm.bounds
@@ -168,7 +171,7 @@ def decide_account(
 
     life: Lifecycle = lifecycle(records, bounds, cm.model)
     if not life.full_month:
-        evidence = list(life.evidence) or [account.first_seen]
+        evidence: list[EvidenceItem] = [*life.evidence] or [account.first_seen]
         return result(False, False, life.rule, life.reason, evidence)
 
     if cm.model == "active":

@@ -324,8 +324,8 @@ def fold(facts: FactSet, ev, tz_of) -> None:
         acc.records = {ev.event_id: record_of(ev.event_id, ev.type, ts, event_fields(ev))}
     facts.merge_account(key, acc)
     if ev.type not in ACCOUNT_EVENTS:
-        month, delta = activity_delta(ev.type, ts, ev.event_id, tz_of(ev.company_id))
-        facts.merge_activity((ev.company_id, ev.user_id, month), delta)
+        month, activity = activity_delta(ev.type, ts, ev.event_id, tz_of(ev.company_id))
+        facts.merge_activity((ev.company_id, ev.user_id, month), activity)
 
 
 def fold_all(events) -> FactSet:

@@ -2,17 +2,24 @@
 
 An invoice is a value computed once when the month closes; it is never edited. Later corrections
 are adjustment lines on a later invoice (see `adjustments`), each naming the snapshot version it
-corrects.
+corrects. `build_invoice` computes it from the decisions (replay, the worker's close);
+`issue_from_close` is the same invoice as the ledger issues it once the month is complete: lines
+counted from the stored decisions, the company's profile as the close computed it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from projections.decide import ZERO, CompanyMonth, Decision
+from projections.decide import CompanyMonth, Decision
+from projections.money import total
 from projections.rules import INVOICE_PAYMENT_THRESHOLD_USD
+
+CURRENCY = "USD"
+TAXES = "excluded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +40,7 @@ class AdjustmentLine:
 
     corrected_month: str
     user_id: str
-    corrects_version: int
+    corrects_version: int | None  # None: an account the corrected month's invoice did not have
     new_version: int
     reason: str
     amount_usd: Decimal
@@ -43,7 +50,7 @@ class AdjustmentLine:
 class Invoice:
     company_id: str
     month: str
-    plan: str
+    plan: str | None  # None only when issued from a close whose JSON names no plan
     lines: list[InvoiceLine]
     billable_accounts: int
     charged_accounts: int
@@ -58,11 +65,11 @@ class Invoice:
 
     @property
     def subtotal_usd(self) -> Decimal:
-        return sum((line.amount_usd for line in self.lines), ZERO)
+        return total(line.amount_usd for line in self.lines)
 
     @property
     def adjustments_usd(self) -> Decimal:
-        return sum((a.amount_usd for a in self.adjustments), ZERO)
+        return total(a.amount_usd for a in self.adjustments)
 
     @property
     def total_usd(self) -> Decimal:
@@ -99,8 +106,8 @@ class Invoice:
                 for a in self.adjustments
             ],
             "total_usd": str(self.total_usd),
-            "currency": "USD",
-            "taxes": "excluded",
+            "currency": CURRENCY,
+            "taxes": TAXES,
             "po_number": self.po_number,
             "payment_method": self.payment_method,
             "card_brand": self.card_brand,
@@ -110,9 +117,18 @@ class Invoice:
         }
 
 
+def invoice_lines(charged: Mapping[tuple[str, str, Decimal], int]) -> list[InvoiceLine]:
+    """R11: one line per plan x tier x unit price (sorted by them), from the charged accounts' counts."""
+    return [InvoiceLine(plan, tier_, n, price) for (plan, tier_, price), n in sorted(charged.items())]
+
+
+def qualifies_for_invoice_payment(subtotal_usd: Decimal) -> bool:
+    """R12: invoice payment is for months costing more than the threshold."""
+    return subtotal_usd > INVOICE_PAYMENT_THRESHOLD_USD
+
+
 def build_invoice(cm: CompanyMonth, decisions: list[Decision]) -> Invoice:
-    counts = Counter((d.plan, d.tier, d.unit_price_usd) for d in decisions if d.charged)
-    lines = [InvoiceLine(plan, tier_, n, price) for (plan, tier_, price), n in sorted(counts.items())]
+    lines = invoice_lines(Counter((d.plan, d.tier, d.unit_price_usd) for d in decisions if d.charged))
     billable = sum(d.billable for d in decisions)
     charged = sum(d.charged for d in decisions)
     free_reason = None
@@ -120,7 +136,7 @@ def build_invoice(cm: CompanyMonth, decisions: list[Decision]) -> Invoice:
         free_reason = "trial"
     elif cm.nonprofit is not None and cm.nonprofit.free:
         free_reason = "nonprofit"
-    subtotal = sum((line.amount_usd for line in lines), ZERO)
+    subtotal = total(line.amount_usd for line in lines)
     notices = [f"{r.type} {r.event_id}: {why}" for r, why in cm.notices]
     if cm.payment.payment_method == "invoice" and subtotal <= INVOICE_PAYMENT_THRESHOLD_USD:
         notices.append(
@@ -138,6 +154,60 @@ def build_invoice(cm: CompanyMonth, decisions: list[Decision]) -> Invoice:
         cm.payment.payment_method,
         cm.payment.card_brand,
         cm.payment.billing_country,
-        subtotal > INVOICE_PAYMENT_THRESHOLD_USD,
+        qualifies_for_invoice_payment(subtotal),
         notices,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvoice:
+    """The invoice the ledger issues, and how it compares with the one the close computed."""
+
+    invoice: Invoice
+    close_subtotal_usd: Decimal | None  # the close's subtotal (None when the close sent none)
+    matches_close: bool  # the lines equal the close's lines
+
+
+def issue_from_close(
+    close: dict,
+    company_id: str,
+    month: str,
+    lines: list[InvoiceLine],
+    *,
+    billable: int,
+    charged: int,
+    adjustments: list[AdjustmentLine],
+) -> IssuedInvoice:
+    """R11/R12: the invoice issued once the month is complete: `lines` and the counts come from the
+    decisions stored by then (corrections that arrived after the close included), the profile (PO
+    number, payment, notices, free reason) from the close's invoice JSON (`Invoice.to_json`)."""
+    subtotal = total(line.amount_usd for line in lines)
+    close_lines = sorted(
+        (line["plan"], line["tier"], int(line["count"]), Decimal(str(line["unit_price_usd"])))
+        for line in close.get("lines", [])
+    )
+    matches = close_lines == sorted((line.plan, line.tier, line.count, line.unit_price_usd) for line in lines)
+    close_subtotal = close.get("subtotal_usd")
+    notices = list(close.get("notices") or [])
+    if not matches:
+        notices.append(
+            f"lines counted from the stored decisions (USD {subtotal}) differ from the close's "
+            f"(USD {close_subtotal}): a correction arrived before the invoice was issued"
+        )
+    invoice = Invoice(
+        company_id,
+        month,
+        close.get("plan"),
+        lines,
+        billable,
+        charged,
+        close.get("free_reason"),
+        close.get("po_number"),
+        close.get("payment_method"),
+        close.get("card_brand"),
+        close.get("billing_country"),
+        qualifies_for_invoice_payment(subtotal),
+        notices,
+        adjustments,
+    )
+    return IssuedInvoice(invoice, Decimal(str(close_subtotal)) if close_subtotal is not None else None, matches)

@@ -7,11 +7,18 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Protocol
 
 from projections.calendar import Month
+from projections.money import cents
 
 DEFAULT_PRICES = Path(__file__).parent / "config" / "prices.example.toml"
-CENT = Decimal("0.01")
+
+
+class UnitPrices(Protocol):
+    """What decide() reads prices from: a PriceBook, or a memo in front of one."""
+
+    def unit_price(self, plan: str, tier: str, month: Month) -> Decimal: ...
 
 
 class PriceBookError(ValueError):
@@ -64,4 +71,4 @@ class PriceBook:
                 found = p
         if found is None:
             raise PriceBookError(f"no price for plan {plan!r}, tier {tier!r} in {month} in {self.source}")
-        return found.usd.quantize(CENT)
+        return cents(found.usd)

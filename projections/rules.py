@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from projections.calendar import (
@@ -253,6 +254,7 @@ def lifecycle(records: list[Record], bounds: MonthBounds, model: str) -> Lifecyc
         ev = (spell_start, deactivated_in_month) if spell_start else (deactivated_in_month,)
         return Lifecycle(False, "R1", "deactivated_in_month", ev)
     if state == "inactive":
+        assert last_deactivation is not None  # the only way into "inactive"
         return Lifecycle(False, "R1", "deactivated", (last_deactivation,))
     assert spell_start is not None
     if spell_start.ts >= bounds.day1_cutoff_us:
@@ -301,7 +303,7 @@ _DEFAULT_PROFILE = Profile()
 
 def profile_as_of(records: list[Record], cutoff_us: int) -> Profile:
     """Employment and frontline profile from provisioning and partial updates, before `cutoff_us`."""
-    values = {}
+    values: dict[str, Any] = {}  # the events' validated values of Profile's fields
     for r in records:
         if r.ts >= cutoff_us:
             break

@@ -1,24 +1,27 @@
 """The messages on `seatledger.snapshots`: what the month projector emits and the sink stores.
 
-Three kinds, all JSON objects keyed by company (the done marker by partition):
+Four kinds, all JSON objects keyed by company (the done marker by partition):
 
 - `decision`: one account-month decision, versioned. Version 1 is the close; every later version
   is an amendment that names the version it corrects and why (`late_event`, `dispute:TICKET`).
 - `company_month`: the company's invoice for the month as computed at close (lines, PO number,
   payment profile, notices) and its daily reports MAU.
 - `partition_done`: a partition finished the month: counts and the checksum of its decisions.
+- `dispute_applied`: the dispute tool corrected a company-month (the amendments themselves are
+  `decision` messages with amend_reason `dispute:TICKET`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 
 import orjson
 
 from projections.decide import DECISION_COLUMNS, Decision
+from projections.money import cents
 
 SNAPSHOT_FORMAT = 1
+KINDS = ("decision", "company_month", "partition_done", "dispute_applied")
 
 
 def decision_row(d: Decision) -> dict:
@@ -29,7 +32,7 @@ def decision_row(d: Decision) -> dict:
 
 def decision_from_row(row: dict, plan: str = "") -> Decision:
     vals = {c: row[c] for c in DECISION_COLUMNS}
-    vals["unit_price_usd"] = Decimal(str(vals["unit_price_usd"])).quantize(Decimal("0.01"))
+    vals["unit_price_usd"] = cents(vals["unit_price_usd"])
     vals["billable"] = bool(vals["billable"])
     vals["charged"] = bool(vals["charged"])
     return Decision(**vals, plan=plan or row.get("plan", ""))
@@ -132,6 +135,23 @@ def partition_done_message(
         "checksum": checksum_,
         "counts": counts,  # events_counted, rejected, duplicates_ignored, late_since_close
         "emitted_at": emitted_at,
+    }
+
+
+def dispute_applied_message(
+    ticket: str, company_id: str, month: str, *, requested_by: str | None, applied_at: str, changes: list[dict]
+) -> dict:
+    """Produced by the dispute tool, stored once per ticket. `changes`: one object per changed
+    account, e.g. {user_id, from, to}: stored as sent."""
+    return {
+        "kind": "dispute_applied",
+        "format": SNAPSHOT_FORMAT,
+        "ticket": ticket,
+        "company_id": company_id,
+        "month": month,
+        "requested_by": requested_by,
+        "applied_at": applied_at,
+        "changes": changes,
     }
 
 

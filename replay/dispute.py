@@ -33,14 +33,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from ledger.sink import dispute_applied_message
-from projections.calendar import Month, local_iso, to_us, zone
+from projections.calendar import Month, local_iso, to_us, utc_iso, zone
 from projections.decide import DECISION_COLUMNS, Decision, decide_month
 from projections.facts import FactSet
 from projections.mau import in_report, months_needed
+from projections.money import cents, total
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
-from projections.snapshots import decision_message, decision_row
+from projections.snapshots import decision_message, decision_row, dispute_applied_message
 from replay.archive import reader
 from replay.verify import (
     VerifyError,
@@ -169,7 +169,7 @@ class DisputeReport:
 
     def _version(self, v: dict) -> dict:
         out = {c: v.get(c) for c in VERSION_COLUMNS}
-        out["unit_price_usd"] = str(Decimal(str(v["unit_price_usd"])).quantize(Decimal("0.01")))
+        out["unit_price_usd"] = str(cents(v["unit_price_usd"]))
         out["billable"], out["charged"] = bool(v["billable"]), bool(v["charged"])
         out["evidence"] = orjson.loads(v["evidence"])
         out["made_at"] = self._t(made_at_us(v))
@@ -279,7 +279,7 @@ class DisputeReport:
 
 
 def _total(prices: Iterable) -> Decimal:
-    return sum((Decimal(str(p)) for p in prices), Decimal("0.00")).quantize(Decimal("0.01"))
+    return cents(total(Decimal(str(p)) for p in prices))
 
 
 def _state(d: dict | None, with_version: bool = False) -> str:
@@ -502,7 +502,7 @@ def build_report(
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(datetime.now(UTC))
 
 
 def amendment_messages(

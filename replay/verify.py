@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -24,12 +23,11 @@ import orjson
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, decide_month
 from projections.facts import FactSet
+from projections.money import cents
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
 from replay.archive import reader
 from replay.rows import COLUMNS
-
-CENT = Decimal("0.01")
 
 
 class VerifyError(Exception):
@@ -43,7 +41,7 @@ class VerifyError(Exception):
 def read_db(path: Path | str, timeout: float = 30.0) -> Iterator:
     """A read-only connection held only for the block (the sink's `read_connection`, which waits
     while the sink writes a batch); an unusable file becomes a VerifyError."""
-    from ledger.sink import DatabaseBusy, read_connection
+    from ledger.connection import DatabaseBusy, read_connection
 
     path = Path(path)
     if not path.exists():
@@ -84,7 +82,7 @@ def normalize(values: dict) -> dict:
         if c in ("billable", "charged"):
             v = bool(v)
         elif c == "unit_price_usd":
-            v = Decimal(str(v)).quantize(CENT)
+            v = cents(v)
         elif c == "evidence":
             v = orjson.loads(v) if isinstance(v, str | bytes) else v
         else:

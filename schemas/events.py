@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Final, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$")
 
@@ -250,24 +250,25 @@ class BillingProfileUpdated(CompanyScoped):
         return self
 
 
-ActivityEvent = Union[
-    Visit, Login, NotificationView, ChatUse, AdminPanelUse, PushNotificationReceived, EmailNotificationReceived
-]
-AccountEvent = Union[AccountProvisioned, Invite, Claim, Deactivate, Reactivate, ProfileUpdate]
-CompanyEvent = Union[
-    CompanyRegistered, PlanChanged, TrialStarted, NonprofitVerified, NonprofitRevoked, BillingProfileUpdated
-]
+ActivityEvent = (
+    Visit | Login | NotificationView | ChatUse | AdminPanelUse | PushNotificationReceived | EmailNotificationReceived
+)
+AccountEvent = AccountProvisioned | Invite | Claim | Deactivate | Reactivate | ProfileUpdate
+CompanyEvent = (
+    CompanyRegistered | PlanChanged | TrialStarted | NonprofitVerified | NonprofitRevoked | BillingProfileUpdated
+)
+
+
+def _type_of(model: type[Envelope]) -> str:
+    """The one `type` value a model accepts (its field is a one-value Literal)."""
+    return str(get_args(model.model_fields["type"].annotation)[0])
+
 
 EVENT_MODELS: dict[str, type[Envelope]] = {
-    m.model_fields["type"].annotation.__args__[0]: m  # type: ignore[union-attr]
-    for m in (
-        *ActivityEvent.__args__,  # type: ignore[attr-defined]
-        *AccountEvent.__args__,  # type: ignore[attr-defined]
-        *CompanyEvent.__args__,  # type: ignore[attr-defined]
-    )
+    _type_of(m): m for m in (*get_args(ActivityEvent), *get_args(AccountEvent), *get_args(CompanyEvent))
 }
-ACTIVITY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in ActivityEvent.__args__)  # type: ignore
-ACCOUNT_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in AccountEvent.__args__)  # type: ignore
-COMPANY_TYPES = frozenset(m.model_fields["type"].annotation.__args__[0] for m in CompanyEvent.__args__)  # type: ignore
+ACTIVITY_TYPES = frozenset(_type_of(m) for m in get_args(ActivityEvent))
+ACCOUNT_TYPES = frozenset(_type_of(m) for m in get_args(AccountEvent))
+COMPANY_TYPES = frozenset(_type_of(m) for m in get_args(CompanyEvent))
 
 Event = Annotated[ActivityEvent | AccountEvent | CompanyEvent, Field(discriminator="type")]

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from projections.calendar import Month
+from projections.calendar import Month, utc_iso
 from projections.decide import Decision, decide_company
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
@@ -133,7 +133,7 @@ def decision_message_fast(
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return utc_iso(datetime.now(UTC))
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from projections.calendar import utc_iso
 from projections.facts import DERIVED_TRIAL_SOURCE, derived_trial_id, guest_home
 from schemas.control import CLOSE_MONTH, CONTROL_KEY, parse_control
 from schemas.decode import EventRejected, parse_json, validate_event
@@ -95,7 +96,7 @@ def dead_letter(
         "original": _text(original) if isinstance(original, (bytes, str)) and raw_message is not None else original,
         "error": error,
         "reason_class": reason_class(error),
-        "rejected_at": (now or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+        "rejected_at": utc_iso(now or datetime.now(UTC)),
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "index": index,
     }

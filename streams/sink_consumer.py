@@ -5,7 +5,7 @@ committed to Kafka): the positions live in DuckDB (`sink_offsets`), written in t
 transaction as the rows, so a restart seeks to them and neither loses nor duplicates a message.
 
 Messages are buffered and written in batches (`settings.sink_batch_messages` or
-`settings.sink_batch_seconds`, whichever comes first) by `ledger.sink.write_batch`. The DuckDB
+`settings.sink_batch_seconds`, whichever comes first) by `ledger.writer.write_batch`. The DuckDB
 file is opened for each batch and closed right after, so analysts can open it read-only between
 batches. When a reader holds the file, the batch waits (retried with backoff) and consumption
 continues into memory up to `settings.sink_buffer_messages`.
@@ -26,7 +26,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from ledger import sink
+from ledger.batch import BatchResult
+from ledger.connection import DatabaseBusy, connect, write_connection
+from ledger.records import Item, parse_record
+from ledger.tables import ensure_schema
+from ledger.writer import read_positions, write_batch
 from streams.settings import Settings
 
 log = logging.getLogger("seatledger.sink")
@@ -102,7 +106,7 @@ class Sink:
         self.topic = settings.topic_snapshots
         self.metrics = metrics or SinkMetrics()
         self.stats = SinkStats()
-        self.buffer: list[sink.Item] = []
+        self.buffer: list[Item] = []
         self.buffer_since: float | None = None
         self.written: dict[int, int] = {}  # next offset stored in DuckDB, per partition
         self.ready_since: float | None = None  # a batch has been ready (and refused) since
@@ -114,9 +118,9 @@ class Sink:
     # ---- start -----------------------------------------------------------------------------------
 
     def _prepare_db(self) -> dict[int, int]:
-        with sink.write_connection(self.db, timeout=60.0) as con:
-            sink.ensure_schema(con)
-            return sink.read_positions(con, self.topic)
+        with write_connection(self.db, timeout=60.0) as con:
+            ensure_schema(con)
+            return read_positions(con, self.topic)
 
     async def start(self) -> None:
         self.written = await asyncio.to_thread(self._prepare_db)
@@ -190,7 +194,7 @@ class Sink:
         batches = await self.consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         for tp, records in batches.items():
             for rec in records:
-                items = sink.parse_record(tp.partition, rec.offset, rec.value)
+                items = parse_record(tp.partition, rec.offset, rec.value)
                 for it in items:
                     self.metrics.messages_in.labels(it.msg["kind"] if it.msg else "unreadable").inc()
                 self.buffer.extend(items)
@@ -218,8 +222,8 @@ class Sink:
         items = self.buffer
         t0 = time.monotonic()
         try:
-            con = sink.connect(self.db, timeout=0)
-        except sink.DatabaseBusy:
+            con = connect(self.db, timeout=0)
+        except DatabaseBusy:
             self.metrics.lock_waits.inc()
             self.stats.lock_waits += 1
             if self.ready_since is None:
@@ -233,7 +237,7 @@ class Sink:
             self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
             return False
         try:
-            res = sink.write_batch(con, items, topic=self.topic)
+            res = write_batch(con, items, topic=self.topic)
         finally:
             con.close()
         elapsed = time.monotonic() - t0
@@ -248,7 +252,7 @@ class Sink:
         self._account(res, elapsed)
         return True
 
-    def _account(self, res: sink.BatchResult, elapsed: float) -> None:
+    def _account(self, res: BatchResult, elapsed: float) -> None:
         m, s = self.metrics, self.stats
         m.batches.inc()
         m.batch_seconds.observe(elapsed)

@@ -1,7 +1,7 @@
 """`seatledger sink`, `seatledger invoice-annotate` and `seatledger demo`.
 
 Thin: flags override SEATLEDGER_* settings; the work is in streams/sink_consumer.py,
-ledger/sink.py and devtools/demo.py (see docs/duckdb.md).
+ledger/ and devtools/demo.py (see docs/duckdb.md).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def register(app: typer.Typer) -> None:
         db: Path | None = DB,
     ) -> None:
         """R11's one exception: record a PO number on an already issued invoice (no amount changes)."""
-        from ledger.sink import DatabaseBusy, InvoiceNotIssued, annotate_invoice
+        from ledger.connection import DatabaseBusy
+        from ledger.invoicing import InvoiceNotIssued, annotate_invoice
+        from projections.calendar import utc_iso
 
         settings = load_settings(db=db)
         if not Path(settings.db).exists():
@@ -81,7 +83,7 @@ def register(app: typer.Typer) -> None:
         except DatabaseBusy as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(3) from None
-        typer.echo(f"invoice {company} {month}: PO number {po} recorded at {at.isoformat()}")
+        typer.echo(f"invoice {company} {month}: PO number {po} recorded at {utc_iso(at)}")
 
     @app.command("demo")
     def demo(

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from devtools.workload import iter_events
-from ledger import sink
+from ledger.connection import read_connection
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, decide_month
 from projections.facts import fold_all
@@ -46,7 +46,7 @@ def test_demo_end_to_end(kafka_settings, tmp_path):
     assert res.certificate["complete"] and res.certificate["checksums_match"]
     assert res.certificate["rejected"] == 0
     want_rows, want_invoices = oracle(8, 600, 3)
-    with sink.read_connection(res.db) as con:
+    with read_connection(res.db) as con:
         cur = con.execute("SELECT * FROM account_decisions ORDER BY company_id, user_id")
         assert tuple(d[0] for d in cur.description) == DECISION_COLUMNS
         got = [dict(zip(DECISION_COLUMNS, r, strict=True)) for r in cur.fetchall()]

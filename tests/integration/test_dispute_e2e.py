@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from devtools.workload import iter_events
-from ledger.sink import read_connection
+from ledger.connection import read_connection
 from replay.archive.layout import read_manifest
 from tests.support.kafka_readback import end_offsets
 from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env

@@ -30,13 +30,19 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from devtools.workload import iter_events
-from ledger import sink
+from ledger.connection import read_connection
 from projections.calendar import Month
 from projections.decide import decide_company
 from projections.facts import fold_all
 from projections.invoice import build_invoice
 from projections.prices import PriceBook
-from projections.snapshots import checksum, company_month_message, decision_message, partition_done_message
+from projections.snapshots import (
+    checksum,
+    company_month_message,
+    decision_message,
+    dispute_applied_message,
+    partition_done_message,
+)
 from schemas import validate_event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -150,7 +156,7 @@ def stop_sink(proc: subprocess.Popen, sig=signal.SIGTERM, timeout=60) -> int:
 
 
 def read(db: Path, sql: str, timeout: float = 30.0):
-    with sink.read_connection(db, timeout=timeout) as con:
+    with read_connection(db, timeout=timeout) as con:
         return con.execute(sql).fetchall()
 
 
@@ -219,7 +225,7 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
     disputed = [dataclasses.replace(d, reason="dispute_fix") for d in decs[100:105]]
     packed = [decision_message(nd, version=2, corrects_version=1, amend_reason="dispute:T-42") for nd in disputed]
     packed.append(
-        sink.dispute_applied_message(
+        dispute_applied_message(
             "T-42",
             disputed[0].company_id,
             MONTH,
@@ -254,7 +260,7 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
             proc.wait()
 
     n_dec, n_co = expected["decisions"], expected["companies"]
-    with sink.read_connection(db) as con:
+    with read_connection(db) as con:
 
         def q(sql):
             return con.execute(sql).fetchall()
@@ -301,7 +307,7 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
 
 READER = r"""
 import sys, time, json, duckdb
-from ledger import sink
+from ledger.connection import connect
 db, month, n_expected, stop_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import os
 waits, seen, partial = [], [], 0
@@ -311,7 +317,7 @@ while time.monotonic() < deadline:
         time.sleep(0.05); continue
     t0 = time.monotonic()
     try:
-        con = sink.connect(db, read_only=True, timeout=30)
+        con = connect(db, read_only=True, timeout=30)
     except duckdb.Error:
         time.sleep(0.05); continue
     waits.append(time.monotonic() - t0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -17,6 +17,7 @@ from projections.calendar import (
     local_date,
     local_iso,
     to_us,
+    utc_iso,
 )
 
 ZONES = ["UTC", "Europe/Amsterdam", "America/Los_Angeles", "Asia/Kathmandu", "Australia/Lord_Howe", "America/St_Johns"]
@@ -67,3 +68,12 @@ def test_fast_local_iso_equals_the_standard_library(us, zone_name, whole):
     tz = ZoneInfo(zone_name)
     spec = "seconds" if us % 1_000_000 == 0 else "microseconds"
     assert local_iso(us, tz) == from_us(us, tz).isoformat(timespec=spec)
+
+
+def test_output_timestamps_are_utc_milliseconds_with_z():
+    assert utc_iso(datetime(2026, 11, 1, 0, 0, 5, 123456, tzinfo=UTC)) == "2026-11-01T00:00:05.123Z"
+    # an instant given in another zone is written in UTC
+    assert utc_iso(datetime(2026, 11, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))) == "2026-11-01T00:00:00.000Z"
+    assert datetime.fromisoformat(utc_iso(datetime(2026, 3, 29, 1, 30, tzinfo=UTC))) == datetime(
+        2026, 3, 29, 1, 30, tzinfo=UTC
+    )

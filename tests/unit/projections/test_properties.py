@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import duckdb
-from tests.support.given import PRICES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from projections.facts import FactSet, fold, fold_all
 from replay.facts_sql import build_facts, merge_factsets
 from replay.rows import event_row, rows_to_table
 from schemas.decode import validate_event
+from tests.support.given import PRICES
 
 COMPANIES = ("acme", "globex")
 USERS = ("u1", "u2", "u3")
@@ -101,7 +101,7 @@ def event_sets(draw):
     ids = draw(
         st.lists(st.text("abcdef0123", min_size=1, max_size=4), min_size=len(raw), max_size=len(raw), unique=True)
     )
-    return [validate_event({"event_id": i, **e}) for i, e in zip(ids, raw)]
+    return [validate_event({"event_id": i, **e}) for i, e in zip(ids, raw, strict=True)]
 
 
 def decisions(facts: FactSet) -> list[dict]:

@@ -11,13 +11,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from tests.support.given import World
 
 from projections.calendar import Month, zone
 from projections.facts import fold_all
 from projections.mau import in_report, mau_daily, reconcile
 from projections.prices import Price, PriceBook
 from projections.rules import nonprofit_revocation_effective, trials
+from tests.support.given import World
 
 OCT, NOV, DEC = "2026-10", "2026-11", "2026-12"
 

@@ -1,5 +1,5 @@
 """Dispute report, verify and rule-set versions on fixture data: a small archive and a small DuckDB
-file built here with the sink's own schema (ledger.sink.ensure_schema)."""
+file built here with the sink's own schema (ledger.tables.ensure_schema)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from ledger.sink import ensure_schema
+from ledger.tables import ensure_schema
 from projections.calendar import Month, to_us
 from projections.decide import decide_month
 from projections.prices import PriceBook

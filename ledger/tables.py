@@ -1,0 +1,132 @@
+"""The ledger's tables and views, each defined once: in ledger/sql/<name>.sql.
+
+The SQL file is the only place a table's columns are written down. The Arrow schemas the writer
+builds its batches with are read back from DuckDB (the table created in memory from the same
+file), and every insert names its columns (`INSERT ... BY NAME`), so a column added, dropped or
+moved in the SQL file cannot shift a value into a neighbouring column of the same type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ledger.connection import run
+
+SQL_DIR = Path(__file__).parent / "sql"
+# Creation order (views after the tables they read). One model per file, grain at its top.
+TABLES = (
+    "sink_batches",
+    "sink_offsets",
+    "sink_rejects",
+    "snapshot_versions",
+    "company_month_versions",
+    "company_month_mau",
+    "partition_reports",
+    "month_completions",
+    "invoices",
+    "invoice_lines",
+    "invoice_adjustments",
+    "invoice_annotations",
+    "disputes",
+)
+VIEWS = (
+    "latest_decisions",
+    "account_decisions",
+    "billable_users",
+    "month_closes",
+    "mau_daily",
+    "reconciliation",
+    "close_certificates",
+)
+MODELS = TABLES + VIEWS
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DATE": pa.date32(),
+    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+}
+_DECIMAL = re.compile(r"^DECIMAL\((\d+),(\d+)\)$")
+
+
+def model_sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table (if missing) and (re)create every view. Idempotent."""
+    for name in MODELS:
+        run(con, model_sql(name))
+
+
+def _arrow_type(duckdb_type: str) -> pa.DataType:
+    m = _DECIMAL.match(duckdb_type)
+    if m:
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    try:
+        return _ARROW_TYPES[duckdb_type]
+    except KeyError:
+        raise TypeError(f"no Arrow type for DuckDB column type {duckdb_type}: add it to ledger.tables") from None
+
+
+@cache
+def arrow_schema(table: str) -> pa.Schema:
+    """The table's columns (names, order, types) as ledger/sql/<table>.sql declares them."""
+    if table not in TABLES:
+        raise KeyError(f"{table} is not a ledger table")
+    con = duckdb.connect(":memory:")
+    try:
+        run(con, model_sql(table))
+        columns = run(con, f"DESCRIBE {table}")
+    finally:
+        con.close()
+    return pa.schema([(name, _arrow_type(type_)) for name, type_, *_ in columns])
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, *, or_replace: bool = False) -> None:
+    """Insert an Arrow table, matching its columns to the table's by name (order is irrelevant)."""
+    verb = "INSERT OR REPLACE" if or_replace else "INSERT"
+    con.register("_ledger_rows", rows)
+    try:
+        run(con, f"{verb} INTO {table} BY NAME SELECT * FROM _ledger_rows")
+    finally:
+        con.unregister("_ledger_rows")
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], *, or_replace: bool = False) -> int:
+    """Insert dicts keyed by column name, as one Arrow batch (never row by row). Every row must
+    name exactly the table's columns: a misspelt or forgotten key is an error, not a NULL."""
+    if not rows:
+        return 0
+    schema = arrow_schema(table)
+    names = set(schema.names)
+    for row in rows:
+        if row.keys() != names:
+            raise ValueError(
+                f"{table} row columns differ from ledger/sql/{table}.sql: "
+                f"unknown {sorted(row.keys() - names)}, missing {sorted(names - row.keys())}"
+            )
+    insert_arrow(con, table, pa.Table.from_pylist(rows, schema=schema), or_replace=or_replace)
+    return len(rows)
+
+
+@contextmanager
+def key_table(
+    con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[tuple[str, ...]], columns: Sequence[str]
+) -> Iterator[None]:
+    """`keys` registered as the string-columned view `name` for the `with` block, to join on."""
+    values = list(zip(*keys, strict=True)) if keys else [() for _ in columns]
+    con.register(name, pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)}))
+    try:
+        yield
+    finally:
+        con.unregister(name)

@@ -1,0 +1,198 @@
+"""The sink is the single writer of versions: of each decision and of each company's month.
+
+A decision whose digest equals the latest stored version's digest for (company, user, month) is a
+redelivery and is skipped; otherwise it is stored as latest + 1 (1 when none) with
+`corrects_version` = the previous latest. The emitter's own version number and amend reason are
+kept beside it. `company_month` likewise, per (company, month), by its content.
+
+R11: a decision stored for a company-month that is already invoiced also becomes an
+`invoice_adjustments` row (new charged price - old charged price), carried by the company's next
+invoice (ledger.invoicing).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+import duckdb
+import orjson
+
+from ledger.batch import Batch, BatchResult, Rows
+from ledger.records import CompanyMonthRecord, Item, int_or_none, message, provenance
+from ledger.tables import key_table
+from projections.decide import Decision
+from projections.money import ZERO
+
+log = logging.getLogger("seatledger.sink")
+
+
+def charged_usd(charged: bool, unit_price_usd: Decimal) -> Decimal:
+    """What a decision puts on the invoice."""
+    return unit_price_usd if charged else ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The latest stored version of a decision."""
+
+    version: int
+    digest: str
+    amount_usd: Decimal  # what it charged
+
+
+DecisionKey = tuple[str, str, str]  # company_id, user_id, month
+
+
+def _heads(con: duckdb.DuckDBPyConnection, keys: list[DecisionKey]) -> dict[DecisionKey, Head]:
+    with key_table(con, "_sink_keys", keys, ["company_id", "user_id", "month"]):
+        rows = con.execute(
+            """
+            SELECT s.company_id, s.user_id, s.month, s.version, s.digest, s.charged, s.unit_price_usd
+            FROM snapshot_versions AS s
+            JOIN _sink_keys AS k USING (company_id, user_id, month)
+            QUALIFY row_number() OVER (PARTITION BY s.company_id, s.user_id, s.month ORDER BY s.version DESC) = 1
+            """
+        ).fetchall()
+    return {(c, u, m): Head(int(v), dg, charged_usd(bool(ch), Decimal(p))) for c, u, m, v, dg, ch, p in rows}
+
+
+def _invoiced(con: duckdb.DuckDBPyConnection, keys: list[DecisionKey]) -> set[tuple[str, str]]:
+    """The (company, month)s among `keys` whose invoice is already issued."""
+    cms = sorted({(c, m) for c, _, m in keys})
+    with key_table(con, "_sink_cms", cms, ["company_id", "month"]):
+        rows = con.execute(
+            "SELECT i.company_id, i.month FROM invoices AS i JOIN _sink_cms USING (company_id, month)"
+        ).fetchall()
+    return {(c, m) for c, m in rows}
+
+
+def _warn_digest(it: Item, d: Decision) -> None:
+    log.warning(
+        "decision digest does not match its values",
+        extra={
+            "company_id": d.company_id,
+            "user_id": d.user_id,
+            "month": d.month,
+            "kafka_partition": it.kafka_partition,
+            "kafka_offset": it.kafka_offset,
+        },
+    )
+
+
+def _version_row(it: Item, d: Decision, version: int, corrects: int | None, batch: Batch) -> dict:
+    msg = message(it)
+    return {
+        **d.row(),
+        "plan": d.plan,
+        "version": version,
+        "corrects_version": corrects,
+        "amend_reason": msg.get("amend_reason"),
+        "emitted_version": int_or_none(msg.get("version")),
+        "in_report": msg.get("in_report"),
+        "digest": msg["digest"],
+        "close_id": msg.get("close_id"),
+        "partition": int_or_none(msg.get("partition")),
+        "emitted_at": msg.get("emitted_at"),
+        **provenance(it, batch),
+    }
+
+
+def _adjustment_row(it: Item, d: Decision, head: Head | None, version: int, batch: Batch) -> dict:
+    return {
+        "company_id": d.company_id,
+        "corrected_month": d.month,
+        "user_id": d.user_id,
+        "corrects_version": None if head is None else head.version,
+        "new_version": version,
+        "reason": message(it).get("amend_reason") or ("new_account" if head is None else "restated"),
+        "amount_usd": charged_usd(d.charged, d.unit_price_usd) - (head.amount_usd if head is not None else ZERO),
+        "created_at": batch.now,
+        "applied_to_invoice_month": None,
+        "applied_at": None,
+    }
+
+
+def store_decisions(
+    con: duckdb.DuckDBPyConnection,
+    decisions: list[tuple[Item, Decision, bool]],
+    batch: Batch,
+    res: BatchResult,
+    rows: Rows,
+) -> None:
+    """Version each (item, decision, digest matches) in arrival order into `rows`."""
+    if not decisions:
+        return
+    keys = sorted({(d.company_id, d.user_id, d.month) for _, d, _ in decisions})
+    heads, invoiced = _heads(con, keys), _invoiced(con, keys)
+    for it, d, digest_ok in decisions:
+        if not digest_ok:
+            res.digest_mismatches += 1
+            _warn_digest(it, d)
+        key = (d.company_id, d.user_id, d.month)
+        head = heads.get(key)
+        digest = message(it)["digest"]
+        if head is not None and head.digest == digest:
+            res.duplicates["decision"] += 1
+            continue
+        version = 1 if head is None else head.version + 1
+        rows["snapshot_versions"].append(_version_row(it, d, version, None if head is None else head.version, batch))
+        if (d.company_id, d.month) in invoiced:
+            rows["invoice_adjustments"].append(_adjustment_row(it, d, head, version, batch))
+        heads[key] = Head(version, digest, charged_usd(d.charged, d.unit_price_usd))
+
+
+def _company_month_heads(
+    con: duckdb.DuckDBPyConnection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(company, month) -> (latest stored version, its content digest)."""
+    with key_table(con, "_sink_cms", keys, ["company_id", "month"]):
+        rows = con.execute(
+            """
+            SELECT v.company_id, v.month, v.version, v.content_digest
+            FROM company_month_versions AS v JOIN _sink_cms USING (company_id, month)
+            QUALIFY row_number() OVER (PARTITION BY v.company_id, v.month ORDER BY v.version DESC) = 1
+            """
+        ).fetchall()
+    return {(c, m): (int(v), dg) for c, m, v, dg in rows}
+
+
+def store_company_months(
+    con: duckdb.DuckDBPyConnection,
+    company_months: list[tuple[Item, CompanyMonthRecord]],
+    batch: Batch,
+    res: BatchResult,
+    rows: Rows,
+) -> None:
+    """Version each company_month (and its MAU series) in arrival order into `rows`."""
+    if not company_months:
+        return
+    heads = _company_month_heads(con, sorted({(cm.company_id, cm.month) for _, cm in company_months}))
+    for it, cm in company_months:
+        msg = message(it)
+        head = heads.get((cm.company_id, cm.month))
+        if head is not None and head[1] == cm.content_digest:
+            res.duplicates["company_month"] += 1
+            continue
+        version = 1 if head is None else head[0] + 1
+        rows["company_month_versions"].append(
+            {
+                "company_id": cm.company_id,
+                "month": cm.month,
+                "version": version,
+                "corrects_version": None if head is None else head[0],
+                "emitted_version": int_or_none(msg.get("version")),
+                "content_digest": cm.content_digest,
+                "invoice": orjson.dumps(cm.invoice).decode(),
+                "mau": orjson.dumps(cm.mau_json).decode(),
+                "close_id": msg.get("close_id"),
+                "partition": int_or_none(msg.get("partition")),
+                "emitted_at": msg.get("emitted_at"),
+                **provenance(it, batch),
+            }
+        )
+        rows["company_month_mau"].extend(
+            {"company_id": cm.company_id, "month": cm.month, "version": version, "day": d, "mau": n} for d, n in cm.mau
+        )
+        heads[(cm.company_id, cm.month)] = (version, cm.content_digest)

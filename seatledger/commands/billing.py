@@ -27,7 +27,6 @@ COMPANY = options.company(required=True)
 DECISION_FORMATS = ("jsonl", "csv")
 INVOICE_FORMATS = ("text", "json")
 REPORT_FORMATS = ("text", "csv", "json")  # mau, reconcile
-PRICES = typer.Option(None, "--prices", metavar="FILE", help="price book TOML (default: the shipped EXAMPLE prices)")
 
 
 def replay(
@@ -36,7 +35,7 @@ def replay(
     company: str | None = options.company("only this company"),
     fmt: str = options.output_format("jsonl", DECISION_FORMATS),
     out: Path | None = typer.Option(None, "--out", metavar="FILE", help="write here instead of stdout"),
-    prices: Path | None = PRICES,
+    prices: Path | None = options.PRICES,
     ruleset: str | None = options.ruleset(),
     strict: bool = typer.Option(False, "--strict", help="exit 1 when any input event is invalid"),
 ) -> None:
@@ -53,7 +52,7 @@ def invoice(
     month: str = MONTH,
     company: str | None = options.company(),
     fmt: str = options.output_format("text", INVOICE_FORMATS),
-    prices: Path | None = PRICES,
+    prices: Path | None = options.PRICES,
 ) -> None:
     """The month's invoice per company: lines, total (USD, taxes excluded), PO, payment, notices."""
     options.check_format(fmt, INVOICE_FORMATS)
@@ -67,7 +66,7 @@ def export(
     company: str = COMPANY,
     month: str = MONTH,
     out: Path | None = typer.Option(None, "--out", metavar="FILE"),
-    prices: Path | None = PRICES,
+    prices: Path | None = options.PRICES,
 ) -> None:
     """R13: the billed users of a company and month as CSV (safe to open in a spreadsheet)."""
     res = run(events, month, company, prices, with_mau=False)
@@ -91,7 +90,7 @@ def reconcile(
     company: str = COMPANY,
     month: str = MONTH,
     fmt: str = options.output_format("text", REPORT_FORMATS),
-    prices: Path | None = PRICES,
+    prices: Path | None = options.PRICES,
 ) -> None:
     """Report (R14) versus invoice, account by account, with a summary per explanation."""
     options.check_format(fmt, REPORT_FORMATS)
@@ -120,13 +119,14 @@ def invoice_annotate(
 def run(
     events: str, month: str, company: str | None, prices: Path | None, ruleset: str | None = None, with_mau: bool = True
 ) -> BatchResult:
-    """Recompute the month from the events."""
+    """Recompute the month from the events, with the price book of `options.price_book`."""
     from replay.events_source import report
     from replay.month import run_month
 
     m = options.parse_month(month)
+    book = options.price_book(prices)
     with expected_errors():
-        res = run_month(events, m, company, str(prices) if prices else None, ruleset, with_mau=with_mau)
+        res = run_month(events, m, company, book, ruleset, with_mau=with_mau)
     assert res.loaded is not None  # run_month always records what it loaded
     report(res.loaded)
     return res

@@ -26,7 +26,7 @@ def worker(
     bootstrap: str | None = options.BOOTSTRAP,
     partitions: int | None = typer.Option(None, min=1, metavar="N", help="partitions of the events/routed topics"),
     data_dir: Path | None = WORKER_DATA_DIR,
-    prices: Path | None = typer.Option(None, "--prices", metavar="FILE", help="price book TOML"),
+    prices: Path | None = options.PRICES,
     metrics_port: int | None = typer.Option(
         None, "--metrics-port", metavar="PORT", help="Prometheus port (0: any free)"
     ),
@@ -52,7 +52,7 @@ def worker(
     if auto_close and grace_hours is None:
         grace_hours = DEFAULT_GRACE_HOURS
     settings = load_settings(
-        bootstrap=bootstrap, partitions=partitions, data_dir=data_dir, prices=prices,
+        bootstrap=bootstrap, partitions=partitions, data_dir=data_dir, prices=options.price_book_path(prices),
         worker_metrics_port=metrics_port, worker_app_id=app_id, auto_close_grace_hours=grace_hours,
     )  # fmt: skip
     run_worker(settings, loglevel=loglevel.upper())

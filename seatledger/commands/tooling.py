@@ -166,8 +166,7 @@ def demo(
         True, "--fresh/--reuse", help="new topics, worker state and DB for this run (default) or reuse them"
     ),
 ) -> None:
-    """Everything at once on this machine: broker, topics, worker, sink, a month of events, the
-    close, and the invoices read back from DuckDB."""
+    """Everything at once on this machine: broker, topics, worker, sink, a month of events, the close, and the invoices read back from DuckDB."""
     from devtools.demo import DemoOptions, run_demo
 
     settings = load_settings(bootstrap=bootstrap, data_dir=data_dir, db=db)

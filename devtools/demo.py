@@ -307,10 +307,14 @@ def _say(opts: DemoOptions, text: str) -> None:
         print(text, flush=True)
 
 
+# The archive keeps every accepted event in Parquet: disputes and verify read it later.
+SERVICES = ("worker", "sink", "archive")
+
+
 def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
+    """The steps of the module docstring; worker, sink and archive are stopped whatever happens."""
     import logging
 
-    from devtools import local_broker
     from streams.topics import create_topics_sync
 
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # leader-election retries right after topic creation
@@ -318,37 +322,19 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
     run = datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     run_dir = (Path(settings.data_dir) / "demo" / run).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    explicit_db = "db" in settings.model_fields_set or "SEATLEDGER_DB" in os.environ
-    db = Path(settings.db if explicit_db else Path(settings.data_dir) / "demo.duckdb").resolve()
-    if opts.fresh and db.exists():
-        if explicit_db:
-            raise DemoError(f"{db} exists: pass another --db, or --reuse to add this run to it")
-        db.unlink()
-        for extra in (db.with_name(db.name + ".wal"),):
-            extra.unlink(missing_ok=True)
+    db = demo_db(settings, opts.fresh)
     s = demo_settings(settings, run, run_dir, db)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-
-    host, port = local_broker.broker_address(s.bootstrap)
-    started_broker = False
-    if not local_broker.answers(host, port):
-        _say(opts, f"starting a local Kafka broker on {host}:{port} (first time: resolves jars with Maven) ...")
-        try:
-            local_broker.start(settings)
-        except Exception as exc:
-            raise DemoError(f"cannot start the local broker: {exc}") from None
-        started_broker = True
+    started_broker = ensure_broker(settings, opts)
     timings["broker"] = time.monotonic() - t0
 
     children: list[Child] = []
     try:
         create_topics_sync(s)
         env = child_env(s, run_dir)
-        children.append(start_child("worker", seatledger_cmd("worker"), env, run_dir))
-        children.append(start_child("sink", seatledger_cmd("sink"), env, run_dir))
-        # The archive keeps every accepted event in Parquet: disputes and verify read it later.
-        children.append(start_child("archive", seatledger_cmd("archive"), env, run_dir))
+        for name in SERVICES:  # one by one: those started are stopped if the next one fails
+            children.append(start_child(name, seatledger_cmd(name), env, run_dir))
         _say(
             opts,
             f"worker, sink and archive started (logs in {run_dir}); publishing {opts.companies} companies, "
@@ -364,22 +350,8 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
         for c in children:
             c.check_alive()
         t = time.monotonic()
-        close = subprocess.run(
-            seatledger_cmd("close", "--month", month), env=env, capture_output=True, text=True, timeout=120
-        )
-        if close.returncode != 0:
-            raise DemoError(f"seatledger close --month {month} failed: {close.stderr.strip() or close.stdout.strip()}")
-        _say(opts, close.stdout.strip())
-        deadline = time.monotonic() + opts.timeout
-        while not month_complete(db, month):
-            for c in children:
-                c.check_alive()
-            if time.monotonic() > deadline:
-                tails = "\n".join(f"--- {c.log} (last lines)\n{c.tail()}" for c in children)
-                raise DemoError(
-                    f"month {month} not complete in DuckDB ({db}) after {opts.timeout:.0f}s; see the logs:\n{tails}"
-                )
-            time.sleep(0.5)
+        close_month(month, env, opts)
+        wait_until_complete(db, month, children, opts.timeout)
         timings["close_to_complete"] = time.monotonic() - t
         t = time.monotonic()
         if not wait_for_archive(s, run_dir / "archive", opts.timeout):
@@ -392,12 +364,72 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
             print_summary(res, children)
         return res
     finally:
-        for c in reversed(children):
-            c.stop()
-        if opts.stop_broker and started_broker:
-            local_broker.stop(settings)
-        elif started_broker:
-            _say(opts, f"the broker keeps running on {host}:{port} (seatledger kafka stop, or --stop-broker next time)")
+        stop_all(children, settings, opts, started_broker)
+
+
+def demo_db(settings: Settings, fresh: bool) -> Path:
+    """The run's DuckDB file: --db or SEATLEDGER_DB when given (never overwritten when fresh),
+    else DATA_DIR/demo.duckdb (replaced when fresh)."""
+    explicit_db = "db" in settings.model_fields_set or "SEATLEDGER_DB" in os.environ
+    db = Path(settings.db if explicit_db else Path(settings.data_dir) / "demo.duckdb").resolve()
+    if fresh and db.exists():
+        if explicit_db:
+            raise DemoError(f"{db} exists: pass another --db, or --reuse to add this run to it")
+        db.unlink()
+        for extra in (db.with_name(db.name + ".wal"),):
+            extra.unlink(missing_ok=True)
+    return db
+
+
+def ensure_broker(settings: Settings, opts: DemoOptions) -> bool:
+    """Start a local broker unless one answers at the bootstrap address; True when started."""
+    from devtools import local_broker
+
+    host, port = local_broker.broker_address(settings.bootstrap)
+    if local_broker.answers(host, port):
+        return False
+    _say(opts, f"starting a local Kafka broker on {host}:{port} (first time: resolves jars with Maven) ...")
+    try:
+        local_broker.start(settings)
+    except Exception as exc:
+        raise DemoError(f"cannot start the local broker: {exc}") from None
+    return True
+
+
+def close_month(month: str, env: dict[str, str], opts: DemoOptions) -> None:
+    """`seatledger close --month M` in the run's environment."""
+    close = subprocess.run(
+        seatledger_cmd("close", "--month", month), env=env, capture_output=True, text=True, timeout=120
+    )
+    if close.returncode != 0:
+        raise DemoError(f"seatledger close --month {month} failed: {close.stderr.strip() or close.stdout.strip()}")
+    _say(opts, close.stdout.strip())
+
+
+def wait_until_complete(db: Path, month: str, children: list[Child], timeout: float) -> None:
+    """Until DuckDB shows the month complete; DemoError (with the logs' tails) when a child dies
+    or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not month_complete(db, month):
+        for c in children:
+            c.check_alive()
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {c.log} (last lines)\n{c.tail()}" for c in children)
+            raise DemoError(f"month {month} not complete in DuckDB ({db}) after {timeout:.0f}s; see the logs:\n{tails}")
+        time.sleep(0.5)
+
+
+def stop_all(children: list[Child], settings: Settings, opts: DemoOptions, started_broker: bool) -> None:
+    """Stop the children (last started first); the broker too when we started it and were asked to."""
+    from devtools import local_broker
+
+    for c in reversed(children):
+        c.stop()
+    if opts.stop_broker and started_broker:
+        local_broker.stop(settings)
+    elif started_broker:
+        host, port = local_broker.broker_address(settings.bootstrap)
+        _say(opts, f"the broker keeps running on {host}:{port} (seatledger kafka stop, or --stop-broker next time)")
 
 
 def remove_run(res: DemoResult) -> None:

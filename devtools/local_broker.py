@@ -15,17 +15,18 @@ from __future__ import annotations
 import base64
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from streams.settings import Settings
+from streams.settings import Settings, load_settings
 
 RESOURCES = Path(__file__).resolve().parent / "kafka"
 POM = RESOURCES / "pom.xml"
@@ -62,9 +63,19 @@ def broker_address(bootstrap: str) -> tuple[str, int]:
     return ("127.0.0.1" if host == "localhost" else host), int(port)
 
 
-def new_cluster_id() -> str:
-    """16 random bytes, URL-safe base64 without padding: what `StorageTool format` expects."""
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+def new_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A random UUID as URL-safe base64 without padding, what `StorageTool format` expects.
+
+    Drawn like Kafka's own `Uuid.randomUuid()`: a UUID that Kafka reserves (0 and 1) is drawn
+    again, and so is one whose text holds a `-` (Kafka 4.1 re-draws only a leading one, which
+    command-line parsers take for an option: 1 id in 64; since KAFKA-20072 Kafka avoids `-`
+    anywhere, and so do we).
+    """
+    while True:
+        raw = draw()
+        text = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        if "-" not in text and int.from_bytes(raw) > 1:
+            return text
 
 
 def cluster_id_from_meta(meta_properties: str) -> str | None:
@@ -313,15 +324,7 @@ def start(settings: Settings, *, fresh: bool = False, timeout: float = READY_TIM
     p = paths(settings)
     if answers(host, port):
         return BrokerStatus(f"{host}:{port}", True, _our_pid(p), p.log)
-    busy = [q for q in (port, port + 1) if not port_free(host, q)]
-    if busy:
-        raise BrokerError(
-            f"port(s) {busy} on {host} are in use but no broker answers on {port}; "
-            "free them or choose another SEATLEDGER_BOOTSTRAP (the controller uses the broker port + 1)"
-        )
-    stale = _our_pid(p)
-    if stale:
-        raise BrokerError(f"a broker from {p.root} (pid {stale}) is running but does not answer; stop it first")
+    _check_startable(host, port, p)
     libs = ensure_jars(settings.kafka_version)
     java = java_executable()
     if fresh:
@@ -333,13 +336,7 @@ def start(settings: Settings, *, fresh: bool = False, timeout: float = READY_TIM
     # `--ignore-formatted` still fails when the id differs from the one on disk: reuse that one.
     meta = p.data / "meta.properties"
     cluster_id = (cluster_id_from_meta(meta.read_text()) if meta.exists() else None) or new_cluster_id()
-    fmt = subprocess.run(
-        [java, f"-Dlog4j2.configurationFile={TOOLS_LOG4J}", "-cp", classpath, "kafka.tools.StorageTool",
-         "format", "--cluster-id", cluster_id, "--config", str(p.config), "--ignore-formatted"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if fmt.returncode != 0:
-        raise BrokerError(f"formatting {p.data} failed:\n{fmt.stdout}{fmt.stderr}")
+    format_storage(java, classpath, p, cluster_id)
 
     with open(p.log, "ab") as log:
         proc = subprocess.Popen(
@@ -349,7 +346,39 @@ def start(settings: Settings, *, fresh: bool = False, timeout: float = READY_TIM
             start_new_session=True,  # its own process group: Ctrl-C in our terminal does not hit it
         )  # fmt: skip
     p.pid.write_text(f"{proc.pid}\n")
+    _wait_until_answering(proc, host, port, p, timeout)
+    return BrokerStatus(f"{host}:{port}", True, proc.pid, p.log, True, time.monotonic() - t0)
 
+
+def _check_startable(host: str, port: int, p: BrokerPaths) -> None:
+    """Refuse to start when the broker or controller port is taken, or our broker hangs."""
+    busy = [q for q in (port, port + 1) if not port_free(host, q)]
+    if busy:
+        raise BrokerError(
+            f"port(s) {busy} on {host} are in use but no broker answers on {port}; "
+            "free them or choose another SEATLEDGER_BOOTSTRAP (the controller uses the broker port + 1)"
+        )
+    stale = _our_pid(p)
+    if stale:
+        raise BrokerError(f"a broker from {p.root} (pid {stale}) is running but does not answer; stop it first")
+
+
+def format_storage(java: str, classpath: str, p: BrokerPaths, cluster_id: str) -> None:
+    """`kafka-storage format` the data dir for `cluster_id` (a no-op when done already).
+
+    The id goes as `--cluster-id=ID`: in two words, an id starting with `-` reads as an option.
+    """
+    fmt = subprocess.run(
+        [java, f"-Dlog4j2.configurationFile={TOOLS_LOG4J}", "-cp", classpath, "kafka.tools.StorageTool",
+         "format", f"--cluster-id={cluster_id}", "--config", str(p.config), "--ignore-formatted"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if fmt.returncode != 0:
+        raise BrokerError(f"formatting {p.data} failed:\n{fmt.stdout}{fmt.stderr}")
+
+
+def _wait_until_answering(proc: subprocess.Popen, host: str, port: int, p: BrokerPaths, timeout: float) -> None:
+    """Until the broker port answers; BrokerError (and no pid file) when it exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -357,7 +386,7 @@ def start(settings: Settings, *, fresh: bool = False, timeout: float = READY_TIM
             raise BrokerError(f"the broker exited with code {proc.returncode}; last lines of {p.log}:\n{_tail(p.log)}")
         # 9092 opens only once the broker is unfenced; 9093 opens earlier, so it is not a signal.
         if answers(host, port):
-            return BrokerStatus(f"{host}:{port}", True, proc.pid, p.log, True, time.monotonic() - t0)
+            return
         time.sleep(0.2)
     _terminate(proc.pid)
     p.pid.unlink(missing_ok=True)
@@ -404,4 +433,4 @@ def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> str:
 if __name__ == "__main__":  # pragma: no cover - `python -m devtools.local_broker` resolves the jars
     import sys
 
-    print(ensure_jars(sys.argv[1] if len(sys.argv) > 1 else Settings().kafka_version))
+    print(ensure_jars(sys.argv[1] if len(sys.argv) > 1 else load_settings().kafka_version))

@@ -367,7 +367,9 @@ class _Calendar:
             offs = []
             for d in self.dates:
                 mids.append(int(datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()))
-                offs.append(int(datetime(d.year, d.month, d.day, 12, tzinfo=tz).utcoffset().total_seconds()))
+                noon = tz.utcoffset(datetime(d.year, d.month, d.day, 12))
+                assert noon is not None  # a ZoneInfo knows the offset of every local time
+                offs.append(int(noon.total_seconds()))
             z = self._zones[name] = (mids, offs)
         return z
 
@@ -789,21 +791,17 @@ class _Company:
         return h
 
     def _activity(self, day: int, out: list) -> None:
+        """The day's sessions: per activity class, a binomial draw of its active accounts."""
         rng = self.rng
         random = rng.random
-        getrandbits = rng.getrandbits
         status = self.status
         since = self.since
         uids = self.uids
-        cid = self.cid
         mid0 = self.mid[day]
         day_end = self.mid[day + 1] - 1
         factor = WEEKEND_FACTOR if self.wl.cal.weekend[day] else 1.0
         scale = self.wl.activity
-        loc_p = self.loc_p
-        off = (self.loc_fixed if self.loc_fixed is not None else self.off[day]) if loc_p else 0
-        p_out = P_LATE + P_DUP
-        append = out.append
+        off = (self.loc_fixed if self.loc_fixed is not None else self.off[day]) if self.loc_p else 0
         for c in range(_DORMANT):
             mem = self.members[c]
             n = len(mem)
@@ -826,32 +824,43 @@ class _Company:
                 nev = lo + int(random() * span)
                 if scale != 1.0:
                     nev = max(1, int(nev * scale + random()))
-                uid = uids[a]
-                for _ in range(nev):
-                    kind, ch = table[getrandbits(10)]
-                    t += 20 + int(random() * 1500)
-                    if t >= day_end:
-                        break
-                    h = ((getrandbits(128) & _VERSION_MASK) | _VERSION_BITS).to_bytes(16).hex()
-                    if loc_p and random() < loc_p:
-                        ts = format_offset(t, off)
-                    else:
-                        dn, sec = divmod(t, 86400)
-                        ts = (_DAY_PREFIX.get(dn) or _day_prefix(dn)) + _HMSZ[sec]
-                    ev = {
-                        "event_id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
-                        "type": kind,
-                        "occurred_at": ts,
-                        "company_id": cid,
-                        "user_id": uid,
-                    }
-                    if ch is not None:
-                        ev["channel"] = ch
-                    r = random()
-                    if r >= p_out:
-                        append((t, ev))
-                    else:
-                        self._deliver(t, ev, out, r)
+                self._session(uids[a], table, t, nev, day_end, off, out)
+
+    def _session(self, uid: str, table: list, t: int, nev: int, day_end: int, off: int, out: list) -> None:
+        """One account's session: up to `nev` events from `t` until the day ends, a few of them late
+        or duplicated (`_deliver`). The hot loop: names bound locally, one random draw per choice."""
+        rng = self.rng
+        random = rng.random
+        getrandbits = rng.getrandbits
+        cid = self.cid
+        loc_p = self.loc_p
+        p_out = P_LATE + P_DUP
+        append = out.append
+        for _ in range(nev):
+            kind, ch = table[getrandbits(10)]
+            t += 20 + int(random() * 1500)
+            if t >= day_end:
+                break
+            h = ((getrandbits(128) & _VERSION_MASK) | _VERSION_BITS).to_bytes(16).hex()
+            if loc_p and random() < loc_p:
+                ts = format_offset(t, off)
+            else:
+                dn, sec = divmod(t, 86400)
+                ts = (_DAY_PREFIX.get(dn) or _day_prefix(dn)) + _HMSZ[sec]
+            ev = {
+                "event_id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
+                "type": kind,
+                "occurred_at": ts,
+                "company_id": cid,
+                "user_id": uid,
+            }
+            if ch is not None:
+                ev["channel"] = ch
+            r = random()
+            if r >= p_out:
+                append((t, ev))
+            else:
+                self._deliver(t, ev, out, r)
 
     def _boundary(self, day: int, out: list) -> None:
         """A few events just before local midnight of a month's last day / just after day 1 begins."""

@@ -1,37 +1,54 @@
 """The one command-line program: `seatledger <job>`.
 
-Commands stay thin: parse flags, call a function from `schemas`, `projections`, `streams` or
-`replay`, print. Each group of commands lives in `seatledger/commands/<name>.py` and exposes
-`register(app)`.
+Commands stay thin: parse flags, call a function from `schemas`, `projections`, `ledger`,
+`replay`, `streams` or `devtools`, print. They live in seatledger/commands/, one module per job
+(see COMMAND_MODULES), each with COMMANDS (name -> function) and, for subcommand groups, GROUPS
+(name -> (help, {name -> function})). The options they share are in seatledger/options.py, the
+exit codes in seatledger/errors.py, the output formats in seatledger/render.py.
 """
 
 from __future__ import annotations
 
-import importlib
+from types import ModuleType
 
 import typer
+
+from seatledger import help_layout
+from seatledger.commands import billing, disputes, operations, publishing, services, tooling
 
 app = typer.Typer(
     name="seatledger",
     help="Per-seat billing as an event-sourced stream processor (Kafka + Faust in, DuckDB out).",
+    cls=help_layout.Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = (
-    "schemas_cmd",  # schemas export
-    "kafka_cmd",  # kafka start|stop|status, topics create
-    "publish_cmd",  # publish
-    "generate_cmd",  # generate
-    "batch_cmd",  # replay, invoice, export, mau, reconcile
-    "stream_cmd",  # worker, close
-    "sink_cmd",  # sink, invoice-annotate, demo
-    "dispute_cmd",  # archive, dispute, verify
+# In `seatledger --help` order: one panel per audience.
+COMMAND_MODULES: tuple[tuple[str, ModuleType], ...] = (
+    (help_layout.PUBLISHING, publishing),  # schemas export, publish
+    (help_layout.BILLING, billing),  # replay, invoice, export, mau, reconcile, invoice-annotate
+    (help_layout.BILLING, disputes),  # dispute
+    (help_layout.SERVICES, services),  # worker, sink, archive
+    (help_layout.OPERATIONS, operations),  # topics create, close, verify
+    (help_layout.TOOLING, tooling),  # kafka start|stop|status|jars, generate, demo
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"seatledger.commands.{_name}").register(app)
+
+def register(app: typer.Typer, panel: str, module: ModuleType) -> None:
+    """Add a module's command groups, then its commands, to `app` under `panel`."""
+    for name, (group_help, commands) in getattr(module, "GROUPS", {}).items():
+        group = help_layout.group(group_help)
+        for sub, fn in commands.items():
+            group.command(sub, cls=help_layout.Command)(fn)
+        app.add_typer(group, name=name, rich_help_panel=panel)
+    for name, fn in module.COMMANDS.items():
+        app.command(name, cls=help_layout.Command, rich_help_panel=panel)(fn)
+
+
+for _panel, _module in COMMAND_MODULES:
+    register(app, _panel, _module)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,1 +1,1 @@
-"""One module per group of commands; each exposes `register(app)`."""
+"""The commands, one module per job; see seatledger/cli.py."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 
@@ -56,3 +57,16 @@ def test_a_second_broker_starts_stops_and_restarts_on_its_own_ports_and_data(tmp
     finally:
         local_broker.stop(settings)
     assert not (tmp_path / "kafka" / "broker.pid").exists()
+
+
+@pytest.mark.parametrize("first_byte", [0xFC, 0xF8], ids=["underscore", "dash"])
+def test_the_storage_tool_formats_with_an_id_starting_with_underscore_or_dash(tmp_path, first_byte):
+    """`--cluster-id=ID` reaches the tool whole even when ID looks like an option."""
+    cluster_id = base64.urlsafe_b64encode(bytes([first_byte]) + bytes(range(15))).decode().rstrip("=")
+    assert cluster_id[0] in "_-"
+    p = local_broker.BrokerPaths(tmp_path / "kafka")
+    p.root.mkdir()
+    p.config.write_text(local_broker.render_server_properties("127.0.0.1", local_broker.free_port_pair(), p.data))
+    libs = local_broker.ensure_jars(load_settings().kafka_version)
+    local_broker.format_storage(local_broker.java_executable(), str(libs / "*"), p, cluster_id)
+    assert local_broker.cluster_id_from_meta((p.data / "meta.properties").read_text()) == cluster_id

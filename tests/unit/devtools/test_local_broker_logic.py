@@ -23,6 +23,31 @@ def test_cluster_id_is_16_bytes_urlsafe_base64_without_padding():
     assert len(base64.urlsafe_b64decode(cid + "==")) == 16
 
 
+def draws(*first_bytes: int):
+    """A stand-in random source: 16-byte values starting with the given bytes, in order."""
+    values = iter(bytes([b]) + bytes(range(1, 16)) for b in first_bytes)
+    return lambda: next(values)
+
+
+def test_cluster_id_never_starts_with_a_dash_but_may_start_with_an_underscore():
+    # 0xF8 encodes to "-..." (base64 value 62), 0xFC to "_..." (63): the dash is drawn again.
+    assert base64.urlsafe_b64encode(bytes([0xF8]) + bytes(15)).startswith(b"-")
+    cid = lb.new_cluster_id(draws(0xF8, 0xFB, 0xFC))
+    assert cid.startswith("_") and base64.urlsafe_b64decode(cid + "==")[0] == 0xFC
+
+
+def test_cluster_id_holds_no_dash_anywhere_and_never_a_reserved_uuid():
+    dash_inside = bytes([0x41, 0x0F, 0x80]) + bytes(13)  # "QQ-A...": Kafka avoids it since KAFKA-20072
+    assert "-" in base64.urlsafe_b64encode(dash_inside).decode()
+    values = iter([bytes(16), (1).to_bytes(16), dash_inside, bytes([0x41]) + bytes(15)])
+    cid = lb.new_cluster_id(lambda: next(values))
+    assert base64.urlsafe_b64decode(cid + "==") == bytes([0x41]) + bytes(15)
+
+
+def test_many_cluster_ids_hold_no_dash():
+    assert not any("-" in lb.new_cluster_id() for _ in range(2000))
+
+
 def test_server_properties_put_the_controller_on_the_next_port():
     text = lb.render_server_properties("127.0.0.1", 19092, lb.Path("/tmp/x"))
     assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text

@@ -1,4 +1,4 @@
-"""The batch commands end to end through Typer's CliRunner on small generated data."""
+"""The batch commands end to end through Typer's CliRunner on small generated data (conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,62 +8,12 @@ import json
 
 import orjson
 import pytest
-from tests.support.given import World
-from typer.testing import CliRunner
 
 from projections.decide import DECISION_COLUMNS
-from seatledger.cli import app
 
 
-def runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 always separates stderr
-        return CliRunner()
-
-
-@pytest.fixture
-def events(tmp_path):
-    w = World()
-    w.company("acme", tz="Europe/Amsterdam", plan="advanced").billing(
-        "acme", "2026-10-01", payment_method="card", card_brand="amex", billing_country="BR"
-    ).billing(
-        "acme", "2026-09-02", po_number='=HYPERLINK("x")'
-    )  # a rejected update applies no field, so the PO comes apart
-    w.member("acme", "ann").member("acme", "bob").profile(
-        "acme", "bob", "2026-09-01", hourly_paid=True, role_category="medical"
-    )
-    w.member("acme", "-minus").member("acme", "-2.3")  # ids may start with "-": a spreadsheet would compute
-    w.invite("acme", "gus", "2026-09-02", guest_home_company_id="globex")
-    w.provision("acme", "late", "2026-10-02").do("visit", "acme", "late", "2026-10-20")
-    w.member("acme", "note").do("notification_view", "acme", "note", "2026-10-20")
-    w.company("prem").member("prem", "p1").do("login", "prem", "p1", "2026-10-03").member("prem", "p2")
-    w.company("tri").trial("tri", "2026-09-19").member("tri", "t1").do("login", "tri", "t1", "2026-10-03")
-    f = tmp_path / "events.ndjson"
-    lines = [json.dumps(e) for e in w.raw]
-    lines.insert(3, "{not json")
-    lines.insert(
-        5,
-        json.dumps(
-            {
-                "event_id": "bad",
-                "type": "login",
-                "occurred_at": "2026-10-02T08:00:00",
-                "company_id": "acme",
-                "user_id": "x",
-            }
-        ),
-    )
-    f.write_text("\n".join(lines) + "\n")
-    return f
-
-
-def invoke(*args):
-    return runner().invoke(app, list(args))
-
-
-def test_replay_jsonl_has_exactly_the_decision_columns_and_typed_values(events):
-    r = invoke("replay", "--events", str(events), "--month", "2026-10")
+def test_replay_jsonl_has_exactly_the_decision_columns_and_typed_values(cli, events):
+    r = cli("replay", "--events", str(events), "--month", "2026-10")
     assert r.exit_code == 0, r.stderr
     rows = [orjson.loads(line) for line in r.stdout.splitlines()]
     assert all(tuple(row) == DECISION_COLUMNS for row in rows)
@@ -74,25 +24,23 @@ def test_replay_jsonl_has_exactly_the_decision_columns_and_typed_values(events):
     assert (tri["reason"], tri["charged"], tri["unit_price_usd"]) == ("trial", False, "0.00")
 
 
-def test_replay_reports_invalid_lines_with_line_numbers_and_a_count(events):
-    r = invoke("replay", "--events", str(events), "--month", "2026-10")
+def test_replay_reports_invalid_lines_with_line_numbers_and_a_count(cli, events):
+    r = cli("replay", "--events", str(events), "--month", "2026-10")
     assert r.exit_code == 0
     assert f"{events}:4: not valid JSON" in r.stderr
     assert f"{events}:6:" in r.stderr and "offset" in r.stderr
     assert "2 invalid event(s) skipped" in r.stderr
 
 
-def test_replay_strict_exits_1_on_invalid_lines(events):
-    assert invoke("replay", "--events", str(events), "--month", "2026-10", "--strict").exit_code == 1
+def test_replay_strict_exits_1_on_invalid_lines(cli, events):
+    assert cli("replay", "--events", str(events), "--month", "2026-10", "--strict").exit_code == 1
 
 
-def test_replay_is_byte_identical_across_runs_and_csv_has_a_header(events, tmp_path):
+def test_replay_is_byte_identical_across_runs_and_csv_has_a_header(cli, events, tmp_path):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     for out in (a, b):
         assert (
-            invoke(
-                "replay", "--events", str(events), "--month", "2026-10", "--format", "csv", "--out", str(out)
-            ).exit_code
+            cli("replay", "--events", str(events), "--month", "2026-10", "--format", "csv", "--out", str(out)).exit_code
             == 0
         )
     assert a.read_bytes() == b.read_bytes()
@@ -100,13 +48,13 @@ def test_replay_is_byte_identical_across_runs_and_csv_has_a_header(events, tmp_p
     assert tuple(rows[0]) == DECISION_COLUMNS and {r["billable"] for r in rows} == {"true", "false"}
 
 
-def test_replay_one_company(events):
-    r = invoke("replay", "--events", str(events), "--month", "2026-10", "--company", "prem")
+def test_replay_one_company(cli, events):
+    r = cli("replay", "--events", str(events), "--month", "2026-10", "--company", "prem")
     assert {orjson.loads(x)["company_id"] for x in r.stdout.splitlines()} == {"prem"}
 
 
-def test_invoice_text_shows_lines_total_po_payment_and_notices(events):
-    r = invoke("invoice", "--events", str(events), "--month", "2026-10", "--company", "acme")
+def test_invoice_text_shows_lines_total_po_payment_and_notices(cli, events):
+    r = cli("invoice", "--events", str(events), "--month", "2026-10", "--company", "acme")
     assert r.exit_code == 0, r.stderr
     out = r.stdout
     assert "advanced" in out and "frontline" in out and "total USD" in out and "taxes excluded" in out
@@ -115,15 +63,15 @@ def test_invoice_text_shows_lines_total_po_payment_and_notices(events):
     assert "qualifies for payment by invoice" in out
 
 
-def test_invoice_json_and_zero_invoice_with_reason_trial(events):
-    r = invoke("invoice", "--events", str(events), "--month", "2026-10", "--format", "json")
+def test_invoice_json_and_zero_invoice_with_reason_trial(cli, events):
+    r = cli("invoice", "--events", str(events), "--month", "2026-10", "--format", "json")
     invs = {i["company_id"]: i for i in json.loads(r.stdout)}
     assert invs["tri"]["free_reason"] == "trial" and invs["tri"]["total_usd"] == "0.00"
     assert invs["prem"]["total_usd"] == "4.00"
 
 
-def test_export_lists_billable_accounts_and_defuses_formulas(events):
-    r = invoke("export", "--events", str(events), "--month", "2026-10", "--company", "acme")
+def test_export_lists_billable_accounts_and_defuses_formulas(cli, events):
+    r = cli("export", "--events", str(events), "--month", "2026-10", "--company", "acme")
     assert r.exit_code == 0, r.stderr
     rows = list(csv.reader(io.StringIO(r.stdout)))
     assert rows[0] == ["user_id", "tier", "rule", "reason", "unit_price_usd", "charged"]
@@ -133,22 +81,22 @@ def test_export_lists_billable_accounts_and_defuses_formulas(events):
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
 
 
-def test_mau_formats(events):
-    r = invoke("mau", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "json")
+def test_mau_formats(cli, events):
+    r = cli("mau", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "json")
     days = json.loads(r.stdout)["days"]
     assert len(days) == 31 and days[-1] == {"date": "2026-10-31", "mau": 2}
-    r = invoke("mau", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "csv")
+    r = cli("mau", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "csv")
     assert r.stdout.splitlines()[0] == "date,mau"
 
 
-def test_reconcile_explains_each_account_and_summarises(events):
-    r = invoke("reconcile", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "json")
+def test_reconcile_explains_each_account_and_summarises(cli, events):
+    r = cli("reconcile", "--events", str(events), "--month", "2026-10", "--company", "acme", "--format", "json")
     data = json.loads(r.stdout)
     why = {a["user_id"]: a["explanation"] for a in data["accounts"]}
     assert why["late"] == "report_only:never_invited"  # advanced: provisioned, never invited
     assert why["ann"] == "invoice_only:invited_full_month"
     assert data["summary"].startswith("the report says 2, the invoice ")
-    text = invoke("reconcile", "--events", str(events), "--month", "2026-10", "--company", "acme").stdout
+    text = cli("reconcile", "--events", str(events), "--month", "2026-10", "--company", "acme").stdout
     assert "never invited" in text
 
 
@@ -165,8 +113,8 @@ def test_reconcile_explains_each_account_and_summarises(events):
         (["replay", "--events", "EVENTS", "--month", "2026-10", "--ruleset", "1999.01"], "unknown ruleset"),
     ],
 )
-def test_unusable_input_exits_2_with_a_message_and_no_traceback(events, args, message):
-    r = invoke(*[str(events) if a == "EVENTS" else a for a in args])
+def test_unusable_input_exits_2_with_a_message_and_no_traceback(cli, events, args, message):
+    r = cli(*[str(events) if a == "EVENTS" else a for a in args])
     assert r.exit_code == 2
     assert message in r.stderr and "Traceback" not in r.stderr + r.stdout
 
@@ -185,6 +133,6 @@ def test_unusable_input_exits_2_with_a_message_and_no_traceback(events, args, me
     ],
 )
 def test_safe_cell_prefixes_formula_starters(cell, safe):
-    from seatledger.commands.batch_cmd import safe_cell
+    from seatledger.render import safe_cell
 
     assert safe_cell(cell) == safe

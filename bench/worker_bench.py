@@ -31,12 +31,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
-
-from worker_harness import TopicReader, WorkerProcess, done_for, worker_env  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import create_topics_sync  # noqa: E402
+from tests.support.worker_harness import TopicReader, WorkerProcess, done_for, worker_env  # noqa: E402
 
 MONTH = "2026-10"
 

@@ -55,6 +55,7 @@ class Worker:
 
 
 def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
+    """The worker's Faust app with its router task, fold agent and timers (not started)."""
     metrics = metrics or WorkerMetrics()
     topo = build_topology(settings)
     app = topo.app
@@ -70,7 +71,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
     async def fold_agent(stream: StreamT) -> None:
         await fold.run(stream)
 
-    install_timers(app, settings, metrics, router, fold)
+    install_timers(app, metrics, router, fold)
 
     @app.task
     async def started() -> None:
@@ -83,7 +84,7 @@ def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Work
     return Worker(app, settings, metrics, topo.tables, router, fold, fold_agent)
 
 
-def install_timers(app: faust.App, settings: Settings, metrics: WorkerMetrics, router: Router, fold: Fold) -> None:
+def install_timers(app: faust.App, metrics: WorkerMetrics, router: Router, fold: Fold) -> None:
     trimmer = HeapTrimmer(metrics.progress, malloc_trim())
 
     @app.timer(TRIM_INTERVAL)

@@ -1,6 +1,6 @@
 """Routing: which partition is a company's home, and what the router does with one raw message.
 
-Pure functions, no Faust, no Kafka: the router agent (streams/app.py) calls `route_message` for
+Pure functions, no Faust, no Kafka: the router (streams/router.py) calls `route_message` for
 every message of the events topic and only does the I/O.
 
 Why re-route at all: publishers partition differently (librdkafka hashes the key with CRC32, the

@@ -31,12 +31,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "integration")]
-
-from worker_harness import TopicReader, WorkerProcess, done_for, worker_env  # noqa: E402
+sys.path[:0] = [str(ROOT)]
 
 from streams.settings import Settings, load_settings  # noqa: E402
 from streams.topics import create_topics_sync  # noqa: E402
+from tests.support.worker_harness import TopicReader, WorkerProcess, done_for, worker_env  # noqa: E402
 
 MONTH = "2026-10"
 
@@ -85,10 +84,8 @@ def workload_messages(events_wanted: int, pack: int):
     accounts = max(50, events_wanted // 90)
     companies = max(4, accounts // 1500)
     buf: dict[str, list[bytes]] = {}
-    n = 0
-    for e in iter_events(companies, accounts, MONTH, seed=1):
+    for n, e in enumerate(iter_events(companies, accounts, MONTH, seed=1), start=1):
         enc = orjson.dumps(e)
-        n += 1
         if pack == 1:
             yield e["company_id"].encode(), enc, 1
         else:

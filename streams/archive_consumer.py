@@ -38,8 +38,9 @@ class ArchiveStats:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, run: ArchiveRun):
+    def __init__(self, run: ArchiveRun, consumer: AIOKafkaConsumer):
         self.run = run
+        self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked):
         await self.run.flush()
@@ -49,7 +50,7 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned):
         for tp in sorted(assigned, key=lambda t: t.partition):
             offset = self.run.writer.open_partition(tp.partition)
-            self.run.consumer.seek(tp, offset)
+            self.consumer.seek(tp, offset)
             log.info("archive: %s[%d] resumes at offset %d", tp.topic, tp.partition, offset)
 
 
@@ -106,7 +107,7 @@ class ArchiveRun:
         )
         await self.consumer.start()
         try:
-            self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+            self.consumer.subscribe([self.topic], listener=_Rebalance(self, self.consumer))
             loop = asyncio.get_running_loop()
             last_flush = loop.time()
             while not self._stop.is_set():

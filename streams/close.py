@@ -20,14 +20,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from projections.calendar import Month, utc_iso
-from projections.decide import Decision, decide_company
+from projections.decide import CompanyMonth, Decision, decide_company
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
@@ -35,7 +35,7 @@ from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import checksum_of_digests, company_month_message, decision_message, partition_done_message
 from streams.routing import home_partition
-from streams.state import SEP, Affected, FoldState, decode_account, decode_activity, new_stats
+from streams.state import KV, SEP, Affected, FoldState, decode_account, decode_activity, new_stats
 
 log = logging.getLogger("seatledger.worker")
 
@@ -136,13 +136,56 @@ def _now() -> str:
     return utc_iso(datetime.now(UTC))
 
 
+class EmittedVersions:
+    """[version, digest] of the decision last emitted per account of one company-month: the
+    `emitted` table's bucket records `company SEP month SEP b` (b = crc32(user) % nb), read on first
+    need; `save` writes back the buckets that changed."""
+
+    __slots__ = ("table", "hkey", "nb", "buckets", "dirty")
+
+    def __init__(self, table: KV, hkey: str, nb: int):
+        self.table = table
+        self.hkey = hkey
+        self.nb = nb
+        self.buckets: dict[int, dict[str, list]] = {}
+        self.dirty: set[int] = set()
+
+    def _bucket(self, uid: str) -> tuple[int, dict[str, list]]:
+        b = zlib.crc32(uid.encode()) % self.nb if self.nb > 1 else 0
+        bk = self.buckets.get(b)
+        if bk is None:
+            bk = self.buckets[b] = dict(self.table.raw.get(f"{self.hkey}{SEP}{b}") or {})
+        return b, bk
+
+    def get(self, uid: str) -> list | None:
+        return self._bucket(uid)[1].get(uid)
+
+    def set(self, uid: str, version: int, digest: str) -> None:
+        b, bk = self._bucket(uid)
+        bk[uid] = [version, digest]
+        self.dirty.add(b)
+
+    def save(self) -> None:
+        for b in self.dirty:
+            self.table.put(f"{self.hkey}{SEP}{b}", self.buckets[b])
+
+
 @dataclass(slots=True)
 class CloseCounts:
+    """Snapshot messages emitted so far (the worker's metrics count their differences)."""
+
     decisions: int = 0
     amendments: int = 0
     company_months: int = 0
     companies: int = 0
     accounts: int = 0
+
+    def since(self, before: CloseCounts) -> CloseCounts:
+        """What was counted after `before` (a `copy()` taken earlier)."""
+        return CloseCounts(**{f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)})
+
+    def copy(self) -> CloseCounts:
+        return replace(self)
 
 
 class Closer:
@@ -250,7 +293,9 @@ class Closer:
 
     # ---- one company-month -------------------------------------------------------------------------
 
-    def _decide(self, cid: str, month: Month, users: set[str] | None):
+    def _decide(
+        self, cid: str, month: Month, users: set[str] | None
+    ) -> tuple[CompanyMonth, list[Decision], Callable[[str], int]]:
         """decide_company over the stored facts; also `mask_of(user)`: the user's report days over
         the months a report window reaches (History), read from the raw table values."""
         st = self.state
@@ -278,7 +323,7 @@ class Closer:
             if a is not None:
                 activity[uid] = a
         cm, decisions = decide_company(cid, month, cf, accounts, activity, self.prices, self.ruleset)
-        pairs = list(zip(hist.offsets, hist.names))
+        pairs = list(zip(hist.offsets, hist.names, strict=True))
 
         def mask_of(uid: str) -> int:
             mask = 0
@@ -297,7 +342,7 @@ class Closer:
 
     def _company_month(
         self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None
-    ) -> Iterator[Emission]:
+    ) -> Generator[Emission, None, list[str]]:
         """Decide and emit what differs from what was emitted; returns the digests of all decisions."""
         hist = history_of(month_s)
         month = hist.month
@@ -305,9 +350,7 @@ class Closer:
         hkey = f"{cid}{SEP}{month_s}"
         header = self.s.emitted.get(hkey)
         nb = header["b"] if header else max(1, len(decisions) // BUCKET_ACCOUNTS + 1)
-        buckets: dict[int, dict] = {}
-        emitted_raw = self.s.emitted.raw
-        dirty: set[int] = set()
+        versions = EmittedVersions(self.s.emitted, hkey, nb)
         digests: list[str] = []
         masks: list[int] = []
         changed = 0
@@ -318,11 +361,7 @@ class Closer:
             uid = d.user_id
             mask = mask_of(uid)
             masks.append(mask)
-            b = zlib.crc32(uid.encode()) % nb if nb > 1 else 0
-            bk = buckets.get(b)
-            if bk is None:
-                bk = buckets[b] = dict(emitted_raw.get(f"{hkey}{SEP}{b}") or {})
-            prev = bk.get(uid)
+            prev = versions.get(uid)
             version = 1 if prev is None else prev[0] + 1
             msg, dg = decision_message_fast(
                 d, version=version,
@@ -334,33 +373,44 @@ class Closer:
             if prev is not None and prev[1] == dg:
                 continue
             yield key, dumps(msg), None
-            bk[uid] = [version, dg]
-            dirty.add(b)
+            versions.set(uid, version, dg)
             changed += 1
-            if prev is None:
-                self.counts.decisions += 1
-            else:
-                self.counts.amendments += 1
-                log.info(
-                    "event=amendment company=%s user=%s month=%s version=%d corrects=%d reason=%s",
-                    cid, uid, month_s, version, prev[0], reason or LATE_EVENT,
-                )  # fmt: skip
+            self._count_decision(cid, uid, month_s, version, prev, reason)
         if users is not None:
             if not changed:
                 return digests
             # Some decision changed: the invoice needs every decision of the company.
-            cm, all_decisions, mask_of = self._decide(cid, month, None)
-            masks = [mask_of(d.user_id) for d in all_decisions]
-        else:
-            all_decisions = decisions
-        for b in dirty:
-            self.s.emitted.put(f"{hkey}{SEP}{b}", buckets[b])
-        yield from self._company_message(cid, hist, cm, all_decisions, masks, header, nb, close_id, partition)
+            cm, decisions, mask_of = self._decide(cid, month, None)
+            masks = [mask_of(d.user_id) for d in decisions]
+        versions.save()
+        yield from self._company_message(cid, hist, cm, decisions, masks, header, nb, close_id, partition)
         return digests
 
+    def _count_decision(
+        self, cid: str, uid: str, month_s: str, version: int, prev: list | None, reason: str | None
+    ) -> None:
+        if prev is None:
+            self.counts.decisions += 1
+            return
+        self.counts.amendments += 1
+        log.info(
+            "event=amendment company=%s user=%s month=%s version=%d corrects=%d reason=%s",
+            cid, uid, month_s, version, prev[0], reason or LATE_EVENT,
+        )  # fmt: skip
+
     def _company_message(
-        self, cid, hist: History, cm, decisions: list[Decision], masks, header, nb, close_id, partition
-    ):
+        self,
+        cid: str,
+        hist: History,
+        cm: CompanyMonth,
+        decisions: list[Decision],
+        masks: list[int],
+        header: dict | None,
+        nb: int,
+        close_id: str,
+        partition: int,
+    ) -> Iterator[Emission]:
+        """The company_month message, when the invoice differs from the one emitted last."""
         month = hist.month
         inv = build_invoice(cm, decisions).to_json()
         idg = invoice_digest(inv)

@@ -54,6 +54,12 @@ class WorkerMetrics:
             "seatledger_worker_last_close_seconds", "duration of the last partition close", registry=r
         )
 
+    def progress(self) -> float:
+        """Messages routed + events folded so far: changes while the worker is busy. Reads the
+        counters' values directly (`_value`, private to prometheus_client: the public
+        `registry.get_sample_value` walks every metric of the registry)."""
+        return float(self.messages_in._value.get() + self.folded._value.get())
+
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port (useful when `port` is 0)."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)

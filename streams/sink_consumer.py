@@ -115,6 +115,13 @@ class Sink:
         self.consumer: AIOKafkaConsumer | None = None
         self.tps: list[TopicPartition] = []
 
+    @property
+    def _consumer(self) -> AIOKafkaConsumer:
+        """The consumer, once `start` created it."""
+        if self.consumer is None:
+            raise RuntimeError("the sink's consumer is not started")
+        return self.consumer
+
     # ---- start -----------------------------------------------------------------------------------
 
     def _prepare_db(self) -> dict[int, int]:
@@ -152,7 +159,7 @@ class Sink:
         deadline = time.monotonic() + TOPIC_WAIT_S
         while True:
             # The consumer's own metadata only covers assigned topics; ask the cluster (aiokafka 0.14).
-            cluster = await self.consumer._client.fetch_all_metadata()
+            cluster = await self._consumer._client.fetch_all_metadata()
             parts = cluster.partitions_for_topic(self.topic)
             if parts:
                 return sorted(parts)
@@ -178,7 +185,7 @@ class Sink:
                     await asyncio.to_thread(self._try_flush)
             await self._final_flush()
         finally:
-            await self.consumer.stop()
+            await self._consumer.stop()
         self.stats.positions = dict(self.written)
         log.info(
             "event=sink_stopped messages=%d batches=%d rows=%d duplicates=%d lock_waits=%d",
@@ -191,7 +198,7 @@ class Sink:
         # Records, not messages (a packed record holds several): close enough for batch sizing.
         room = max(1, self.settings.sink_buffer_messages - len(self.buffer))
         want = max(1, self.settings.sink_batch_messages - len(self.buffer)) if not self.ready_since else room
-        batches = await self.consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
+        batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         for tp, records in batches.items():
             for rec in records:
                 items = parse_record(tp.partition, rec.offset, rec.value)
@@ -206,7 +213,7 @@ class Sink:
 
     def _update_lag(self) -> None:
         for tp in self.tps:
-            hw = self.consumer.highwater(tp)
+            hw = self._consumer.highwater(tp)
             if hw is not None:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, hw - self.written.get(tp.partition, 0)))
 

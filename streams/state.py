@@ -28,7 +28,7 @@ the facts keep).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,7 +52,7 @@ from projections.facts import (
     record_of,
 )
 from schemas.decode import validate_event
-from schemas.events import parse_rfc3339
+from schemas.events import AccountScoped, parse_rfc3339
 from streams.routing import fast_ts_us
 
 log = logging.getLogger("seatledger.worker")
@@ -82,6 +82,9 @@ def norm(value: Any) -> Any:
 #           (3 x None when absent), trailing absent evidences left out (a login: 9 slots).
 # One flat list of ints and strings per key instead of dicts of nested lists: no repeated dict keys,
 # one list object, and the strings shared by identity with the event that produced them.
+
+# The first evidence of an activity class: (ts, event_id, kind) as a list or tuple; all None: absent.
+Evidence = Sequence[Any]
 
 _INTERN: dict[str, str] = {}
 
@@ -118,8 +121,9 @@ def decode_account(v: list) -> AccountFacts:
     return AccountFacts(recs, (v[0], v[1], v[2]) if v[0] is not None else None)
 
 
-def encode_activity(bd: int, rd: int, nd: int, fb, fr, fn) -> list:
+def encode_activity(bd: int, rd: int, nd: int, fb: Evidence | None, fr: Evidence | None, fn: Evidence | None) -> list:
     """fb, fr, fn: (ts, event_id, kind) sequences or None."""
+    tail: tuple[Evidence, ...]
     if fn is not None:
         tail = (fb or _NONE3, fr or _NONE3, fn)
     elif fr is not None:
@@ -128,17 +132,17 @@ def encode_activity(bd: int, rd: int, nd: int, fb, fr, fn) -> list:
         tail = (fb,)
     else:
         tail = ()
-    out = [bd, rd, nd]
+    out: list[Any] = [bd, rd, nd]
     for e in tail:
         out += e
     return out
 
 
-_NONE3 = (None, None, None)
+_NONE3: Evidence = (None, None, None)
 
 
 def decode_activity(v: list) -> MonthActivity:
-    ev = [None, None, None]
+    ev: list[tuple[Any, Any, Any] | None] = [None, None, None]
     for j, i in enumerate(range(3, len(v), 3)):
         if v[i] is not None:
             ev[j] = (v[i], v[i + 1], v[i + 2])
@@ -280,6 +284,45 @@ class FoldState:
         """After recovery or a rebalance: everything is re-read from the tables."""
         self._tz.clear()
         self._closed = None
+
+    # ---- the stats table: exact counts per routed partition ------------------------------------
+
+    def count_folded(self, partition: int, offset: int, res: FoldResult) -> None:
+        """Add what the message at `offset` folded to the partition's counts, once: a message
+        redelivered after a restart (at or below the last offset counted) was counted already."""
+        key = str(partition)
+        st = self.s.stats.get(key) or new_stats()
+        if offset <= st["off"]:
+            return
+        self.s.stats.put(
+            key,
+            {
+                **st,
+                "events": st["events"] + res.events,
+                "duplicates": st["duplicates"] + res.duplicates,
+                "late": st["late"] + res.late,
+                "off": offset,
+            },
+        )
+
+    def count_rejected(self, partition: int, ctl: dict) -> None:
+        """Add a router's rejection counts (schemas.control.rejected_control) to the partition's
+        counts, once per source offset (the router may send them again after a restart)."""
+        key = str(partition)
+        st = self.s.stats.get(key) or new_stats()
+        sp = str(ctl["source_partition"])
+        last = st["rej_off"].get(sp, -1)
+        fresh = [(o, c) for o, c in ctl["items"] if o > last]
+        if not fresh:
+            return
+        self.s.stats.put(
+            key,
+            {
+                **st,
+                "rejected": st["rejected"] + sum(c for _, c in fresh),
+                "rej_off": {**st["rej_off"], sp: max(o for o, _ in fresh)},
+            },
+        )
 
     # ---- the fold --------------------------------------------------------------------------------
 
@@ -461,6 +504,7 @@ class FoldState:
         changed = company_changed
         cid = ev.company_id
         if kind not in COMPANY_EVENTS:
+            assert isinstance(ev, AccountScoped)  # every other kind has a user_id (schemas.events)
             acc = AccountFacts(first_seen=(ts, ev.event_id, ev.type))
             if kind in ACCOUNT_EVENTS:
                 acc.records = {ev.event_id: record_of(ev.event_id, ev.type, ts, event_fields(ev))}

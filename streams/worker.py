@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -14,16 +15,21 @@ from projections.calendar import Month
 from schemas.control import close_marker
 from streams.settings import Settings
 
+if TYPE_CHECKING:
+    import faust  # imported when the worker runs: `seatledger close` does not need it
+
 log = logging.getLogger("seatledger.worker")
+
+LOG_HANDLER = "seatledger"  # the name of the handler configure_logging adds (once)
 
 
 def configure_logging(level: str = "INFO") -> None:
     """key=value lines on stderr: `ts level logger event=... k=v ...`."""
     root = logging.getLogger()
-    if not any(getattr(h, "_seatledger", False) for h in root.handlers):
+    if not any(h.name == LOG_HANDLER for h in root.handlers):
         h = logging.StreamHandler(sys.stderr)
+        h.set_name(LOG_HANDLER)
         h.setFormatter(logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"))
-        h._seatledger = True  # type: ignore[attr-defined]
         root.addHandler(h)
     root.setLevel(level)
 
@@ -52,11 +58,11 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
     changelogs = sorted(t.changelog_topic.get_topic_name() for t in w.app.tables.values())
     run_sync(ensure_topics(settings, changelog_specs(changelogs, settings)))
     if settings.auto_close_grace_hours is not None:
-        install_auto_close(w.app, settings)
+        install_auto_close(w.app, settings, settings.auto_close_grace_hours)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
-def install_auto_close(app, settings: Settings) -> None:
+def install_auto_close(app: faust.App, settings: Settings, grace_hours: float) -> None:
     """A timer that sends the close markers of each month once it has ended in every zone plus the
     grace period (streams.autoclose). Every worker runs it (Faust's `on_leader` never fired on our
     broker: its leader topic was not assigned); markers for a month already closed, or seen twice,
@@ -69,13 +75,13 @@ def install_auto_close(app, settings: Settings) -> None:
 
     @app.timer(interval=settings.auto_close_check_seconds)
     async def auto_close() -> None:
-        month = str(month_to_close(datetime.now(UTC), settings.auto_close_grace_hours))
+        month = str(month_to_close(datetime.now(UTC), grace_hours))
         if sent.get("month") != month:
             await send_close_markers(settings, month, close_id=f"auto-{month}")
             sent["month"] = month
-            log.info("event=auto_close month=%s grace_hours=%s", month, settings.auto_close_grace_hours)
+            log.info("event=auto_close month=%s grace_hours=%s", month, grace_hours)
 
-    log.info("event=auto_close_enabled grace_hours=%s", settings.auto_close_grace_hours)
+    log.info("event=auto_close_enabled grace_hours=%s", grace_hours)
 
 
 async def send_close_markers(settings: Settings, month: str, close_id: str | None = None) -> tuple[str, int]:

@@ -71,8 +71,11 @@ async def test_faust_worker_consumes_creates_its_changelog_and_stops_on_sigterm(
             [sys.executable, str(APP), "worker", "--loglevel", "info", "--without-web"],
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
         )  # fmt: skip
+
+    def text() -> str:
+        return log.read_text(errors="replace")
+
     try:
-        text = lambda: log.read_text(errors="replace")  # noqa: E731
         wait_for(
             lambda: "SMOKE-CONSUMED key=acme value=before-start count=1" in text(), 90, proc, log, "the first event"
         )

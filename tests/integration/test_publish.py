@@ -10,13 +10,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.support.kafka_readback import end_offsets, read_all
 from typer.testing import CliRunner
 
 from devtools.local_broker import free_port_pair
 from seatledger.cli import app
 from streams.publisher import Publisher, default_partition
 from streams.topics import run_sync
+from tests.support.kafka_readback import end_offsets, read_all
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ async def test_published_events_come_back_intact_keyed_by_company_on_one_partiti
     for r in records:
         assert r.key == orjson.loads(r.value)["company_id"].encode()
         partitions[r.key.decode()].add(r.partition)
-    assert {c: p for c, p in partitions.items()} == {c: {default_partition(c, 4)} for c in partitions}
+    assert dict(partitions) == {c: {default_partition(c, 4)} for c in partitions}
     # Within a partition a company's events keep the order they were published in.
     for company in partitions:
         got = [orjson.loads(r.value)["event_id"] for r in records if r.key == company.encode()]

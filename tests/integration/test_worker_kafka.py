@@ -15,6 +15,8 @@ import zlib
 
 import orjson
 import pytest
+
+from devtools.workload import iter_events
 from tests.support.worker_harness import (
     TopicReader,
     WorkerProcess,
@@ -26,8 +28,6 @@ from tests.support.worker_harness import (
     worker_env,
 )
 from tests.support.worker_oracle import diff, latest_decisions, oracle
-
-from devtools.workload import iter_events
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

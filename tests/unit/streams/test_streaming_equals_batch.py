@@ -8,10 +8,10 @@ import random
 
 import orjson
 import pytest
-from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 from devtools.workload import iter_events
 from schemas.control import close_marker
+from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 
 @pytest.mark.parametrize("seed", [3, 7])

@@ -6,11 +6,11 @@ import random
 
 import orjson
 import pytest
-from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 from devtools.workload import iter_events
 from projections.snapshots import checksum, checksum_of_digests, decision_from_row
 from streams.state import FoldState, Stores, norm
+from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
 
 MONTH = "2026-10"
 
@@ -155,8 +155,15 @@ def test_fast_decision_message_and_in_report_equal_the_projections():
     rows = list(oracle(iter_events(3, 80, MONTH, seed=5), MONTH).values())
     for i, r in enumerate(rows):
         d = decision_from_row({**r, "plan": "premium" if i % 2 else ""})
-        kw = dict(version=1 + i % 3, corrects_version=i % 3 or None, amend_reason="late_event" if i % 3 else None,
-                  in_report=bool(i % 2), close_id="c", partition=i % 4, emitted_at="2026-11-01T00:00:00.000+00:00")  # fmt: skip
+        kw = {
+            "version": 1 + i % 3,
+            "corrects_version": i % 3 or None,
+            "amend_reason": "late_event" if i % 3 else None,
+            "in_report": bool(i % 2),
+            "close_id": "c",
+            "partition": i % 4,
+            "emitted_at": "2026-11-01T00:00:00.000+00:00",
+        }
         msg, dg = decision_message_fast(d, **kw)
         assert dg == digest(d)
         assert orjson.dumps(msg) == orjson.dumps(decision_message(d, **kw))

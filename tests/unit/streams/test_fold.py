@@ -1,0 +1,174 @@
+"""The worker runtime without Kafka: the fold's batch steps, its changelog writes, the batch sender
+and the heap trimmer, driven with fake tables and a recording sender."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+
+from projections.prices import PriceBook
+from projections.rulesets import CURRENT
+from schemas.control import rejected_control, routed_close_marker
+from streams.changelog import ChangelogWrites
+from streams.fold import Fold, RoutedRecord
+from streams.heap import TRIM_BUSY_INTERVAL, HeapTrimmer
+from streams.metrics import WorkerMetrics
+from streams.routing import home_partition
+from streams.sender import BatchSender
+from streams.settings import Settings
+from streams.state import TABLES
+
+MONTH = "2026-10"
+
+
+class RecordingSender:
+    """BatchSender's interface: every `send` call's records, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[tuple]] = []
+
+    async def send(self, records: list[tuple]) -> list:
+        if records:
+            self.sent.append(list(records))
+        return []
+
+
+def make_fold(partitions: int = 4) -> tuple[Fold, RecordingSender]:
+    settings = Settings(partitions=partitions, topic_routed="routed", topic_snapshots="snapshots")
+    tables = {
+        name: SimpleNamespace(changelog_topic=SimpleNamespace(get_topic_name=lambda name=name: f"w-{name}-changelog"))
+        for name in TABLES
+    }
+    sender = RecordingSender()
+    fold = Fold(settings, WorkerMetrics(), tables, sender, PriceBook.load(None), CURRENT)
+    return fold, sender
+
+
+def company(cid: str, users: int) -> list[dict]:
+    evs = [{"event_id": f"{cid}-reg", "type": "company_registered", "occurred_at": "2026-08-01T00:00:00Z",
+            "company_id": cid, "timezone": "Europe/Amsterdam"}]  # fmt: skip
+    for u in range(users):
+        evs.append({"event_id": f"{cid}-p{u}", "type": "account_provisioned", "occurred_at": "2026-09-03T09:00:00Z",
+                    "company_id": cid, "user_id": f"u{u}"})  # fmt: skip
+        evs.append({"event_id": f"{cid}-l{u}", "type": "login", "occurred_at": f"2026-10-{1 + u:02d}T09:00:00Z",
+                    "company_id": cid, "user_id": f"u{u}"})  # fmt: skip
+    return evs
+
+
+async def test_a_batch_hands_its_changelog_records_to_the_producer_once_coalesced_per_key():
+    fold, sender = make_fold()
+    evs = company("c1", 3)
+    p = home_partition("c1", 4)
+    await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(evs[:4])), RoutedRecord(p, 1, orjson.dumps(evs[4:]))])
+    assert len(sender.sent) == 1  # one flush per batch
+    records = sender.sent[0]
+    keys = [(topic, key) for topic, _, key, _ in records]
+    assert len(keys) == len(set(keys))  # the stats record: written per message, sent once
+    assert {part for _, part, _, _ in records} == {p}  # the changelog partition of the routed partition
+    for topic, _, key, value in records:
+        table = topic.split("-")[1]
+        assert orjson.loads(value) == getattr(fold.stores, table).raw[orjson.loads(key)]
+    assert len(fold.writes) == 0
+
+
+async def test_a_redelivered_message_folds_to_nothing_and_is_counted_once():
+    fold, sender = make_fold()
+    p = home_partition("c1", 4)
+    rec = RoutedRecord(p, 7, orjson.dumps(company("c1", 2)))
+    await fold.fold_batch([rec])
+    await fold.fold_batch([rec])
+    assert len(sender.sent) == 1  # the second fold changed nothing: nothing to send
+    stats = fold.stores.stats.raw[str(p)]
+    assert (stats["events"], stats["duplicates"], stats["off"]) == (5, 0, 7)
+
+
+async def test_rejection_counts_are_counted_once_per_source_offset():
+    fold, _ = make_fold()
+    ctl = orjson.dumps(rejected_control(3, [(10, 2), (11, 1)]))
+    await fold.fold_batch([RoutedRecord(0, 0, ctl), RoutedRecord(0, 1, ctl)])
+    stats = fold.stores.stats.raw["0"]
+    assert (stats["rejected"], stats["rej_off"]) == (3, {"3": 11})
+
+
+async def test_the_month_closes_on_a_partition_once_every_source_partitions_marker_arrived():
+    n = 2
+    fold, sender = make_fold(n)
+    p = home_partition("c1", n)
+    await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(company("c1", 3)))])
+    sender.sent.clear()
+    markers = [RoutedRecord(p, 1 + sp, orjson.dumps(routed_close_marker(MONTH, "x", sp, n))) for sp in range(n)]
+    await fold.fold_batch(markers[:1])
+    assert not [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
+    await fold.fold_batch(markers[1:])
+    snaps = [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
+    assert [orjson.loads(r[3])["kind"] for r in snaps] == ["decision"] * 3 + ["company_month", "partition_done"]
+    assert {r[1] for r in snaps} == {p}  # a company's messages on its home partition
+    assert snaps[-1][2] == str(p).encode()
+    assert fold.stores.closes.raw[f"{MONTH}\x1f{p}"]["closed"] is True
+    assert fold.closer.counts.decisions == 3
+
+
+def test_changelog_writes_keep_the_last_value_per_key_on_the_current_partition():
+    writes = ChangelogWrites()
+    kv = writes.kv("t-changelog")
+    writes.partition = 2
+    kv.put("a", {"v": 1})
+    kv.put("a", {"v": 2})
+    kv.put("b", [1])
+    kv.delete("b")
+    assert writes.drain() == [("t-changelog", 2, b'"a"', b'{"v":2}'), ("t-changelog", 2, b'"b"', None)]
+    assert writes.drain() == []
+
+
+async def test_the_batch_sender_keeps_order_per_partition_and_starts_a_new_batch_when_one_is_full():
+    class Batch:
+        def __init__(self) -> None:
+            self.items: list[tuple] = []
+
+        def append(self, key, value, timestamp):
+            if len(self.items) >= 2:
+                return None
+            self.items.append((key, value))
+            return object()
+
+    class Producer:
+        def __init__(self) -> None:
+            self.sent: list[tuple] = []
+
+        def create_batch(self) -> Batch:
+            return Batch()
+
+        async def send_batch(self, batch, topic, *, partition):
+            self.sent.append((topic, partition, batch.items))
+            return asyncio.get_running_loop().create_future()
+
+    producer = Producer()
+    app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
+    records = [("a", 0, b"k1", b"v1"), ("b", 1, b"k2", None), ("a", 0, b"k3", b"v3"), ("a", 0, b"k4", b"v4")]
+    futures = await BatchSender(app).send(records)
+    assert producer.sent == [
+        ("a", 0, [(b"k1", b"v1"), (b"k3", b"v3")]),
+        ("a", 0, [(b"k4", b"v4")]),
+        ("b", 1, [(b"k2", None)]),
+    ]
+    assert len(futures) == 3
+
+
+def test_the_heap_is_trimmed_once_quiet_after_work_and_at_most_every_busy_interval_while_busy():
+    progress = [0.0]
+    trims: list[int] = []
+    trimmer = HeapTrimmer(lambda: progress[0], lambda pad: trims.append(pad) or 1)
+    trimmer.tick()  # work seen (the first total), recently trimmed: wait
+    assert trims == []
+    trimmer.tick()  # quiet after work: trim
+    assert trims == [0]
+    trimmer.tick()  # quiet, nothing new: nothing
+    progress[0] = 5
+    trimmer.tick()  # busy, trimmed recently
+    assert trims == [0]
+    trimmer.last -= TRIM_BUSY_INTERVAL
+    progress[0] = 6
+    trimmer.tick()  # busy for a whole interval: trim anyway
+    assert trims == [0, 0]

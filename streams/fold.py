@@ -31,6 +31,7 @@ import orjson
 from projections.prices import PriceBook
 from projections.rulesets import RuleSet
 from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of
+from streams import faults
 from streams.changelog import ChangelogWrites
 from streams.close import Closer, Emission
 from streams.metrics import WorkerMetrics
@@ -100,7 +101,9 @@ class Fold:
             await asyncio.gather(*inflight)
         n = len(self.writes)
         if n:
-            await asyncio.gather(*await self.sender.send(self.writes.drain()))
+            futures = await self.sender.send(self.writes.drain())
+            faults.reached("changelog_sent")
+            await asyncio.gather(*futures)
         return n
 
     def discard(self) -> None:
@@ -158,6 +161,7 @@ class Fold:
             self._update_close_gauges()
 
     async def _close(self, p: int, month: str) -> None:
+        faults.reached("close_started")
         m = self.metrics
         t0 = time.monotonic()
         before = self.closer.counts.copy()

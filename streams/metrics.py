@@ -50,6 +50,17 @@ class WorkerMetrics:
         self.partitions_closed = Gauge(
             "seatledger_worker_partitions_closed", "routed partitions that closed the month here", ["month"], registry=r
         )
+        self.owned_partitions = Gauge(
+            "seatledger_worker_owned_partitions", "routed partitions this worker folds", registry=r
+        )
+        self.rebalances = Counter("seatledger_worker_rebalances", "partition revocations seen by the fold", registry=r)
+        self.recovered_records = Counter(
+            "seatledger_worker_recovered_records", "changelog records read back into the tables", registry=r
+        )
+        self.recovery_seconds = Gauge(
+            "seatledger_worker_last_recovery_seconds", "duration of the last changelog recovery", registry=r
+        )
+        self.state_keys = Gauge("seatledger_worker_state_keys", "keys held per table", ["table"], registry=r)
         self.close_seconds = Gauge(
             "seatledger_worker_last_close_seconds", "duration of the last partition close", registry=r
         )

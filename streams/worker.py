@@ -55,8 +55,7 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
         )  # fmt: skip
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust's mkdir is not recursive
     w = create_app(settings, metrics)
-    changelogs = sorted(t.changelog_topic.get_topic_name() for t in w.app.tables.values())
-    run_sync(ensure_topics(settings, changelog_specs(changelogs, settings)))
+    run_sync(ensure_topics(settings, changelog_specs(w.store.changelogs(), settings)))
     if settings.auto_close_grace_hours is not None:
         install_auto_close(w.app, settings, settings.auto_close_grace_hours)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()

@@ -4,7 +4,6 @@ and the heap trimmer, driven with fake tables and a recording sender."""
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
 
 import orjson
 
@@ -18,7 +17,7 @@ from streams.metrics import WorkerMetrics
 from streams.routing import home_partition
 from streams.sender import BatchSender
 from streams.settings import Settings
-from streams.state import TABLES
+from streams.store import TableStore
 
 MONTH = "2026-10"
 
@@ -35,14 +34,10 @@ class RecordingSender:
         return []
 
 
-def make_fold(partitions: int = 4) -> tuple[Fold, RecordingSender]:
+def make_fold(partitions: int = 4, sender: RecordingSender | None = None) -> tuple[Fold, RecordingSender]:
     settings = Settings(partitions=partitions, topic_routed="routed", topic_snapshots="snapshots")
-    tables = {
-        name: SimpleNamespace(changelog_topic=SimpleNamespace(get_topic_name=lambda name=name: f"w-{name}-changelog"))
-        for name in TABLES
-    }
-    sender = RecordingSender()
-    fold = Fold(settings, WorkerMetrics(), tables, sender, PriceBook.load(None), CURRENT)
+    sender = sender or RecordingSender()
+    fold = Fold(settings, WorkerMetrics(), TableStore("w", partitions), sender, PriceBook.load(None), CURRENT)
     return fold, sender
 
 
@@ -112,7 +107,7 @@ async def test_the_month_closes_on_a_partition_once_every_source_partitions_mark
 
 def test_changelog_writes_keep_the_last_value_per_key_on_the_current_partition():
     writes = ChangelogWrites()
-    kv = writes.kv("t-changelog")
+    kv = writes.kv({}, "t-changelog")
     writes.partition = 2
     kv.put("a", {"v": 1})
     kv.put("a", {"v": 2})
@@ -145,9 +140,8 @@ async def test_the_batch_sender_keeps_order_per_partition_and_starts_a_new_batch
             return asyncio.get_running_loop().create_future()
 
     producer = Producer()
-    app = SimpleNamespace(producer=SimpleNamespace(_producer=producer))
     records = [("a", 0, b"k1", b"v1"), ("b", 1, b"k2", None), ("a", 0, b"k3", b"v3"), ("a", 0, b"k4", b"v4")]
-    futures = await BatchSender(app).send(records)
+    futures = await BatchSender(producer).send(records)
     assert producer.sent == [
         ("a", 0, [(b"k1", b"v1"), (b"k3", b"v3")]),
         ("a", 0, [(b"k4", b"v4")]),
@@ -172,3 +166,78 @@ def test_the_heap_is_trimmed_once_quiet_after_work_and_at_most_every_busy_interv
     progress[0] = 6
     trimmer.tick()  # busy for a whole interval: trim anyway
     assert trims == [0, 0]
+
+
+class FailingSender(RecordingSender):
+    """Records what is sent; the deliveries of topic `fail` are refused by the broker."""
+
+    def __init__(self, fail: str) -> None:
+        super().__init__()
+        self.fail = fail
+
+    async def send(self, records: list[tuple]) -> list:
+        await super().send(records)
+        futures = []
+        for topic in {r[0] for r in records}:
+            fut = asyncio.get_running_loop().create_future()
+            if topic == self.fail:
+                fut.set_exception(RuntimeError("broker said no"))
+            else:
+                fut.set_result(None)
+            futures.append(fut)
+        return futures
+
+
+async def _close_company(fold: Fold, n: int) -> None:
+    p = home_partition("c1", n)
+    await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(company("c1", 2)))])
+    markers = [RoutedRecord(p, 1 + sp, orjson.dumps(routed_close_marker(MONTH, "x", sp, n))) for sp in range(n)]
+    await fold.fold_batch(markers)
+
+
+async def test_a_refused_snapshot_fails_the_batch_before_its_changelog_records_are_sent():
+    n = 2
+    fold, sender = make_fold(n, FailingSender("snapshots"))
+    try:
+        await _close_company(fold, n)
+    except RuntimeError as exc:
+        assert "broker said no" in str(exc)
+    else:
+        raise AssertionError("the batch should have failed")
+    last = sender.sent[-1]
+    assert {r[0] for r in last} == {"snapshots"}  # the close's changelog records were never sent
+
+
+async def test_a_refused_changelog_record_fails_the_batch():
+    fold, _ = make_fold(2, FailingSender("w-stats-changelog"))
+    p = home_partition("c1", 2)
+    try:
+        await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(company("c1", 1)))])
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the batch should have failed")
+
+
+def test_every_key_belongs_to_its_companys_home_partition_and_drop_forgets_exactly_those():
+    store = TableStore("w", 4)
+    pa, pb = home_partition("a", 4), home_partition("b", 4)
+    assert pa != pb
+    store.owned = {pa, pb}
+    store.raw["accounts"].update({"a\x1fu1": [1], "b\x1fu1": [2]})
+    store.raw["activity"]["a\x1fu1\x1f2026-10"] = [0]
+    store.raw["closes"][f"2026-10\x1f{pb}"] = {"closed": True}
+    store.raw["stats"][str(pa)] = {"events": 1}
+    assert store.partition_of("closes", f"2026-10\x1f{pb}") == pb
+    assert store.drop({pa}) == 3
+    assert store.raw["accounts"] == {"b\x1fu1": [2]}
+    assert store.raw["activity"] == {} and store.raw["stats"] == {}
+    assert store.owned == {pb}
+
+
+def test_a_changelog_record_sets_or_deletes_its_key():
+    store = TableStore("w", 4)
+    store.apply("companies", b'"c1"', b'{"r":[]}')
+    assert store.raw["companies"] == {"c1": {"r": []}}
+    store.apply("companies", b'"c1"', None)
+    assert store.raw["companies"] == {}

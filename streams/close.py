@@ -278,14 +278,17 @@ class Closer:
         yield str(partition).encode(), orjson.dumps(done), partition
         self.s.closes.put(key, {**(rec or {"seen": [], "n": n, "close_id": close_id}), "closed": True})
         self.state.mark_closed(partition, month)
+        self.state.retire(partition, month)
         log.info(
             "event=close_done month=%s partition=%d companies=%d accounts=%d checksum=%s",
             month, partition, len(companies), accounts, done["checksum"],
         )  # fmt: skip
 
     def recompute(self, partition: int, aff: Affected) -> Iterator[Emission]:
-        """A late event changed facts of `aff.company_id`: amend what changed in closed months."""
-        months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor)
+        """A late event changed facts of `aff.company_id`: amend what changed in the closed months
+        still inside their late window (a retired month's facts are gone: disputes settle it)."""
+        retired = self.state.retired_through(partition)
+        months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor and m > retired)
         for month in months:
             rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
             users = None if aff.company_wide else aff.users

@@ -35,7 +35,7 @@ from streams import faults
 from streams.changelog import ChangelogWrites
 from streams.close import Closer, Emission
 from streams.metrics import WorkerMetrics
-from streams.routing import home_partition
+from streams.routing import dead_letter, home_partition
 from streams.sender import BatchSender, Record
 from streams.settings import Settings
 from streams.state import Affected, FoldResult, FoldState
@@ -69,13 +69,14 @@ class Fold:
         self.n = settings.partitions
         self.topic_routed = settings.topic_routed
         self.topic_snapshots = settings.topic_snapshots
+        self.topic_dlq = settings.topic_dlq
         self.metrics = metrics
         self.store = store
         self.sender = sender
         self.writes = ChangelogWrites()
         self.stores = self.writes.stores(store)
         self._inflight: list[asyncio.Future] = []  # snapshot deliveries of the current batch
-        self.state = FoldState(self.stores, self.n)
+        self.state = FoldState(self.stores, self.n, settings.late_window_months)
         self.closer = Closer(self.state, prices, ruleset)
         self.state.on_new_account = self.closer.account_seen
 
@@ -127,6 +128,8 @@ class Fold:
         res = self.state.fold_items(data if isinstance(data, list) else [data], p)
         self.state.count_folded(p, rec.offset, res)
         self._count(res)
+        if res.past_window:
+            await self._late_records(rec, res.past_window)
         for aff in res.affected.values():
             await self._amend(p, aff)
 
@@ -181,6 +184,23 @@ class Fold:
         self.metrics.amendments.inc(d.amendments)
         self.metrics.snapshots.labels("decision").inc(d.decisions + d.amendments)
         self.metrics.snapshots.labels("company_month").inc(d.company_months)
+
+    async def _late_records(self, rec: RoutedRecord, late: list[tuple[dict, str]]) -> None:
+        """Events for months past their late window: to the DLQ, naming the month, for a dispute
+        or `seatledger verify` to settle from the archive (their activity was not folded)."""
+        window = self.state.late_window
+        records: list[Record] = []
+        for i, (item, month) in enumerate(late):
+            error = (
+                f"late_past_window: {month} was closed and its {window}-month late window has ended; "
+                "not amended (settle with seatledger dispute / verify)"
+            )
+            dl = dead_letter(item, error, topic=self.topic_routed, partition=rec.partition, offset=rec.offset, index=i)
+            key = item.get("company_id")
+            records.append((self.topic_dlq, rec.partition % self.n, key.encode() if isinstance(key, str) else None,
+                            orjson.dumps(dl)))  # fmt: skip
+        self._inflight += await self.sender.send(records)
+        self.metrics.late_past_window.inc(len(records))
 
     # ---- metrics ---------------------------------------------------------------------------------
 

@@ -27,6 +27,11 @@ class WorkerMetrics:
         self.fact_changes = Counter("seatledger_worker_fact_changes", "events that changed a fact", registry=r)
         self.duplicates = Counter("seatledger_worker_duplicates", "events that changed no fact", registry=r)
         self.late = Counter("seatledger_worker_late_events", "events folding into an already closed month", registry=r)
+        self.late_past_window = Counter(
+            "seatledger_worker_late_past_window",
+            "events for a month past its late window, sent to the DLQ instead of amending",
+            registry=r,
+        )
         self.amendments = Counter("seatledger_worker_amendments", "decision amendments emitted", registry=r)
         self.snapshots = Counter(
             "seatledger_worker_snapshots_emitted", "messages sent to the snapshots topic", ["kind"], registry=r

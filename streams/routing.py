@@ -62,6 +62,7 @@ REASON_CLASSES = (
     ("is not allowed", "bad_value"),
     ("must be a JSON object", "not_an_object"),
     ("control message", "bad_control"),
+    ("late_past_window", "late_past_window"),
 )
 
 

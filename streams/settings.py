@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "seatledger-worker", description="Faust app id: consumer group and prefix of the changelog topics"
     )
     prices: Path | None = Field(None, description="price book TOML (default: projections/config/prices.example.toml)")
+    late_window_months: int = Field(
+        3, ge=1, description="months after a month's close during which late events still amend it; then its facts go"
+    )
     worker_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
         description="this worker's name in Kafka client ids and logs (default HOST-PID: unique per process)",

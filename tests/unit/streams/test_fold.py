@@ -241,3 +241,74 @@ def test_a_changelog_record_sets_or_deletes_its_key():
     assert store.raw["companies"] == {"c1": {"r": []}}
     store.apply("companies", b'"c1"', None)
     assert store.raw["companies"] == {}
+
+
+def _ev(eid: str, kind: str, at: str, **extra) -> dict:
+    return {"event_id": eid, "type": kind, "occurred_at": at, "company_id": "c1", **extra}
+
+
+def _history() -> list[dict]:
+    evs = [_ev("reg", "company_registered", "2026-04-01T00:00:00Z", timezone="UTC")]
+    for u in ("u1", "u2"):
+        evs.append(_ev(f"p-{u}", "account_provisioned", "2026-04-02T09:00:00Z", user_id=u))
+    for m in range(6, 11):
+        evs.append(_ev(f"l-u1-{m}", "login", f"2026-{m:02d}-10T09:00:00Z", user_id="u1"))
+    return evs
+
+
+async def _close(fold: Fold, month: str, offset: int) -> None:
+    await fold.fold_batch([RoutedRecord(0, offset, orjson.dumps(routed_close_marker(month, month, 0, 1)))])
+
+
+async def _closed_through_october(sender: RecordingSender) -> Fold:
+    fold, _ = make_fold(1, sender)
+    await fold.fold_batch([RoutedRecord(0, 0, orjson.dumps(_history()))])
+    for i, month in enumerate(("2026-06", "2026-07", "2026-08", "2026-09", "2026-10")):
+        await _close(fold, month, 1 + i)
+    return fold
+
+
+def _sent(sender: RecordingSender, topic: str) -> list[tuple]:
+    return [r for batch in sender.sent for r in batch if r[0] == topic]
+
+
+async def test_closing_a_month_drops_the_facts_of_months_past_the_late_window_with_tombstones():
+    sender = RecordingSender()
+    fold = await _closed_through_october(sender)
+    months = sorted({k.split("\x1f")[2] for k in fold.stores.activity.raw})
+    assert months == ["2026-08", "2026-09", "2026-10"]  # 3-month window after the October close
+    tombstones = {orjson.loads(k) for t, _, k, v in _sent(sender, "w-activity-changelog") if v is None}
+    assert tombstones == {"c1\x1fu1\x1f2026-06", "c1\x1fu1\x1f2026-07"}
+    assert not [k for k in fold.stores.emitted.raw if k.split("\x1f")[1] <= "2026-07"]
+    assert fold.state.retired_through(0) == "2026-07"
+    assert fold.stores.accounts.get("c1\x1fu2") is not None  # lifecycle records stay
+
+
+async def test_a_late_event_past_the_window_goes_to_the_late_record_and_changes_nothing():
+    sender = RecordingSender()
+    fold = await _closed_through_october(sender)
+    before = dict(fold.stores.activity.raw)
+    sender.sent.clear()
+    late = _ev("late-u2-jun", "login", "2026-06-15T09:00:00Z", user_id="u2")
+    await fold.fold_batch([RoutedRecord(0, 9, orjson.dumps([late]))])
+    assert fold.stores.activity.raw == before
+    assert _sent(sender, "snapshots") == []  # no amendment of a retired month
+    (dlq,) = _sent(sender, "seatledger.events.dlq")
+    record = orjson.loads(dlq[3])
+    assert record["reason_class"] == "late_past_window" and "2026-06" in record["error"]
+    assert record["original"] == late
+
+
+async def test_a_late_event_inside_the_window_is_amended_exactly_once():
+    sender = RecordingSender()
+    fold = await _closed_through_october(sender)
+    sender.sent.clear()
+    late = RoutedRecord(0, 9, orjson.dumps([_ev("late-u2-sep", "login", "2026-09-15T09:00:00Z", user_id="u2")]))
+    await fold.fold_batch([late])
+    amended = [orjson.loads(r[3]) for r in _sent(sender, "snapshots")]
+    decisions = [m for m in amended if m["kind"] == "decision"]
+    assert [(m["user_id"], m["month"], m["version"]) for m in decisions] == [("u2", "2026-09", 2)]
+    assert decisions[0]["billable"] is True
+    sender.sent.clear()
+    await fold.fold_batch([late._replace(offset=10)])  # the same event again: nothing
+    assert _sent(sender, "snapshots") == [] and _sent(sender, "seatledger.events.dlq") == []

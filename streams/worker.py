@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from projections.calendar import Month
 from schemas.control import close_marker
+from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,26 +40,33 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
     import faust
 
     from streams.app import create_app
-    from streams.metrics import WorkerMetrics
     from streams.topics import changelog_specs, create_topics_sync, ensure_topics, run_sync
 
     configure_logging(loglevel)
     result = create_topics_sync(settings)  # Faust must not auto-create source topics
     log.info("event=topics %s", " ".join(f"{k}={v}" for k, v in result.items()))
     metrics = WorkerMetrics()
-    try:
-        metrics.serve(settings.metrics_host, settings.worker_metrics_port)
-    except OSError as exc:
-        log.error(
-            "event=metrics_unavailable host=%s port=%d error=%r",
-            settings.metrics_host, settings.worker_metrics_port, exc,
-        )  # fmt: skip
+    serve_metrics(metrics, settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust's mkdir is not recursive
     w = create_app(settings, metrics)
     run_sync(ensure_topics(settings, changelog_specs(w.store.changelogs(), settings)))
     if settings.auto_close_grace_hours is not None:
         install_auto_close(w.app, settings, settings.auto_close_grace_hours)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def serve_metrics(metrics: WorkerMetrics, settings: Settings) -> None:
+    """On WORKER_METRICS_PORT, or, when another worker on this host holds it, on a free port (the
+    bound port is logged as `event=metrics_listening`)."""
+    try:
+        metrics.serve(settings.metrics_host, settings.worker_metrics_port)
+        return
+    except OSError as exc:
+        log.warning("event=metrics_port_taken port=%d error=%r", settings.worker_metrics_port, exc)
+    try:
+        metrics.serve(settings.metrics_host, 0)
+    except OSError as exc:
+        log.error("event=metrics_unavailable host=%s error=%r", settings.metrics_host, exc)
 
 
 def install_auto_close(app: faust.App, settings: Settings, grace_hours: float) -> None:

@@ -130,7 +130,16 @@ async def test_five_months_with_a_restart_and_a_kill_equal_the_oracle_and_memory
             if i == 3:  # killed between closes
                 w.kill9()
                 w = WorkerProcess(env, log).start()
-        late = await dead_letters(settings)
+        # A late event for the first month, retired since: to the DLQ as late_past_window, nothing amended.
+        before = len(reader.values())
+        retired = {"event_id": "late-past-window", "type": "login", "occurred_at": f"{FIRST}-15T09:00:00Z",
+                   "company_id": events[0]["company_id"], "user_id": "late-user"}  # fmt: skip
+        await publish(settings, [(retired["company_id"].encode(), orjson.dumps(retired), None)])
+        late = await dead_letters(settings, until=lambda rs: any(r["original"] == retired for r in rs))
+        await reader.poll(2000)
+        assert [m for m in reader.values()[before:] if m.get("month") == FIRST] == []
+    assert [r for r in late if r["original"] == retired][0]["error"].startswith(f"late_past_window: {FIRST}")
+    late = [r for r in late if r["original"] != retired]
     for month in months:
         excluded = {(r["original"]["company_id"], r["original"]["event_id"]) for r in late if month in r["error"]}
         want = expected_month(facts_all, models, month, excluded)
@@ -141,8 +150,13 @@ async def test_five_months_with_a_restart_and_a_kill_equal_the_oracle_and_memory
     w.stop()
 
 
-async def dead_letters(settings) -> list[dict]:
+async def dead_letters(settings, until, timeout: float = 60) -> list[dict]:
+    """The DLQ's late_past_window records, once `until(records)` holds."""
+    deadline = clock.monotonic() + timeout
     async with TopicReader(settings, settings.topic_dlq) as reader:
-        while await reader.poll(500):
-            pass
-        return [r for r in reader.values() if r.get("reason_class") == "late_past_window"]
+        while True:
+            await reader.poll(500)
+            late = [r for r in reader.values() if r.get("reason_class") == "late_past_window"]
+            if until(late):
+                return late
+            assert clock.monotonic() < deadline, f"no late record in the DLQ: {late[-3:]}"

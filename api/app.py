@@ -32,7 +32,9 @@ bill so far. Authenticate with `Authorization: Bearer <key>` (`seatledger api-ke
 decimal string (USD), times are RFC 3339, errors are RFC 9457 problem details. See docs/api.md."""
 
 
-def create_app(config: ApiConfig) -> FastAPI:
+def create_app(config: ApiConfig, *, keys: KeyStore | None = None) -> FastAPI:
+    """The app over `config`; `keys` shares a key store between apps (tests), else one is opened."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -40,7 +42,7 @@ def create_app(config: ApiConfig) -> FastAPI:
 
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan)
     app.state.config = config
-    app.state.keys = KeyStore(config.keys_file)
+    app.state.keys = keys or KeyStore(config.keys_file)
     app.state.limiter = RateLimiter(config.api.rate_per_second, config.api.burst)
     app.state.ledger = Ledger(config.db, config.api.db_timeout_seconds)
     app.state.producer = EventProducer(config.settings, pack=config.api.pack, timeout=config.api.kafka_timeout_seconds)

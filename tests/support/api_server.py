@@ -8,10 +8,7 @@ server.stop()                                            # SIGTERM; returns the 
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +16,9 @@ import httpx
 
 from api.keys import KeyStore
 from streams.settings import Settings
+from tests.support.services import ROOT, Service
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ROOT", "ApiServer", "api_env", "free_port", "make_keys"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -48,45 +46,23 @@ def make_keys(data_dir: Path, spec: dict[str, tuple[str, list[str] | None]]) -> 
     return {name: store.create(name, role, companies)[1] for name, (role, companies) in spec.items()}
 
 
-class ApiServer:
+class ApiServer(Service):
+    """`seatledger serve` on a free port; `start` returns once /healthz answers (whatever it says)."""
+
     def __init__(self, env: dict[str, str], log: Path, port: int | None = None):
-        self.env = env
-        self.log = log
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(["serve", "--port", str(self.port), "--loglevel", "warning"], env, log)
 
     def start(self, timeout: float = 60) -> ApiServer:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "seatledger.cli", "serve", "--port", str(self.port), "--loglevel", "warning"],
-                env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+        super().start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"seatledger serve exited {self.proc.returncode}:\n{self.tail()}")
+            if not self.alive():
+                raise AssertionError(f"seatledger serve exited:\n{self.tail()}")
             try:
                 httpx.get(self.url + "/healthz", timeout=10)
                 return self
             except httpx.TransportError:
                 time.sleep(0.2)
         raise AssertionError(f"seatledger serve did not answer within {timeout}s:\n{self.tail()}")
-
-    def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, as an operator stops it; SIGKILL after `timeout`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            return None
-
-    def tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"

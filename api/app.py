@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from api import problems
 from api.config import ApiConfig
@@ -24,6 +25,7 @@ from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readmodel import DatabaseUnavailable, Ledger, NotFound
 from api.routes import accounts, estimates, events, invoices, operations
+from schemas.events import Event
 
 TITLE = "seatledger API"
 VERSION = "1"
@@ -67,9 +69,14 @@ def _read_model_errors(app: FastAPI) -> None:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the Problem schema the problem responses refer to."""
+    """FastAPI's document, with the schemas it cannot see: Problem (the problem responses) and the
+    event contract (POST /v1/events reads its body itself), as schemas/json publishes it."""
     if app.openapi_schema is None:
         doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema()
+        event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(event.pop("$defs"))
+        schemas["Event"] = event | {"description": "one event of the contract (docs/contract.md)"}
         app.openapi_schema = doc
     return app.openapi_schema

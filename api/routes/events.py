@@ -17,13 +17,15 @@ from api.producer import EventProducer, KafkaUnavailable
 router = APIRouter(prefix="/v1", tags=["events"])
 
 KAFKA_RETRY_AFTER_S = "5"
+_EVENTS = {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}
 _BODY = {
     "required": True,
     "content": {
-        "application/x-ndjson": {"schema": {"type": "string", "description": "one event object per line"}},
-        JSON_TYPE: {"schema": {"type": "array", "items": {"type": "object"}, "description": "event objects"}},
+        "application/x-ndjson": {"schema": _EVENTS | {"description": "one event object per line"}},
+        JSON_TYPE: {"schema": _EVENTS | {"description": "a JSON array of event objects"}},
     },
-    "description": "events of the contract (docs/contract.md), at most 10,000 and 5 MiB (configurable)",
+    "description": "events of the contract (docs/contract.md), at most 10,000 and 5 MiB (configurable); "
+    "each is judged on its own: an invalid one is listed in the answer, not refused with the request",
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +16,7 @@ import orjson
 
 from ledger.batch import Batch
 from projections.decide import DECISION_COLUMNS, Decision
+from projections.estimate import STATUSES
 from projections.snapshots import KINDS, decision_from_row, digest
 
 _STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
@@ -188,6 +189,64 @@ def dispute_row(it: Item, batch: Batch) -> dict:
         "requested_by": msg.get("requested_by"),
         "applied_at": msg.get("applied_at"),
         "changes": orjson.dumps(msg.get("changes") or []).decode(),
+        "received_at": batch.now,
+        "batch_id": batch.batch_id,
+    }
+
+
+# Estimates (provisional) -------------------------------------------------------------------------
+
+
+def as_of_of(msg: dict) -> datetime:
+    """An estimate message's as-of time: RFC 3339 with an offset (raises ValueError otherwise)."""
+    as_of = datetime.fromisoformat(str(msg["as_of"]))
+    if as_of.tzinfo is None:
+        raise ValueError(f"as_of {msg['as_of']!r} has no UTC offset")
+    return as_of
+
+
+def estimate_row(it: Item, batch: Batch) -> dict:
+    """The `estimates` row of an `estimate` message (raises if malformed)."""
+    msg = message(it)
+    d, _ = decision_of({**msg, "digest": ""})  # the published columns, checked like a decision's
+    if msg.get("status") not in STATUSES:
+        raise ValueError(f"unknown status {msg.get('status')!r}")
+    return {
+        **d.row(),
+        "plan": d.plan,
+        "status": msg["status"],
+        "status_reason": str(msg["status_reason"]),
+        "estimate_id": str(msg["estimate_id"]),
+        "as_of": as_of_of(msg),
+        "partition": int_or_none(msg.get("partition")),
+        "emitted_at": msg.get("emitted_at"),
+        "received_at": batch.now,
+        "batch_id": batch.batch_id,
+    }
+
+
+def estimate_invoice_row(it: Item, batch: Batch) -> dict:
+    """The `estimate_invoices` row of a `company_estimate` message (raises if malformed)."""
+    msg = message(it)
+    invoice = msg["invoice"]
+    if not isinstance(invoice, dict):
+        raise ValueError("invoice must be an object")
+    counts = msg["counts"]
+    return {
+        "company_id": str(msg["company_id"]),
+        "month": str(msg["month"]),
+        "estimate_id": str(msg["estimate_id"]),
+        "as_of": as_of_of(msg),
+        "accounts": int(msg["accounts"]),
+        **{status: int(counts[status]) for status in STATUSES},
+        "plan": invoice.get("plan"),
+        "billable_accounts": int(invoice["billable_accounts"]),
+        "charged_accounts": int(invoice["charged_accounts"]),
+        "subtotal_usd": Decimal(str(invoice["subtotal_usd"])),
+        "free_reason": invoice.get("free_reason"),
+        "invoice": orjson.dumps(invoice).decode(),
+        "partition": int_or_none(msg.get("partition")),
+        "emitted_at": msg.get("emitted_at"),
         "received_at": batch.now,
         "batch_id": batch.batch_id,
     }

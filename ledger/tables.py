@@ -35,6 +35,8 @@ TABLES = (
     "invoice_adjustments",
     "invoice_annotations",
     "disputes",
+    "estimates",
+    "estimate_invoices",
 )
 VIEWS = (
     "latest_decisions",

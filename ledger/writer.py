@@ -22,6 +22,7 @@ import duckdb
 from ledger.batch import Batch, BatchResult, Rows
 from ledger.completion import complete_months
 from ledger.connection import run
+from ledger.estimates import ESTIMATE_KINDS, store_estimates
 from ledger.invoicing import issue_invoices
 from ledger.records import (
     CompanyMonthRecord,
@@ -104,7 +105,7 @@ def _messages_to_rows(
 ) -> None:
     """Every kind's rows, and a `sink_rejects` row for each message that could not be read."""
     decisions: list[tuple[Item, Decision, bool]] = []
-    by_kind: dict[str, list[Item]] = {"company_month": [], "partition_done": [], "dispute_applied": []}
+    by_kind: dict[str, list[Item]] = {"company_month": [], "partition_done": [], "dispute_applied": [], "estimates": []}
     for it in fresh:
         if it.msg is None:
             rows["sink_rejects"].append(reject_row(it, it.error or "unreadable", batch))
@@ -113,12 +114,15 @@ def _messages_to_rows(
                 decisions.append((it, *decision_of(it.msg)))
             except Exception as exc:
                 rows["sink_rejects"].append(reject_row(it, f"bad decision: {exc}", batch))
+        elif it.msg["kind"] in ESTIMATE_KINDS:
+            by_kind["estimates"].append(it)
         else:
             by_kind[it.msg["kind"]].append(it)
     store_decisions(con, decisions, batch, res, rows)
     store_company_months(con, _company_months(by_kind["company_month"], batch, rows), batch, res, rows)
     _partition_reports(by_kind["partition_done"], batch, rows)
     _disputes(con, by_kind["dispute_applied"], batch, res, rows)
+    store_estimates(con, by_kind["estimates"], batch, res, rows)  # provisional: their own tables
     res.rejects = len(rows["sink_rejects"])
     res.adjustments_created = len(rows["invoice_adjustments"])
 

@@ -1,6 +1,6 @@
 """The messages on `seatledger.snapshots`: what the month projector emits and the sink stores.
 
-Four kinds, all JSON objects keyed by company (the done marker by partition):
+Six kinds, all JSON objects keyed by company (the done marker by partition):
 
 - `decision`: one account-month decision, versioned. Version 1 is the close; every later version
   is an amendment that names the version it corrects and why (`late_event`, `dispute:TICKET`).
@@ -9,6 +9,9 @@ Four kinds, all JSON objects keyed by company (the done marker by partition):
 - `partition_done`: a partition finished the month: counts and the checksum of its decisions.
 - `dispute_applied`: the dispute tool corrected a company-month (the amendments themselves are
   `decision` messages with amend_reason `dispute:TICKET`).
+- `estimate` and `company_estimate`: the bill so far (projections.estimate), provisional. One
+  `estimate` per account, then one `company_estimate` with the estimated invoice, all of one run
+  named by its `estimate_id` and `as_of`. The sink keeps them apart from billed data.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ import hashlib
 import orjson
 
 from projections.decide import DECISION_COLUMNS, Decision
+from projections.estimate import AccountEstimate, CompanyEstimate
 from projections.money import cents
 
 SNAPSHOT_FORMAT = 1
-KINDS = ("decision", "company_month", "partition_done", "dispute_applied")
+KINDS = ("decision", "company_month", "partition_done", "dispute_applied", "estimate", "company_estimate")
 
 
 def decision_row(d: Decision) -> dict:
@@ -153,6 +157,59 @@ def dispute_applied_message(
         "applied_at": applied_at,
         "changes": changes,
     }
+
+
+def estimate_message(
+    est: AccountEstimate, *, estimate_id: str, as_of: str, partition: int | None = None, emitted_at: str | None = None
+) -> dict:
+    """One account's provisional decision in an estimate run (`as_of`: RFC 3339, the run's time)."""
+    return {
+        "kind": "estimate",
+        "format": SNAPSHOT_FORMAT,
+        "provisional": True,
+        **decision_row(est.decision),
+        "plan": est.decision.plan,
+        "status": est.status,
+        "status_reason": est.status_reason,
+        "estimate_id": estimate_id,
+        "as_of": as_of,
+        "partition": partition,
+        "emitted_at": emitted_at,
+    }
+
+
+def company_estimate_message(
+    est: CompanyEstimate, *, estimate_id: str, as_of: str, partition: int | None = None, emitted_at: str | None = None
+) -> dict:
+    """A company's estimated invoice and status counts; sent after its accounts' `estimate`s."""
+    return {
+        "kind": "company_estimate",
+        "format": SNAPSHOT_FORMAT,
+        "provisional": True,
+        "company_id": est.company_id,
+        "month": est.month,
+        "estimate_id": estimate_id,
+        "as_of": as_of,
+        "accounts": len(est.accounts),
+        "counts": est.counts(),
+        "invoice": est.invoice.to_json(),
+        "partition": partition,
+        "emitted_at": emitted_at,
+    }
+
+
+def estimate_messages(
+    est: CompanyEstimate, *, estimate_id: str, as_of: str, partition: int | None = None, emitted_at: str | None = None
+) -> list[dict]:
+    """Every message of one company's estimate, in the order the sink needs: accounts, then company."""
+    out = [
+        estimate_message(a, estimate_id=estimate_id, as_of=as_of, partition=partition, emitted_at=emitted_at)
+        for a in est.accounts
+    ]
+    out.append(
+        company_estimate_message(est, estimate_id=estimate_id, as_of=as_of, partition=partition, emitted_at=emitted_at)
+    )
+    return out
 
 
 def encode(msg: dict) -> bytes:

@@ -1,4 +1,4 @@
-"""Control messages: the close marker and the router's rejection counts.
+"""Control messages: the close and estimate markers and the router's rejection counts.
 
 They share the events topic with the events so that a close marker is ordered after the events
 published before it on each partition. They have no `type` field, so `schemas.decode` would
@@ -13,6 +13,7 @@ import orjson
 
 CONTROL_KEY = "seatledger_control"
 CLOSE_MONTH = "close_month"
+ESTIMATE_MONTH = "estimate_month"  # emit provisional decisions of the month so far (projections.estimate)
 REJECTED = "rejected"  # router -> fold agent: how many elements a source message lost to the DLQ
 _CONTROL_NEEDLE = CONTROL_KEY.encode()
 
@@ -31,6 +32,24 @@ def routed_close_marker(month: str, close_id: str, source_partition: int, partit
         "source_partition": source_partition,
         "partitions": partitions,
     }
+
+
+def estimate_marker(month: str, estimate_id: str, as_of: str, partitions: int) -> dict:
+    """What `seatledger estimate` puts on every partition of the events topic: like a close marker,
+    it follows the events published before it; `as_of` (RFC 3339) is when it was sent. A partition
+    that has seen it from every source partition estimates the month with the facts it holds."""
+    return {
+        CONTROL_KEY: ESTIMATE_MONTH,
+        "month": month,
+        "estimate_id": estimate_id,
+        "as_of": as_of,
+        "partitions": partitions,
+    }
+
+
+def routed_estimate_marker(month: str, estimate_id: str, as_of: str, source_partition: int, partitions: int) -> dict:
+    """What the router forwards to every routed partition when it reads an estimate marker."""
+    return {**estimate_marker(month, estimate_id, as_of, partitions), "source_partition": source_partition}
 
 
 def rejected_control(source_partition: int, items: list[tuple[int, int]]) -> dict:

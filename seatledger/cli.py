@@ -14,7 +14,7 @@ from types import ModuleType
 import typer
 
 from seatledger import help_layout
-from seatledger.commands import billing, disputes, operations, publishing, services, tooling
+from seatledger.commands import billing, disputes, keys, operations, publishing, services, serving, tooling
 
 app = typer.Typer(
     name="seatledger",
@@ -31,7 +31,9 @@ COMMAND_MODULES: tuple[tuple[str, ModuleType], ...] = (
     (help_layout.BILLING, billing),  # replay, invoice, export, mau, reconcile, invoice-annotate
     (help_layout.BILLING, disputes),  # dispute
     (help_layout.SERVICES, services),  # worker, sink, archive
-    (help_layout.OPERATIONS, operations),  # topics create, close, verify
+    (help_layout.SERVICES, serving),  # serve (the HTTP API)
+    (help_layout.OPERATIONS, operations),  # topics create, close, estimate, verify
+    (help_layout.OPERATIONS, keys),  # api-key create|list|revoke
     (help_layout.TOOLING, tooling),  # kafka start|stop|status|jars, generate, demo
 )
 

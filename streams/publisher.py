@@ -199,6 +199,12 @@ class Publisher:
     async def __aexit__(self, *exc: object) -> None:
         await self._producer.stop()  # flushes what is still buffered
 
+    async def topic_partitions(self) -> int:
+        """Ask the broker now (not the cached metadata) how many partitions the topic has: 0 when it
+        does not exist. A health check: raises when the broker does not answer."""
+        metadata = await self._producer.client.fetch_all_metadata()
+        return len(metadata.partitions_for_topic(self.topic) or ())
+
     async def send_message(self, message: Message) -> asyncio.Future:
         """Queue one message; the returned future resolves when the broker acknowledged it."""
         return await self._producer.send(self.topic, message.value, key=message.key)

@@ -1,5 +1,5 @@
-"""For operators: `topics create`, `close` (the month-close marker) and `verify` (the ledger
-against a recomputation from the archive).
+"""For operators: `topics create`, `close` (the month-close marker), `estimate` (the bill-so-far
+marker) and `verify` (the ledger against a recomputation from the archive).
 
 Exit codes (seatledger.errors): 0 done (verify: clean); 1 verify found drift, or the topics could
 not be created; 2 unusable input (bad month, no archive, no database, unknown ruleset, bad price
@@ -67,6 +67,33 @@ def close(
     typer.echo(f"close {month}: markers sent to {n} partitions of {settings.topic_events} (close_id {cid})")
 
 
+def estimate(
+    month: str = options.month(),
+    bootstrap: str | None = options.BOOTSTRAP,
+    estimate_id: str | None = typer.Option(
+        None, "--estimate-id", metavar="ID", help="an id for this estimate (default: generated)"
+    ),
+) -> None:
+    """Put an estimate marker for MONTH on every partition of the events topic: the bill so far.
+
+    Like a close, it follows every event published before it; each worker partition then emits the provisional decisions of its companies (table `estimates`, GET .../estimate). Nothing is billed or closed.
+    """
+    from streams.markers import send_estimate_markers
+    from streams.topics import run_sync
+
+    options.parse_month(month)
+    settings = load_settings(bootstrap=bootstrap)
+    try:
+        eid, as_of, n = run_sync(send_estimate_markers(settings, month, estimate_id))
+    except Exception as exc:
+        raise fail(
+            f"cannot send estimate markers to {settings.bootstrap}: {type(exc).__name__}: {exc}", SERVICE
+        ) from None
+    typer.echo(
+        f"estimate {month}: markers sent to {n} partitions of {settings.topic_events} (estimate_id {eid}, as of {as_of})"
+    )
+
+
 def verify(
     month: str = options.month(),
     company: str | None = options.company("only this company_id"),
@@ -104,5 +131,5 @@ def verify(
         raise typer.Exit(FOUND)
 
 
-COMMANDS = {"close": close, "verify": verify}
+COMMANDS = {"close": close, "estimate": estimate, "verify": verify}
 GROUPS = {"topics": ("The project's Kafka topics.", {"create": topics_create})}

@@ -13,8 +13,8 @@ from seatledger.help_layout import PANELS
 COMMANDS = {
     "Publishing": ["schemas export", "publish"],
     "Billing and disputes": ["replay", "invoice", "export", "mau", "reconcile", "invoice-annotate", "dispute"],
-    "Streaming services": ["worker", "sink", "archive"],
-    "Operations": ["topics create", "close", "verify"],
+    "Streaming services": ["worker", "sink", "archive", "serve"],
+    "Operations": ["topics create", "close", "estimate", "verify", "api-key create", "api-key list", "api-key revoke"],
     "Local tooling": ["kafka start", "kafka stop", "kafka status", "kafka jars", "generate", "demo"],
 }
 TYPE_LABEL = re.compile(r"<(bool|str|int|float|path|uuid|datetime)[^>]*>")
@@ -61,6 +61,7 @@ def test_help_groups_the_commands_in_five_panels_by_audience(cli):
     for group, subs in (
         ("schemas", ["export"]),
         ("topics", ["create"]),
+        ("api-key", ["create", "list", "revoke"]),
         ("kafka", ["start", "stop", "status", "jars"]),
     ):
         assert panels(cli(group, "--help").stdout)["Commands"] == subs

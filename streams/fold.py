@@ -30,7 +30,7 @@ import orjson
 
 from projections.prices import PriceBook
 from projections.rulesets import RuleSet
-from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, REJECTED, control_of
 from streams import faults
 from streams.changelog import ChangelogWrites
 from streams.close import Closer, Emission
@@ -154,6 +154,15 @@ class Fold:
     # ---- control messages, closes, amendments ----------------------------------------------------
 
     async def _control(self, p: int, ctl: dict) -> None:
+        """A routed control message. One that is malformed (the router checks only its shape) is
+        logged and skipped: it must not stop the partition (a raise would re-fold it forever)."""
+        try:
+            await self._apply_control(p, ctl)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.metrics.fold_errors.inc()
+            log.error("event=control_error partition=%d error=%r control=%s", p, exc, orjson.dumps(ctl)[:500].decode())
+
+    async def _apply_control(self, p: int, ctl: dict) -> None:
         kind = ctl.get(CONTROL_KEY)
         if kind == REJECTED:
             self.state.count_rejected(p, ctl)
@@ -162,6 +171,14 @@ class Fold:
             if month is not None:
                 await self._close(p, month)
             self._update_close_gauges()
+        elif kind == ESTIMATE_MONTH and self.closer.on_estimate_marker(ctl, p):
+            t0 = time.monotonic()
+            sent = await self.emit(self.closer.estimate(p, ctl))
+            self.metrics.snapshots.labels("estimate").inc(sent)
+            log.info(
+                "event=estimate_emitted month=%s partition=%d estimate_id=%s messages=%d seconds=%.3f",
+                ctl["month"], p, ctl["estimate_id"], sent, time.monotonic() - t0,
+            )  # fmt: skip
 
     async def _close(self, p: int, month: str) -> None:
         faults.reached("close_started")

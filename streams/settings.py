@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "seatledger-worker", description="Faust app id: consumer group and prefix of the changelog topics"
     )
     prices: Path | None = Field(None, description="price book TOML (default: projections/config/prices.example.toml)")
+    estimate_every_minutes: float = Field(
+        60.0, ge=0, description="how often the worker asks for the bill so far of the current month (0: never)"
+    )
     late_window_months: int = Field(
         3, ge=1, description="months after a month's close during which late events still amend it; then its facts go"
     )

@@ -52,6 +52,8 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
     run_sync(ensure_topics(settings, changelog_specs(w.store.changelogs(), settings)))
     if settings.auto_close_grace_hours is not None:
         install_auto_close(w.app, settings, settings.auto_close_grace_hours)
+    if settings.estimate_every_minutes > 0:
+        install_estimates(w.app, settings, settings.estimate_every_minutes)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
@@ -67,6 +69,24 @@ def serve_metrics(metrics: WorkerMetrics, settings: Settings) -> None:
         metrics.serve(settings.metrics_host, 0)
     except OSError as exc:
         log.error("event=metrics_unavailable host=%s error=%r", settings.metrics_host, exc)
+
+
+def install_estimates(app: faust.App, settings: Settings, minutes: float) -> None:
+    """A timer asking for the bill so far of the current (UTC) month every `minutes`. Every worker
+    runs it; the estimate id names the month and the period, so the markers of several workers
+    make one estimate run (the fold acts once per id and partition)."""
+    from datetime import UTC, datetime
+
+    from streams.markers import send_estimate_markers
+
+    @app.timer(interval=minutes * 60)
+    async def estimate_now() -> None:
+        now = datetime.now(UTC)
+        period = int(now.timestamp() // (minutes * 60))
+        month = f"{now.year:04d}-{now.month:02d}"
+        await send_estimate_markers(settings, month, estimate_id=f"{month}-auto-{period}", as_of=now)
+
+    log.info("event=estimates_enabled every_minutes=%s", minutes)
 
 
 def install_auto_close(app: faust.App, settings: Settings, grace_hours: float) -> None:

@@ -312,3 +312,32 @@ async def test_a_late_event_inside_the_window_is_amended_exactly_once():
     sender.sent.clear()
     await fold.fold_batch([late._replace(offset=10)])  # the same event again: nothing
     assert _sent(sender, "snapshots") == [] and _sent(sender, "seatledger.events.dlq") == []
+
+
+async def test_an_estimate_marker_from_every_source_emits_the_partitions_bill_so_far_once():
+    from schemas.control import routed_estimate_marker
+
+    n = 2
+    fold, sender = make_fold(n)
+    p = home_partition("c1", n)
+    await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(company("c1", 3)))])
+    sender.sent.clear()
+    marker = [routed_estimate_marker(MONTH, "e1", "2026-10-20T00:00:00Z", sp, n) for sp in range(n)]
+    await fold.fold_batch([RoutedRecord(p, 1, orjson.dumps(marker[0]))])
+    assert _sent(sender, "snapshots") == []  # not every source partition's marker yet
+    await fold.fold_batch([RoutedRecord(p, 2, orjson.dumps(marker[1])), RoutedRecord(p, 3, orjson.dumps(marker[1]))])
+    msgs = [orjson.loads(r[3]) for r in _sent(sender, "snapshots")]
+    assert [m["kind"] for m in msgs] == ["estimate"] * 3 + ["company_estimate"]
+    assert all(m["provisional"] and m["estimate_id"] == "e1" for m in msgs)
+    # u0..u2 logged in on Oct 1..3, provisioned in September: billable so far
+    assert {(m["user_id"], m["status"]) for m in msgs[:3]} == {(f"u{i}", "on_track") for i in range(3)}
+    assert fold.stores.closes.raw == {}  # nothing closed
+
+
+async def test_a_malformed_control_message_is_skipped_and_the_partition_goes_on():
+    fold, sender = make_fold(2)
+    p = home_partition("c1", 2)
+    bad = {"seatledger_control": "close_month", "month": "2026-13", "partitions": 2, "source_partition": 0}
+    await fold.fold_batch([RoutedRecord(p, 0, orjson.dumps(bad)), RoutedRecord(p, 1, orjson.dumps(company("c1", 1)))])
+    assert fold.stores.accounts.get("c1\x1fu0") is not None
+    assert fold.metrics.fold_errors._value.get() == 1

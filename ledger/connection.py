@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
+
+T = TypeVar("T")
 
 
 class DatabaseBusy(RuntimeError):
@@ -30,23 +32,13 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
-def connect(
-    path: Path | str,
-    *,
-    read_only: bool = False,
-    timeout: float = 10.0,
-    on_wait: Callable[[float], None] | None = None,
-) -> duckdb.DuckDBPyConnection:
-    """Open the file, retrying with backoff while another process holds its lock.
-
-    `on_wait(seconds_waited)` is called once if a wait was needed. Raises DatabaseBusy after
-    `timeout` seconds (0: one attempt).
-    """
+def _waiting(attempt: Callable[[], T], path: Path | str, timeout: float, on_wait: Callable[[float], None] | None) -> T:
+    """`attempt()`, retried with backoff while another process holds the file's lock."""
     start = time.monotonic()
     delay = 0.005
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            result = attempt()
         except duckdb.IOException as exc:
             if not _is_lock_error(exc):
                 raise
@@ -59,7 +51,22 @@ def connect(
         waited = time.monotonic() - start
         if on_wait is not None and waited > 0.001:
             on_wait(waited)
-        return con
+        return result
+
+
+def connect(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    timeout: float = 10.0,
+    on_wait: Callable[[float], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying with backoff while another process holds its lock.
+
+    `on_wait(seconds_waited)` is called once if a wait was needed. Raises DatabaseBusy after
+    `timeout` seconds (0: one attempt).
+    """
+    return _waiting(lambda: duckdb.connect(str(path), read_only=read_only), path, timeout, on_wait)
 
 
 @contextmanager
@@ -87,3 +94,21 @@ def write_connection(
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def attached(con: duckdb.DuckDBPyConnection, path: Path | str, timeout: float = 30.0) -> Iterator[None]:
+    """`path` attached read-only to `con` as the default catalog for the `with` block, then detached.
+
+    For a service that reads the file many times a second: like `read_connection` the file is held
+    (and the sink kept waiting) only for the block, but `con`, an in-memory connection the caller
+    keeps, is reused: opening a database costs ~30 ms, attaching a file ~5 ms.
+    """
+    quoted = str(path).replace("'", "''")
+    _waiting(lambda: run(con, f"ATTACH '{quoted}' AS ledger_file (READ_ONLY)"), path, timeout, None)
+    try:
+        run(con, "USE ledger_file")
+        yield
+    finally:
+        run(con, "USE memory")
+        run(con, "DETACH ledger_file")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import re
 import sys
 import tempfile
@@ -101,23 +102,29 @@ def workload_messages(events_wanted: int, pack: int):
             yield cid.encode(), b"[" + b",".join(b) + b"]", len(b)
 
 
-def close_messages(accounts: int, per_company: int = 2000, pack: int = 500):
-    """2 events per account (provisioned in September, one login in October), packed per company."""
+def close_messages(accounts: int, per_company: int = 2000, pack: int = 500, seed: int | None = None):
+    """2 events per account (provisioned in September, one login in October), packed per company.
+    Event ids are random, or drawn from `seed` (the same events twice)."""
+    ids = random.Random(seed) if seed is not None else None
     companies = (accounts + per_company - 1) // per_company
     for c in range(companies):
         cid = f"c-{c:05d}"
-        evs = [{"event_id": str(uuid.uuid4()), "type": "company_registered", "occurred_at": "2026-08-01T00:00:00Z",
+        evs = [{"event_id": new_id(ids), "type": "company_registered", "occurred_at": "2026-08-01T00:00:00Z",
                 "company_id": cid, "timezone": "Europe/Amsterdam"}]  # fmt: skip
         n = min(per_company, accounts - c * per_company)
         for u in range(n):
             uid = f"u-{u:07d}"
-            evs.append({"event_id": str(uuid.uuid4()), "type": "account_provisioned",
+            evs.append({"event_id": new_id(ids), "type": "account_provisioned",
                         "occurred_at": "2026-09-03T09:00:00Z", "company_id": cid, "user_id": uid})  # fmt: skip
-            evs.append({"event_id": str(uuid.uuid4()), "type": "login",
+            evs.append({"event_id": new_id(ids), "type": "login",
                         "occurred_at": f"2026-10-{1 + u % 28:02d}T09:00:00Z", "company_id": cid, "user_id": uid})  # fmt: skip
         for i in range(0, len(evs), pack):
             chunk = evs[i : i + pack]
             yield cid.encode(), orjson.dumps(chunk), len(chunk)
+
+
+def new_id(rng: random.Random | None) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4) if rng else uuid.uuid4())
 
 
 async def bare_drain(settings: Settings, total_msgs: int) -> float:

@@ -1,8 +1,8 @@
 """A realistic, deterministic workload: NDJSON events for N companies and M accounts over K months.
 
 `iter_events(companies, accounts, month, months=1, seed=0)` yields JSON-ready event dicts that all
-pass `schemas.validate_event`, covering every event kind of the contract (shared/spec/events.md) and
-the edge cases of the billing rules (shared/spec/billing-rules.md): boundary events in each
+pass `schemas.validate_event`, covering every event kind of the contract (docs/contract.md) and
+the edge cases of the billing rules (docs/rules.md): boundary events in each
 company's own time zone, plan changes on day 1 and day 2, trials ending on the last day and on day 1
 of a month, malformed nonprofit tokens, amex in Brazil, guests from known and unknown home
 companies, late and redelivered (duplicate) events.

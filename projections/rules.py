@@ -1,4 +1,4 @@
-"""The billing rules of shared/spec/billing-rules.md, one small pure function per rule.
+"""The billing rules R1-R14 (docs/rules.md), one small pure function per rule.
 
 No clock, no I/O: the month and the zone are arguments. Each function returns what it decided and
 the evidence (records) that prove it, so every decision can be explained.

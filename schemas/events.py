@@ -1,4 +1,4 @@
-"""The public event contract (shared/spec/events.md) as frozen pydantic v2 models.
+"""The public event contract (docs/contract.md) as frozen pydantic v2 models.
 
 Other teams code against the JSON Schema generated from these models (`seatledger schemas export`),
 so every rule of the contract lives here and nowhere else. Unknown extra fields are kept (the

@@ -49,14 +49,10 @@ def json_line(obj: Any) -> str:
 # Decisions (replay, export)
 
 
-def decision_json(d) -> dict:
-    row = d.row()
-    row["unit_price_usd"] = str(row["unit_price_usd"])
-    return row
-
-
 def decisions_jsonl(decisions: Iterable) -> str:
-    return "".join(json_line(decision_json(d)) for d in decisions)
+    from projections.snapshots import decision_row
+
+    return "".join(json_line(decision_row(d)) for d in decisions)
 
 
 def decisions_csv(decisions: Iterable) -> str:

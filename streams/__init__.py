@@ -1,1 +1,1 @@
-"""Faust glue and the Kafka plumbing around it: local broker, topics, publisher, worker."""
+"""The Kafka runtime: settings, topics, the publisher, the worker (router, fold, close), the sink and archive consumers."""

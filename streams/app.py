@@ -1,11 +1,12 @@
 """The worker process of `seatledger worker`, assembled: router -> routed topic -> fold -> snapshots.
 
-- router (streams.router): events topic -> each company's home partition of the routed topic, a
-  plain aiokafka consumer and producer run as a Faust task, off Faust's per-message path;
-- fold (streams.fold): the Faust agent of the routed topic (concurrency 1, tables co-partitioned
-  with it, streams.topology): merges facts into the tables (streams.state), closes months and
-  emits amendments (streams.close) to the snapshots topic;
-- timers: the consumer-lag gauges, and giving the heap back to the OS when quiet (streams.heap).
+- router (streams.router): events topic -> each company's home partition of the routed topic;
+- fold (streams.fold_runner + streams.fold): the routed partitions this worker owns -> facts in
+  its tables (streams.store, streams.state), month closes and amendments (streams.close) -> the
+  snapshots topic; offsets committed only once the changelog and snapshot records are durable;
+- timers: the consumer-lag and state-size gauges, and giving the heap back to the OS when quiet
+  (streams.heap).
+Both consumers run as tasks of a Faust app (streams.topology), which runs the process.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ import logging
 from dataclasses import dataclass
 
 import faust
-from faust.types import AgentT, StreamT, TableT
 
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, get_ruleset
 from streams.close import Closer
 from streams.fold import Fold
+from streams.fold_runner import FoldRunner
 from streams.heap import TRIM_INTERVAL, HeapTrimmer, malloc_trim
 from streams.metrics import WorkerMetrics
 from streams.router import Router
 from streams.sender import BatchSender
 from streams.settings import Settings
 from streams.state import FoldState
-from streams.topology import build_topology
+from streams.store import TableStore
+from streams.topology import faust_app
 
 log = logging.getLogger("seatledger.worker")
 
@@ -35,15 +37,15 @@ LAG_INTERVAL = 5.0  # seconds between updates of the consumer-lag gauges
 
 @dataclass
 class Worker:
-    """The app and the objects its agents, tasks and timers share (exposed for tests and tools)."""
+    """The app and the objects its tasks and timers share (exposed for tests and tools)."""
 
     app: faust.App
     settings: Settings
     metrics: WorkerMetrics
-    tables: dict[str, TableT]
+    store: TableStore
     router: Router
     fold: Fold
-    fold_agent: AgentT
+    runner: FoldRunner
 
     @property
     def state(self) -> FoldState:
@@ -55,36 +57,38 @@ class Worker:
 
 
 def create_app(settings: Settings, metrics: WorkerMetrics | None = None) -> Worker:
-    """The worker's Faust app with its router task, fold agent and timers (not started)."""
+    """The worker's Faust app with its router and fold tasks and timers (not started)."""
     metrics = metrics or WorkerMetrics()
-    topo = build_topology(settings)
-    app = topo.app
+    app = faust_app(settings)
+    store = TableStore(settings.worker_app_id, settings.partitions)
+    sender = BatchSender()
     prices = PriceBook.load(settings.prices)
-    fold = Fold(settings, metrics, topo.tables, BatchSender(app), prices, get_ruleset(CURRENT.version))
+    fold = Fold(settings, metrics, store, sender, prices, get_ruleset(CURRENT.version))
+    runner = FoldRunner(settings, metrics, store, fold, sender)
     router = Router(settings, metrics, app)
 
     @app.task
     async def run_router() -> None:
         await router.run_restarting()
 
-    @app.agent(topo.routed_topic, name="fold", concurrency=1)
-    async def fold_agent(stream: StreamT) -> None:
-        await fold.run(stream)
+    @app.task
+    async def run_fold() -> None:
+        await runner.run_restarting()
 
-    install_timers(app, metrics, router, fold)
+    install_timers(app, metrics, router, runner)
 
     @app.task
     async def started() -> None:
         log.info(
-            "event=worker_started app_id=%s bootstrap=%s partitions=%d events=%s routed=%s snapshots=%s",
-            settings.worker_app_id, settings.bootstrap, settings.partitions, settings.topic_events,
-            settings.topic_routed, settings.topic_snapshots,
+            "event=worker_started worker_id=%s app_id=%s bootstrap=%s partitions=%d events=%s routed=%s snapshots=%s",
+            settings.worker_id, settings.worker_app_id, settings.bootstrap, settings.partitions,
+            settings.topic_events, settings.topic_routed, settings.topic_snapshots,
         )  # fmt: skip
 
-    return Worker(app, settings, metrics, topo.tables, router, fold, fold_agent)
+    return Worker(app, settings, metrics, store, router, fold, runner)
 
 
-def install_timers(app: faust.App, metrics: WorkerMetrics, router: Router, fold: Fold) -> None:
+def install_timers(app: faust.App, metrics: WorkerMetrics, router: Router, runner: FoldRunner) -> None:
     trimmer = HeapTrimmer(metrics.progress, malloc_trim())
 
     @app.timer(TRIM_INTERVAL)
@@ -95,4 +99,4 @@ def install_timers(app: faust.App, metrics: WorkerMetrics, router: Router, fold:
     @app.timer(LAG_INTERVAL)
     async def lag_gauge() -> None:
         await router.update_lag()
-        fold.update_lag(app.consumer)
+        runner.update_lag()

@@ -1,32 +1,21 @@
 """The fold's table writes as changelog records, coalesced per key until they are sent.
 
-The fold reads and writes the memory stores' dicts directly (streams.state.KV) and records each
-write here instead of assigning to the Faust table: no Faust FutureMessage per write, no "producer
-buffer full" stalls, and writes work inside `take_events`, where `table[k] = v` raises TypeError
-(faust issue 497). A key written twice before the next `drain` is sent once, with its last value.
-The records carry the same JSON bytes as Faust's json serializer, on the changelog partition of the
-routed partition being folded, so Faust's recovery reads them back like its own.
+The fold reads and writes the tables' dicts directly (streams.state.KV over streams.store) and
+records each write here. A key written twice before the next `drain` is sent once, with its last
+value: a batch's changelog records grow with the facts it changed, not with its events. The
+records carry JSON key and value bytes (Faust's json serializer's format, so changelogs written by
+earlier versions read back), on the changelog partition of the routed partition being folded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from faust.stores.memory import Store as MemoryStore
-from faust.types import TableT
 
 from streams.sender import Record
 from streams.state import KV, Stores
-
-
-def store_dict(table: TableT) -> dict:
-    """The dict behind a Faust memory-store table (the memory store's `data`, not part of Faust's
-    table interface): what the fold reads and writes, and what Faust's recovery fills."""
-    store = table.data
-    assert isinstance(store, MemoryStore), "the worker's tables are on the memory store (streams.topology)"
-    return cast(dict, store.data)  # a plain dict, typed as a MutableMapping by Faust
+from streams.store import TableStore
 
 
 class ChangelogWrites:
@@ -40,8 +29,8 @@ class ChangelogWrites:
         self.partition = 0
         self.pending: dict[tuple[str, str, int], Any] = {}
 
-    def kv(self, changelog_topic: str) -> KV:
-        """A KV whose writes and deletions are recorded here for `changelog_topic`."""
+    def kv(self, raw: dict, changelog_topic: str) -> KV:
+        """A KV over `raw` whose writes and deletions are recorded here for `changelog_topic`."""
 
         def write(key: str, value: Any) -> None:
             self.pending[(changelog_topic, key, self.partition)] = value
@@ -49,11 +38,11 @@ class ChangelogWrites:
         def delete(key: str) -> None:
             self.pending[(changelog_topic, key, self.partition)] = None
 
-        return KV({}, write, delete)
+        return KV(raw, write, delete)
 
-    def stores(self, tables: Mapping[str, TableT]) -> Stores:
-        """The fold's stores, one KV per table, writing to the table's changelog."""
-        return Stores(**{name: self.kv(t.changelog_topic.get_topic_name()) for name, t in tables.items()})
+    def stores(self, store: TableStore) -> Stores:
+        """The fold's stores, one KV per table of `store`, writing to the table's changelog."""
+        return Stores(**{name: self.kv(raw, store.changelog(name)) for name, raw in store.raw.items()})
 
     def drain(self) -> list[Record]:
         """The pending writes as changelog records (JSON key and value; None: a tombstone); empties."""

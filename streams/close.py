@@ -26,14 +26,21 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from projections.calendar import Month, utc_iso
+from projections.calendar import Month, to_us, utc_iso
 from projections.decide import CompanyMonth, Decision, decide_company
+from projections.estimate import estimate_company
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
-from projections.snapshots import checksum_of_digests, company_month_message, decision_message, partition_done_message
+from projections.snapshots import (
+    checksum_of_digests,
+    company_month_message,
+    decision_message,
+    estimate_messages,
+    partition_done_message,
+)
 from streams.routing import home_partition
 from streams.state import KV, SEP, Affected, FoldState, decode_account, decode_activity, new_stats
 
@@ -195,6 +202,7 @@ class Closer:
         self.prices = prices
         self.ruleset = ruleset
         self._users: dict[str, set[str]] | None = None  # company -> users, built at first need
+        self._estimates: dict[tuple[str, int], set[int]] = {}  # (estimate id, partition) -> sources seen
         self.counts = CloseCounts()
 
     # ---- accounts by company (an index built on first need, then kept up to date) -------------
@@ -278,18 +286,50 @@ class Closer:
         yield str(partition).encode(), orjson.dumps(done), partition
         self.s.closes.put(key, {**(rec or {"seen": [], "n": n, "close_id": close_id}), "closed": True})
         self.state.mark_closed(partition, month)
+        self.state.retire(partition, month)
         log.info(
             "event=close_done month=%s partition=%d companies=%d accounts=%d checksum=%s",
             month, partition, len(companies), accounts, done["checksum"],
         )  # fmt: skip
 
     def recompute(self, partition: int, aff: Affected) -> Iterator[Emission]:
-        """A late event changed facts of `aff.company_id`: amend what changed in closed months."""
-        months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor)
+        """A late event changed facts of `aff.company_id`: amend what changed in the closed months
+        still inside their late window (a retired month's facts are gone: disputes settle it)."""
+        retired = self.state.retired_through(partition)
+        months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor and m > retired)
         for month in months:
             rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
             users = None if aff.company_wide else aff.users
             yield from self._company_month(aff.company_id, month, partition, rec.get("close_id", ""), users, LATE_EVENT)
+
+    # ---- the bill so far ----------------------------------------------------------------------------
+
+    def on_estimate_marker(self, ctl: dict, partition: int) -> bool:
+        """Record a routed estimate marker; True once `partition` has it from every source partition
+        (then every event published before the request is folded here). Kept in memory only: an
+        estimate is provisional, and one lost to a restart is asked for again by the next run."""
+        key = (str(ctl["estimate_id"]), partition)
+        seen = self._estimates.setdefault(key, set())
+        if len(seen) >= int(ctl["partitions"]):
+            return False  # done already: a repeated marker
+        seen.add(int(ctl["source_partition"]))
+        return len(seen) >= int(ctl["partitions"])
+
+    def estimate(self, partition: int, ctl: dict) -> Iterator[Emission]:
+        """The month's provisional decisions of the partition's companies at the marker's as-of
+        time (projections.estimate), as `estimate` and `company_estimate` messages."""
+        month = Month.parse(ctl["month"])
+        as_of = str(ctl["as_of"])
+        as_of_us = to_us(datetime.fromisoformat(as_of.replace("Z", "+00:00")))
+        n = self.state.partitions
+        now = _now()
+        for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
+            cm, decisions, _ = self._decide(cid, month, None)
+            est = estimate_company(cm, decisions, as_of_us)
+            for msg in estimate_messages(
+                est, estimate_id=str(ctl["estimate_id"]), as_of=as_of, partition=partition, emitted_at=now
+            ):
+                yield cid.encode(), orjson.dumps(msg), None
 
     # ---- one company-month -------------------------------------------------------------------------
 

@@ -1,42 +1,45 @@
 """The fold: routed messages -> facts in the tables -> month closes and amendments -> snapshots.
 
-One `Fold` per worker, fed by the fold agent (Faust, routed topic, concurrency 1) in batches. The
-steps are explicit, in this order, per batch:
+One `Fold` per worker, fed in batches by `streams.fold_runner.FoldRunner` (its own consumer of the
+routed topic). The steps are explicit, in this order, per batch:
 
 1. `fold_message` for each message: merge its facts into the tables (streams.state), count it,
    close a month when its last marker arrived, amend closed months a late event changed
    (streams.close); snapshot messages are handed to the producer as they are made (`emit`);
-2. `flush`: hand the batch's table writes, coalesced per key, to the producer as changelog records
-   (streams.changelog);
-3. the commit: today Faust's. `take_events` acknowledges the batch once the agent's body has
-   returned, and Faust's periodic commit flushes the producer (streams.sender) before it commits.
+2. `flush`: wait until the broker acknowledged every snapshot message of the batch, then hand the
+   batch's table writes, coalesced per key, to the producer as changelog records
+   (streams.changelog) and wait for those too. Snapshots first: a crash between the two re-folds
+   the batch and repeats its snapshots (the sink keeps one per version and digest), where the
+   other order could record a close as done whose snapshots never reached the broker;
+3. the commit of the batch's offsets, by the runner, only after `flush` returned.
 
-The caches over the tables (zones, closed months, the closer's users per company) are rebuilt from
-the tables by `reset_caches`, which `attach` runs when the agent starts (after recovery).
+A failed delivery raises out of `flush`: the runner then restarts from the last commit instead of
+committing. The caches over the tables (zones, closed months, the closer's users per company) are
+rebuilt from the tables by `reset_caches` after every change of the partitions owned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import orjson
-from faust.streams import Stream
-from faust.transport.consumer import Consumer
-from faust.types import TP, ConsumerT, StreamT, TableT
 
 from projections.prices import PriceBook
 from projections.rulesets import RuleSet
-from schemas.control import CLOSE_MONTH, CONTROL_KEY, REJECTED, control_of
-from streams.changelog import ChangelogWrites, store_dict
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, REJECTED, control_of
+from streams import faults
+from streams.changelog import ChangelogWrites
 from streams.close import Closer, Emission
 from streams.metrics import WorkerMetrics
-from streams.routing import home_partition
+from streams.routing import dead_letter, home_partition
 from streams.sender import BatchSender, Record
 from streams.settings import Settings
 from streams.state import Affected, FoldResult, FoldState
+from streams.store import TableStore
 
 log = logging.getLogger("seatledger.worker")
 
@@ -53,21 +56,12 @@ class RoutedRecord(NamedTuple):
     value: bytes
 
 
-def committed_offset(consumer: ConsumerT, tp: TP) -> int | None:
-    """The offset Faust's consumer last committed for `tp`. Faust keeps it in
-    `Consumer._committed_offset` (private) and has no public reader; raises TypeError for a
-    consumer that is not Faust's."""
-    if not isinstance(consumer, Consumer):
-        raise TypeError(f"not a Faust consumer: {type(consumer).__name__}")
-    return consumer._committed_offset.get(tp)
-
-
 class Fold:
     def __init__(
         self,
         settings: Settings,
         metrics: WorkerMetrics,
-        tables: Mapping[str, TableT],
+        store: TableStore,
         sender: BatchSender,
         prices: PriceBook,
         ruleset: RuleSet,
@@ -75,37 +69,23 @@ class Fold:
         self.n = settings.partitions
         self.topic_routed = settings.topic_routed
         self.topic_snapshots = settings.topic_snapshots
+        self.topic_dlq = settings.topic_dlq
         self.metrics = metrics
-        self.tables = tables
+        self.store = store
         self.sender = sender
         self.writes = ChangelogWrites()
-        self.stores = self.writes.stores(tables)
-        self.state = FoldState(self.stores, self.n)
+        self.stores = self.writes.stores(store)
+        self._inflight: list[asyncio.Future] = []  # snapshot deliveries of the current batch
+        self.state = FoldState(self.stores, self.n, settings.late_window_months)
         self.closer = Closer(self.state, prices, ruleset)
         self.state.on_new_account = self.closer.account_seen
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def attach(self) -> None:
-        """Point the stores at the tables' dicts (after recovery, before processing)."""
-        for name, table in self.tables.items():
-            getattr(self.stores, name).raw = store_dict(table)
-        self.reset_caches()
-
     def reset_caches(self) -> None:
         """Forget everything derived from the tables: it is re-read from them on first need."""
         self.state.reset_caches()
         self.closer.reset()
-
-    async def run(self, stream: StreamT) -> None:
-        """The fold agent's body: batches of routed messages; the changelog records of a whole
-        batch are coalesced per key and handed to the producer before the batch is acknowledged
-        (take_events acks after the body ran)."""
-        if not isinstance(stream, Stream):  # take_events is Stream's, not StreamT's
-            raise TypeError(f"not a Faust stream: {type(stream).__name__}")
-        self.attach()
-        async for batch in stream.take_events(FOLD_BATCH, FOLD_WITHIN):
-            await self.fold_batch([RoutedRecord(e.message.partition, e.message.offset, e.value) for e in batch])
 
     # ---- the steps -------------------------------------------------------------------------------
 
@@ -115,11 +95,23 @@ class Fold:
         await self.flush()
 
     async def flush(self) -> int:
-        """Hand the pending changelog records to the producer; how many there were."""
+        """Make the batch durable: every snapshot delivered, then every changelog record; how
+        many changelog records there were. Raises when the broker refused any of them."""
+        inflight, self._inflight = self._inflight, []
+        if inflight:
+            await asyncio.gather(*inflight)
         n = len(self.writes)
         if n:
-            await self.sender.send(self.writes.drain())
+            futures = await self.sender.send(self.writes.drain())
+            faults.reached("changelog_sent")
+            await asyncio.gather(*futures)
         return n
+
+    def discard(self) -> None:
+        """Forget the unflushed writes and deliveries of an abandoned batch (the runner re-reads
+        its input from the last commit, after recovering the tables)."""
+        self.writes.pending.clear()
+        self._inflight = []
 
     async def fold_message(self, rec: RoutedRecord) -> None:
         p = rec.partition
@@ -136,13 +128,15 @@ class Fold:
         res = self.state.fold_items(data if isinstance(data, list) else [data], p)
         self.state.count_folded(p, rec.offset, res)
         self._count(res)
+        if res.past_window:
+            await self._late_records(rec, res.past_window)
         for aff in res.affected.values():
             await self._amend(p, aff)
 
     async def emit(self, emissions: Iterable[Emission]) -> int:
         """Snapshot messages, keyed by company (partition_done: by partition number); a company's
-        messages all go to its home partition of the snapshots topic, in order. The table writes
-        made while producing them are flushed after each chunk."""
+        messages all go to its home partition of the snapshots topic, in order. Their deliveries
+        are awaited by `flush`, before the batch's changelog records are sent."""
         n = self.n
         sent = 0
         chunk: list[Record] = []
@@ -152,16 +146,23 @@ class Fold:
             chunk.append((self.topic_snapshots, part % n, key, value))
             sent += 1
             if len(chunk) >= SEND_YIELD_EVERY:
-                await self.sender.send(chunk)
+                self._inflight += await self.sender.send(chunk)
                 chunk = []
-                await self.flush()
-        await self.sender.send(chunk)
-        await self.flush()
+        self._inflight += await self.sender.send(chunk)
         return sent
 
     # ---- control messages, closes, amendments ----------------------------------------------------
 
     async def _control(self, p: int, ctl: dict) -> None:
+        """A routed control message. One that is malformed (the router checks only its shape) is
+        logged and skipped: it must not stop the partition (a raise would re-fold it forever)."""
+        try:
+            await self._apply_control(p, ctl)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.metrics.fold_errors.inc()
+            log.error("event=control_error partition=%d error=%r control=%s", p, exc, orjson.dumps(ctl)[:500].decode())
+
+    async def _apply_control(self, p: int, ctl: dict) -> None:
         kind = ctl.get(CONTROL_KEY)
         if kind == REJECTED:
             self.state.count_rejected(p, ctl)
@@ -170,8 +171,17 @@ class Fold:
             if month is not None:
                 await self._close(p, month)
             self._update_close_gauges()
+        elif kind == ESTIMATE_MONTH and self.closer.on_estimate_marker(ctl, p):
+            t0 = time.monotonic()
+            sent = await self.emit(self.closer.estimate(p, ctl))
+            self.metrics.snapshots.labels("estimate").inc(sent)
+            log.info(
+                "event=estimate_emitted month=%s partition=%d estimate_id=%s messages=%d seconds=%.3f",
+                ctl["month"], p, ctl["estimate_id"], sent, time.monotonic() - t0,
+            )  # fmt: skip
 
     async def _close(self, p: int, month: str) -> None:
+        faults.reached("close_started")
         m = self.metrics
         t0 = time.monotonic()
         before = self.closer.counts.copy()
@@ -192,6 +202,23 @@ class Fold:
         self.metrics.snapshots.labels("decision").inc(d.decisions + d.amendments)
         self.metrics.snapshots.labels("company_month").inc(d.company_months)
 
+    async def _late_records(self, rec: RoutedRecord, late: list[tuple[dict, str]]) -> None:
+        """Events for months past their late window: to the DLQ, naming the month, for a dispute
+        or `seatledger verify` to settle from the archive (their activity was not folded)."""
+        window = self.state.late_window
+        records: list[Record] = []
+        for i, (item, month) in enumerate(late):
+            error = (
+                f"late_past_window: {month} was closed and its {window}-month late window has ended; "
+                "not amended (settle with seatledger dispute / verify)"
+            )
+            dl = dead_letter(item, error, topic=self.topic_routed, partition=rec.partition, offset=rec.offset, index=i)
+            key = item.get("company_id")
+            records.append((self.topic_dlq, rec.partition % self.n, key.encode() if isinstance(key, str) else None,
+                            orjson.dumps(dl)))  # fmt: skip
+        self._inflight += await self.sender.send(records)
+        self.metrics.late_past_window.inc(len(records))
+
     # ---- metrics ---------------------------------------------------------------------------------
 
     def _count(self, res: FoldResult) -> None:
@@ -211,16 +238,3 @@ class Fold:
             self.metrics.close_markers.labels(month).set(seen)
             self.metrics.close_expected.labels(month).set(expected)
             self.metrics.partitions_closed.labels(month).set(closed)
-
-    def update_lag(self, consumer: ConsumerT) -> None:
-        """The consumer-lag gauge of the routed partitions assigned to Faust's consumer."""
-        for tp in consumer.assignment():
-            if tp.topic != self.topic_routed:
-                continue
-            try:
-                hw = consumer.highwater(tp)
-                committed = committed_offset(consumer, tp)
-            except Exception:
-                continue
-            if hw is not None:
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - (committed or 0)))

@@ -27,6 +27,11 @@ class WorkerMetrics:
         self.fact_changes = Counter("seatledger_worker_fact_changes", "events that changed a fact", registry=r)
         self.duplicates = Counter("seatledger_worker_duplicates", "events that changed no fact", registry=r)
         self.late = Counter("seatledger_worker_late_events", "events folding into an already closed month", registry=r)
+        self.late_past_window = Counter(
+            "seatledger_worker_late_past_window",
+            "events for a month past its late window, sent to the DLQ instead of amending",
+            registry=r,
+        )
         self.amendments = Counter("seatledger_worker_amendments", "decision amendments emitted", registry=r)
         self.snapshots = Counter(
             "seatledger_worker_snapshots_emitted", "messages sent to the snapshots topic", ["kind"], registry=r
@@ -50,6 +55,17 @@ class WorkerMetrics:
         self.partitions_closed = Gauge(
             "seatledger_worker_partitions_closed", "routed partitions that closed the month here", ["month"], registry=r
         )
+        self.owned_partitions = Gauge(
+            "seatledger_worker_owned_partitions", "routed partitions this worker folds", registry=r
+        )
+        self.rebalances = Counter("seatledger_worker_rebalances", "partition revocations seen by the fold", registry=r)
+        self.recovered_records = Counter(
+            "seatledger_worker_recovered_records", "changelog records read back into the tables", registry=r
+        )
+        self.recovery_seconds = Gauge(
+            "seatledger_worker_last_recovery_seconds", "duration of the last changelog recovery", registry=r
+        )
+        self.state_keys = Gauge("seatledger_worker_state_keys", "keys held per table", ["table"], registry=r)
         self.close_seconds = Gauge(
             "seatledger_worker_last_close_seconds", "duration of the last partition close", registry=r
         )

@@ -23,7 +23,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from schemas.control import rejected_control, routed_close_marker
+from schemas.control import (
+    CONTROL_KEY,
+    ESTIMATE_MONTH,
+    rejected_control,
+    routed_close_marker,
+    routed_estimate_marker,
+)
 from streams.metrics import WorkerMetrics
 from streams.routing import Packer, Routed, home_partition, route_message
 from streams.settings import Settings
@@ -165,7 +171,7 @@ class Router:
         for home, d in r.derived:
             packer.add(home, [d])
         if r.control is not None:
-            await self._forward_close_marker(r.control, part, packer, rej)
+            await self._forward_marker(r.control, part, packer, rej)
 
     async def _dead_letters(self, dead: list[dict]) -> None:
         for dl in dead:
@@ -175,20 +181,24 @@ class Router:
                 key = dl["original"]["company_id"].encode()
             await self._send(self.settings.topic_dlq, key, orjson.dumps(dl), None)
 
-    async def _forward_close_marker(self, ctl: dict, part: int, packer: Packer, rej: Rejections) -> None:
-        """Send what was read before the marker, wait until the broker has it, then the marker to
-        every routed partition, and wait again."""
+    async def _forward_marker(self, ctl: dict, part: int, packer: Packer, rej: Rejections) -> None:
+        """A close or estimate marker: send what was read before it, wait until the broker has it,
+        then the marker to every routed partition, and wait again."""
         await self._flush_forwards(packer)
         await self._flush_rejections(rej)
         await self._acked()  # every event read before the marker is on the broker
         parts = int(ctl.get("partitions") or self.n)
-        marker = orjson.dumps(routed_close_marker(ctl["month"], str(ctl.get("close_id", "")), part, parts))
+        if ctl[CONTROL_KEY] == ESTIMATE_MONTH:
+            routed = routed_estimate_marker(ctl["month"], ctl["estimate_id"], ctl["as_of"], part, parts)
+        else:
+            routed = routed_close_marker(ctl["month"], str(ctl.get("close_id", "")), part, parts)
+        marker = orjson.dumps(routed)
         for q in range(self.n):
             await self._send(self.settings.topic_routed, None, marker, q)
         await self._acked()
         log.info(
-            "event=close_marker_forwarded month=%s source_partition=%d close_id=%s",
-            ctl["month"], part, ctl.get("close_id"),
+            "event=marker_forwarded kind=%s month=%s source_partition=%d id=%s",
+            ctl[CONTROL_KEY], ctl["month"], part, ctl.get("close_id") or ctl.get("estimate_id"),
         )  # fmt: skip
 
     async def _flush_forwards(self, packer: Packer) -> None:

@@ -28,7 +28,7 @@ import orjson
 
 from projections.calendar import utc_iso
 from projections.facts import DERIVED_TRIAL_SOURCE, derived_trial_id, guest_home
-from schemas.control import CLOSE_MONTH, CONTROL_KEY, parse_control
+from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, parse_control
 from schemas.decode import EventRejected, parse_json, validate_event
 from schemas.events import Envelope
 
@@ -62,6 +62,7 @@ REASON_CLASSES = (
     ("is not allowed", "bad_value"),
     ("must be a JSON object", "not_an_object"),
     ("control message", "bad_control"),
+    ("late_past_window", "late_past_window"),
 )
 
 
@@ -306,8 +307,11 @@ def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int,
 
 
 def _route_control(ctl: dict, src: Source) -> Routed:
-    """A close marker, or a dead letter for any other control message."""
-    if ctl.get(CONTROL_KEY) == CLOSE_MONTH and isinstance(ctl.get("month"), str):
+    """A close or estimate marker, or a dead letter for any other control message."""
+    kind = ctl.get(CONTROL_KEY)
+    if kind == CLOSE_MONTH and isinstance(ctl.get("month"), str):
+        return Routed(control=ctl)
+    if kind == ESTIMATE_MONTH and all(isinstance(ctl.get(k), str) for k in ("month", "estimate_id", "as_of")):
         return Routed(control=ctl)
     return Routed(dead=[src.dead(ctl, f"unknown or malformed control message {ctl.get(CONTROL_KEY)!r}")])
 

@@ -1,9 +1,9 @@
-"""Records to the broker in aiokafka record batches, through Faust's own producer.
+"""Records to the broker in aiokafka record batches, with their delivery futures.
 
-Per-record `send()` (aiokafka's or Faust's) costs tens of microseconds in Python; a changelog or
-snapshot record appended to a BatchBuilder costs a few. The batches go through the aiokafka
-producer inside Faust's producer, so Faust's commit-time `producer.flush()` still waits for them
-before offsets are committed.
+Per-record `send()` costs tens of microseconds in Python; a changelog or snapshot record appended
+to a BatchBuilder costs a few. Every batch's future is returned: the fold awaits them before it
+commits the input offsets that caused the records (streams.fold_runner), so an offset is never
+committed over a record the broker did not acknowledge.
 """
 
 from __future__ import annotations
@@ -11,34 +11,25 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import faust
-
 # (topic, partition, key, value); a None value is a tombstone
 Record = tuple[str, int, bytes | None, bytes | None]
 
 
-def aiokafka_producer(app: faust.App) -> Any:
-    """The aiokafka producer inside Faust's producer (`Producer._producer`, private to Faust's
-    aiokafka driver: the only way to send record batches, and to be covered by Faust's flush)."""
-    inner = getattr(app.producer, "_producer", None)
-    if inner is None:
-        raise RuntimeError("Faust's producer has no aiokafka producer (not started?)")
-    return inner
-
-
 class BatchSender:
-    """Many records to one aiokafka record batch per (topic, partition), one `send_batch` each."""
+    """Many records to one aiokafka record batch per (topic, partition), one `send_batch` each.
+    `producer` is the started AIOKafkaProducer (set by whoever runs it)."""
 
-    def __init__(self, app: faust.App):
-        self.app = app
+    def __init__(self, producer: Any = None):
+        self.producer = producer
 
     async def send(self, records: list[Record]) -> list[asyncio.Future]:
         """Hand the records to the producer; per (topic, partition) order is kept. Returns the
-        delivery futures of the batches (resolved when the broker acknowledged them); nothing
-        here waits for them: Faust's flush before each commit does."""
+        delivery futures of the batches (resolved when the broker acknowledged them)."""
         if not records:
             return []
-        producer = aiokafka_producer(self.app)
+        producer = self.producer
+        if producer is None:
+            raise RuntimeError("BatchSender has no producer (not started?)")
         by_tp: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
         for topic, partition, key, value in records:
             by_tp.setdefault((topic, partition), []).append((key, value))

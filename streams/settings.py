@@ -6,6 +6,8 @@ Every Kafka client (Faust, aiokafka producers and consumers, admin) gets its sec
 
 from __future__ import annotations
 
+import os
+import socket
 import ssl
 from pathlib import Path
 
@@ -58,6 +60,22 @@ class Settings(BaseSettings):
         "seatledger-worker", description="Faust app id: consumer group and prefix of the changelog topics"
     )
     prices: Path | None = Field(None, description="price book TOML (default: projections/config/prices.example.toml)")
+    estimate_every_minutes: float = Field(
+        60.0, ge=0, description="how often the worker asks for the bill so far of the current month (0: never)"
+    )
+    late_window_months: int = Field(
+        3, ge=1, description="months after a month's close during which late events still amend it; then its facts go"
+    )
+    worker_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="this worker's name in Kafka client ids and logs (default HOST-PID: unique per process)",
+    )
+    session_timeout_seconds: float = Field(
+        10.0, gt=0, description="a worker silent this long is taken for dead and its partitions move"
+    )
+    max_poll_interval_seconds: float = Field(
+        600.0, gt=0, description="longest a fold batch (a large close, a recovery) may hold the fold's consumer"
+    )
 
     # DuckDB sink (streams/sink_consumer.py): one transaction per batch, the file held only while writing.
     sink_batch_messages: int = Field(5000, ge=1, description="write a batch once this many messages are buffered")

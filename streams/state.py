@@ -53,7 +53,7 @@ from projections.facts import (
 )
 from schemas.decode import validate_event
 from schemas.events import AccountScoped, parse_rfc3339
-from streams.routing import fast_ts_us
+from streams.routing import fast_ts_us, home_partition
 
 log = logging.getLogger("seatledger.worker")
 
@@ -211,6 +211,9 @@ class FoldResult:
     late: int = 0
     errors: int = 0
     affected: dict[str, Affected] = field(default_factory=dict)
+    # (element, its local month) of events for months past their late window on this partition:
+    # their activity is not folded; the fold sends each to the late record (the DLQ)
+    past_window: list[tuple[dict, str]] = field(default_factory=list)
 
 
 def month_floor(ts: int) -> str:
@@ -218,16 +221,29 @@ def month_floor(ts: int) -> str:
     return str(Month.of(local_date(ts - 12 * HOUR_US, UTC)))
 
 
+NO_MONTH = "0000-00"  # sorts before every month: nothing retired yet
+DEFAULT_LATE_WINDOW = 3  # months after a month's close during which late events still amend it
+
+
 def new_stats() -> dict:
-    return {"events": 0, "duplicates": 0, "late": 0, "rejected": 0, "off": -1, "rej_off": {}}
+    return {"events": 0, "duplicates": 0, "late": 0, "rejected": 0, "off": -1, "rej_off": {}, "retired": NO_MONTH}
+
+
+def months_before(month: str, n: int) -> str:
+    """YYYY-MM `n` months before `month`."""
+    y, m = int(month[:4]), int(month[5:7])
+    k = y * 12 + (m - 1) - n
+    return f"{k // 12:04d}-{k % 12 + 1:02d}"
 
 
 class FoldState:
     """Merges routed events into the stores. One instance per worker, all partitions."""
 
-    def __init__(self, stores: Stores, partitions: int):
+    def __init__(self, stores: Stores, partitions: int, late_window: int = DEFAULT_LATE_WINDOW):
         self.s = stores
         self.partitions = partitions
+        self.late_window = late_window
+        self._retired = NO_MONTH  # the partition being folded: months up to this one are retired
         self._tz: dict[str, ZoneInfo | None] = {}
         self._day: dict[tuple[str, int], tuple[str, int]] = {}
         self._closed: dict[int, set[str]] | None = None
@@ -280,6 +296,35 @@ class FoldState:
     def mark_closed(self, partition: int, month: str) -> None:
         self.closed_months(partition).add(month)
 
+    # ---- the late window: months whose facts are dropped ---------------------------------------
+
+    def retired_through(self, partition: int) -> str:
+        """The last month retired on `partition` (its activity dropped), or NO_MONTH."""
+        st = self.s.stats.get(str(partition))
+        return st.get("retired", NO_MONTH) if st else NO_MONTH
+
+    def retire(self, partition: int, closed: str) -> int:
+        """`closed` was just closed on `partition`: drop the activity and emitted versions of the
+        months whose late window ended with it (tombstones in the changelogs); how many keys."""
+        through = months_before(closed, self.late_window)
+        if through <= self.retired_through(partition):
+            return 0
+        n = self.partitions
+        dropped = 0
+        for table, month_at in ((self.s.activity, 2), (self.s.emitted, 1)):
+            doomed = []
+            for key in table.raw:
+                parts = key.split(SEP)
+                if parts[month_at] <= through and home_partition(parts[0], n) == partition:
+                    doomed.append(key)
+            for key in doomed:
+                table.delete(key)
+            dropped += len(doomed)
+        key = str(partition)
+        self.s.stats.put(key, {**(self.s.stats.get(key) or new_stats()), "retired": through})
+        log.info("event=months_retired partition=%d through=%s keys=%d", partition, through, dropped)
+        return dropped
+
     def reset_caches(self) -> None:
         """After recovery or a rebalance: everything is re-read from the tables."""
         self._tz.clear()
@@ -329,6 +374,7 @@ class FoldState:
     def fold_items(self, items: Iterable[dict], partition: int) -> FoldResult:
         res = FoldResult()
         closed = self.closed_months(partition)
+        retired = self._retired = self.retired_through(partition)
         for item in items:
             res.events += 1
             try:
@@ -341,6 +387,8 @@ class FoldState:
                 res.errors += 1
                 log.error("event=fold_error error=%r item=%s", exc, orjson.dumps(item)[:500].decode(errors="replace"))
                 continue
+            if month <= retired:
+                res.past_window.append((item, month))
             if changed:
                 res.changed += 1
             else:
@@ -404,7 +452,8 @@ class FoldState:
             month = self.local_day(ts, UTC)[0]
         else:
             month, day = self.local_day(ts, tz)
-            changed |= self._merge_activity(akey + SEP + month, kind, day, ev)
+            if month > self._retired:  # a retired month's activity is gone: not folded back in
+                changed |= self._merge_activity(akey + SEP + month, kind, day, ev)
         return changed, company_changed, month, ts
 
     def _touch_company(self, cid: str, ev: list) -> bool:

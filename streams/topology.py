@@ -1,19 +1,28 @@
-"""The worker's Faust app: its settings, the routed topic the fold reads, and the fold's tables.
+"""The worker's Faust app: the process the router and the fold run in as tasks, with its timers.
 
-The tables are Faust memory-store tables with changelogs on the broker, co-partitioned with the
-routed topic (same partition count): Faust recovers them from their changelogs on start-up and on
-every rebalance; the fold writes their changelog records itself (streams.changelog).
+Faust runs the worker (start-up, signals, tasks, timers, graceful stop). The router and the fold
+consume with their own aiokafka clients (streams.router, streams.fold_runner), and the fold keeps
+its tables itself (streams.store): Faust's consumer, agents and tables are not used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import faust
-from faust.types import TableT, TopicT
+from faust.app.base import BootStrategy
 
 from streams.settings import Settings
-from streams.state import TABLES
+
+
+class NoKafkaBoot(BootStrategy):
+    """Start none of Faust's Kafka services (consumer, producer, tables, topic conductor): the
+    router and the fold run their own aiokafka clients. Faust's consumer would otherwise join a
+    group with no topics (aiokafka refuses an empty subscription)."""
+
+    enable_kafka = False
+
+
+class WorkerApp(faust.App):
+    BootStrategy = NoKafkaBoot
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -35,50 +44,19 @@ def credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredenti
     return None
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(settings: Settings) -> WorkerApp:
     """The Faust app. Settings may be overridden through SEATLEDGER_FAUST_* environment variables."""
-    return faust.App(
+    return WorkerApp(
         settings.worker_app_id,
         broker=broker_urls(settings),
         broker_credentials=credentials(settings),
-        store="memory://",
         datadir=str((settings.data_dir / "worker").resolve()),
         env_prefix="SEATLEDGER_FAUST_",  # so WEB_PORT, BROKER_URL, APP_STORE ... do not leak in
         web_enabled=False,
         autodiscover=False,
-        topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        processing_guarantee="at_least_once",
-        producer_max_request_size=4 * 1024 * 1024,
-        producer_linger_ms=5,
-        producer_max_batch_size=512 * 1024,
-        stream_buffer_maxsize=4096,
-        consumer_max_fetch_size=16 * 1024 * 1024,  # routed messages are packed (up to 512 KiB)
-        stream_wait_empty=False,
-        broker_commit_interval=1.0,
-        table_standby_replicas=0,
         # A restarted worker (after kill -9) waits for the dead member's session to expire.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
-        key_serializer="json",  # table keys are str; JSON keeps them str after recovery
-        value_serializer="json",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 5,
     )
-
-
-@dataclass(frozen=True)
-class Topology:
-    """The app, the routed topic (raw bytes: the fold decodes), and the tables by name (TABLES)."""
-
-    app: faust.App
-    routed_topic: TopicT
-    tables: dict[str, TableT]
-
-
-def build_topology(settings: Settings) -> Topology:
-    app = faust_app(settings)
-    n = settings.partitions
-    routed_topic = app.topic(settings.topic_routed, key_serializer="raw", value_serializer="raw", partitions=n)
-    tables = {name: app.Table(name, default=None, partitions=n, key_type=str, value_type=None) for name in TABLES}
-    return Topology(app, routed_topic, tables)

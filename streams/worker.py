@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from projections.calendar import Month
 from schemas.control import close_marker
+from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,27 +40,53 @@ def run_worker(settings: Settings, *, loglevel: str = "INFO") -> None:
     import faust
 
     from streams.app import create_app
-    from streams.metrics import WorkerMetrics
     from streams.topics import changelog_specs, create_topics_sync, ensure_topics, run_sync
 
     configure_logging(loglevel)
     result = create_topics_sync(settings)  # Faust must not auto-create source topics
     log.info("event=topics %s", " ".join(f"{k}={v}" for k, v in result.items()))
     metrics = WorkerMetrics()
-    try:
-        metrics.serve(settings.metrics_host, settings.worker_metrics_port)
-    except OSError as exc:
-        log.error(
-            "event=metrics_unavailable host=%s port=%d error=%r",
-            settings.metrics_host, settings.worker_metrics_port, exc,
-        )  # fmt: skip
+    serve_metrics(metrics, settings)
     (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)  # Faust's mkdir is not recursive
     w = create_app(settings, metrics)
-    changelogs = sorted(t.changelog_topic.get_topic_name() for t in w.app.tables.values())
-    run_sync(ensure_topics(settings, changelog_specs(changelogs, settings)))
+    run_sync(ensure_topics(settings, changelog_specs(w.store.changelogs(), settings)))
     if settings.auto_close_grace_hours is not None:
         install_auto_close(w.app, settings, settings.auto_close_grace_hours)
+    if settings.estimate_every_minutes > 0:
+        install_estimates(w.app, settings, settings.estimate_every_minutes)
     faust.Worker(w.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def serve_metrics(metrics: WorkerMetrics, settings: Settings) -> None:
+    """On WORKER_METRICS_PORT, or, when another worker on this host holds it, on a free port (the
+    bound port is logged as `event=metrics_listening`)."""
+    try:
+        metrics.serve(settings.metrics_host, settings.worker_metrics_port)
+        return
+    except OSError as exc:
+        log.warning("event=metrics_port_taken port=%d error=%r", settings.worker_metrics_port, exc)
+    try:
+        metrics.serve(settings.metrics_host, 0)
+    except OSError as exc:
+        log.error("event=metrics_unavailable host=%s error=%r", settings.metrics_host, exc)
+
+
+def install_estimates(app: faust.App, settings: Settings, minutes: float) -> None:
+    """A timer asking for the bill so far of the current (UTC) month every `minutes`. Every worker
+    runs it; the estimate id names the month and the period, so the markers of several workers
+    make one estimate run (the fold acts once per id and partition)."""
+    from datetime import UTC, datetime
+
+    from streams.markers import send_estimate_markers
+
+    @app.timer(interval=minutes * 60)
+    async def estimate_now() -> None:
+        now = datetime.now(UTC)
+        period = int(now.timestamp() // (minutes * 60))
+        month = f"{now.year:04d}-{now.month:02d}"
+        await send_estimate_markers(settings, month, estimate_id=f"{month}-auto-{period}", as_of=now)
+
+    log.info("event=estimates_enabled every_minutes=%s", minutes)
 
 
 def install_auto_close(app: faust.App, settings: Settings, grace_hours: float) -> None:

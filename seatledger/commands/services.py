@@ -31,7 +31,7 @@ def worker(
         None, "--metrics-port", metavar="PORT", help="Prometheus port (0: any free)"
     ),
     app_id: str | None = typer.Option(
-        None, "--app-id", metavar="ID", help="Faust app id (consumer group, changelog prefix)"
+        None, "--app-id", metavar="ID", help="prefix of the worker's consumer groups and changelog topics"
     ),
     auto_close: bool = typer.Option(
         False, "--auto-close", help="close each month automatically once it ended in every zone, plus a grace period"
@@ -43,9 +43,16 @@ def worker(
         metavar="HOURS",
         help="grace period of --auto-close (default 72; SEATLEDGER_AUTO_CLOSE_GRACE_HOURS)",
     ),
+    estimate_every: float | None = typer.Option(
+        None,
+        "--estimate-every",
+        min=0,
+        metavar="MINUTES",
+        help="ask for the bill so far of the current month this often (default 60; 0: never)",
+    ),
     loglevel: str = options.LOGLEVEL,
 ) -> None:
-    """Run the streaming worker until SIGTERM: route, validate, fold, close months, amend."""
+    """Run the streaming worker until SIGTERM: route, validate, fold, close months, amend, estimate."""
     from streams.autoclose import DEFAULT_GRACE_HOURS
     from streams.worker import run_worker
 
@@ -54,6 +61,7 @@ def worker(
     settings = load_settings(
         bootstrap=bootstrap, partitions=partitions, data_dir=data_dir, prices=options.price_book_path(prices),
         worker_metrics_port=metrics_port, worker_app_id=app_id, auto_close_grace_hours=grace_hours,
+        estimate_every_minutes=estimate_every,
     )  # fmt: skip
     run_worker(settings, loglevel=loglevel.upper())
 

@@ -248,3 +248,40 @@ async def test_auto_close_closes_a_month_that_ended_everywhere_plus_the_grace(
     msgs = await wait_snapshots(settings, w, done_for(MONTH, PARTITIONS), timeout=120)
     assert diff(expected, latest_decisions(msgs)) == []
     assert {m["close_id"] for m in msgs if m["kind"] == "partition_done"} == {f"auto-{MONTH}"}
+
+
+async def test_an_estimate_marker_makes_every_partition_emit_the_bill_so_far_equal_to_the_batch_estimate(
+    kafka_topics, worker_factory, workload, tmp_path
+):
+    from datetime import UTC, datetime
+
+    from projections.calendar import Month
+    from projections.prices import PriceBook
+    from replay.estimate import estimates_from_events
+    from streams.markers import send_estimate_markers
+
+    settings = kafka_topics(partitions=PARTITIONS)
+    as_of = datetime(2026, 10, 20, tzinfo=UTC)
+    known = [e for e in workload if datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) < as_of]
+    await publish(settings, [(p[0]["company_id"].encode(), orjson.dumps(p), None) for p in packed(known)])
+    w = worker_factory(settings).start()
+    await send_estimate_markers(settings, MONTH, estimate_id="e-1", as_of=as_of)
+    path = tmp_path / "known.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in known))
+    batch = estimates_from_events(str(path), Month.parse(MONTH), as_of, PriceBook.load(None))
+    companies = {e.company_id for e in batch}
+
+    def complete(ms: list[dict]) -> bool:
+        return {m["company_id"] for m in ms if m["kind"] == "company_estimate"} >= companies
+
+    msgs = await wait_snapshots(settings, w, complete, timeout=120)
+    got = {(m["company_id"], m["user_id"]): m for m in msgs if m["kind"] == "estimate"}
+    want = {(e.company_id, a.decision.user_id): a for e in batch for a in e.accounts}
+    assert got.keys() == want.keys()
+    for k, a in want.items():
+        m = got[k]
+        assert (m["status"], m["billable"], m["rule"], m["reason"]) == (
+            a.status, a.decision.billable, a.decision.rule, a.decision.reason,
+        ), k  # fmt: skip
+    assert all(m["provisional"] and m["estimate_id"] == "e-1" for m in msgs if "estimate" in m["kind"])
+    assert not [m for m in msgs if m["kind"] in ("decision", "partition_done")]  # nothing closed

@@ -36,9 +36,8 @@ def worker_env(settings: Settings, data_dir: Path, app_id: str | None = None) ->
         "SEATLEDGER_DATA_DIR": str(data_dir),
         "SEATLEDGER_WORKER_APP_ID": app_id or f"w-{uuid.uuid4().hex[:10]}",
         "SEATLEDGER_WORKER_METRICS_PORT": "0",
-        # Faust settings through its env prefix: a restart after kill -9 waits less for the dead member.
-        "SEATLEDGER_FAUST_BROKER_SESSION_TIMEOUT": "6",
-        "SEATLEDGER_FAUST_BROKER_HEARTBEAT_INTERVAL": "1",
+        # a restart after kill -9 waits less for the dead member
+        "SEATLEDGER_SESSION_TIMEOUT_SECONDS": "6",
     }
 
 

@@ -60,7 +60,7 @@ def test_kafka_image_is_pinned_to_a_4_1_release():
 
 def test_the_seatledger_services_use_the_image_built_from_the_dockerfile():
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    for name in ("topics", "worker", "sink", "archive"):
+    for name in ("topics", "worker", "worker-2", "sink", "archive"):
         assert services[name]["build"] == "." and services[name]["image"] == "seatledger:local"
     assert (ROOT / "Dockerfile").read_text().startswith("# ") and "FROM python:3.11-slim" in (
         ROOT / "Dockerfile"

@@ -1,4 +1,4 @@
-"""Given/when/then cases for every rule R1-R14 and every example in shared/spec/billing-rules.md.
+"""Given/when/then cases for every rule R1-R14 and every example of the billing rules (docs/rules.md).
 
 Each test builds a company's events with `given.World`, folds them with `projections.facts.fold_all`
 and decides with `projections.decide.decide_company` (pure, milliseconds). Where the spec is silent

@@ -1,15 +1,14 @@
 """The read model: what the API (and a console beside it) shows, read from the ledger's DuckDB file.
 
-Every request holds the file read-only for its queries only (ledger.connection.attached), the way
-the sink allows readers between its batches: the file is attached to an in-memory DuckDB
-connection that each serving thread keeps, and detached after the request. Billed data comes from complete months only (a month
+Every request reads the file read-only for its queries only (ledger.connection.SharedReadOnly), the
+way the sink allows readers between its batches: the file is attached while requests read it and
+detached when none does. Billed data comes from complete months only (a month
 appears once every partition reported and everything is stored: never half a month); estimates
 from their own tables, never mixed with it. Functions return plain dicts shaped like api.models.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from ledger.connection import DatabaseBusy, attached, run
+from ledger.connection import DatabaseBusy, SharedReadOnly, run
 from projections.calendar import utc_iso
 from projections.decide import DECISION_COLUMNS
 from projections.invoice import CURRENCY, TAXES
@@ -37,22 +36,21 @@ class DatabaseUnavailable(RuntimeError):
 
 
 class Ledger:
-    """The DuckDB file the sink writes, read-only for the duration of each request."""
+    """The DuckDB file the sink writes, read-only for the duration of each request.
+
+    One per file and process (the app's `state.ledger`; a console beside the API uses the same):
+    see SharedReadOnly for why a second one would be unsafe."""
 
     def __init__(self, path: Path, timeout: float):
         self.path = Path(path)
-        self.timeout = timeout
-        self._local = threading.local()  # per thread: an in-memory connection to attach the file to
+        self.file = SharedReadOnly(self.path, timeout)
 
     @contextmanager
     def connect(self) -> Iterator[Con]:
         if not self.path.exists():
             raise DatabaseUnavailable(f"no ledger database at {self.path} (has `seatledger sink` run?)")
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = duckdb.connect(":memory:")
         try:
-            with attached(con, self.path, timeout=self.timeout):
+            with self.file.cursor() as con:
                 yield con
         except (DatabaseBusy, duckdb.IOException) as exc:  # locked too long, or not a DuckDB file
             raise DatabaseUnavailable(str(exc)) from None
@@ -252,7 +250,8 @@ def account_history(con: Con, company: str, month: str, user: str) -> dict:
     )
     if not rows:
         raise NotFound(f"no decision for user {user!r} of company {company!r} in {month}")
-    tickets = sorted({r["amend_reason"][8:] for r in rows if (r["amend_reason"] or "").startswith("dispute:")})
+    reasons = [r["amend_reason"] or "" for r in rows]
+    tickets = sorted({a.removeprefix("dispute:") for a in reasons if a.startswith("dispute:")})
     disputes = {
         d["ticket"]: {k: d[k] for k in ("ticket", "requested_by", "applied_at")}
         for d in (_rows(con, "SELECT * FROM disputes WHERE list_contains(?, ticket)", [tickets]) if tickets else [])

@@ -8,7 +8,7 @@ import time
 import duckdb
 import pytest
 
-from ledger.connection import DatabaseBusy, attached, connect, run, write_connection
+from ledger.connection import DatabaseBusy, SharedReadOnly, connect, run, write_connection
 from ledger.tables import ensure_schema
 
 
@@ -47,28 +47,56 @@ def _hold_for_writing(path, seconds, ready):
     con.close()
 
 
-def test_attached_reads_the_file_only_inside_the_block_and_waits_for_a_writer(tmp_path):
+def _can_write(path, answer):
+    try:
+        duckdb.connect(str(path)).close()
+        answer.put(True)
+    except duckdb.IOException:
+        answer.put(False)
+
+
+def writable_from_another_process(path) -> bool:
+    ctx = multiprocessing.get_context("spawn")
+    answer = ctx.Queue()
+    p = ctx.Process(target=_can_write, args=(path, answer))
+    p.start()
+    p.join(30)
+    return answer.get(timeout=5)
+
+
+def test_shared_read_only_holds_the_file_while_any_read_lasts_and_releases_it_after(tmp_path):
     path = tmp_path / "l.duckdb"
     with write_connection(path) as con:
         ensure_schema(con)
         run(con, "INSERT INTO month_completions VALUES ('2026-10', 1, now(), 1)")
-    mem = duckdb.connect(":memory:")
-    for _ in range(2):  # the same in-memory connection, attached again
-        with attached(mem, path):
-            assert run(mem, "SELECT month FROM month_completions") == [("2026-10",)]
-        with write_connection(path, timeout=0) as con:  # released: a writer gets it at once
-            run(con, "SELECT 1")
+    shared = SharedReadOnly(path)
+    with shared.cursor() as first:
+        with shared.cursor() as second:  # overlapping reads share one attachment
+            assert run(second, "SELECT month FROM month_completions") == [("2026-10",)]
+        assert not writable_from_another_process(path)  # the first read still holds it
+        assert run(first, "SELECT count(*) FROM month_completions") == [(1,)]
+    assert writable_from_another_process(path)  # released after the last read
+    with write_connection(path) as con:
+        run(con, "INSERT INTO month_completions VALUES ('2026-11', 1, now(), 2)")
+    with shared.cursor() as again:  # attached again: sees what was written in between
+        assert run(again, "SELECT count(*) FROM month_completions") == [(2,)]
+
+
+def test_shared_read_only_waits_for_a_writer_then_gives_up(tmp_path):
+    path = tmp_path / "l.duckdb"
+    with write_connection(path) as con:
+        ensure_schema(con)
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     p = ctx.Process(target=_hold_for_writing, args=(path, 1.0, ready))
     p.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(DatabaseBusy), attached(mem, path, timeout=0.1):
+        with pytest.raises(DatabaseBusy), SharedReadOnly(path, timeout=0.1).cursor():
             pass
         t0 = time.monotonic()
-        with attached(mem, path, timeout=10):
-            assert run(mem, "SELECT count(*) FROM month_completions") == [(1,)]
+        with SharedReadOnly(path, timeout=10).cursor() as cur:
+            assert run(cur, "SELECT count(*) FROM month_completions") == [(0,)]
         assert 0.3 < time.monotonic() - t0 < 5
     finally:
         p.join(10)

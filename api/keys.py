@@ -4,7 +4,8 @@ A key is `sl_<key id>_<secret>`. The file (DATA_DIR/api-keys.json, mode 0600) ke
 name, id, role, companies, creation and revocation times and an argon2id hash of the secret, never
 the secret itself: `create` returns it once. The id finds the stored key without trying every
 hash; the secret is checked with argon2's verify, which compares in constant time, and a token
-with an unknown id is verified against a dummy hash so that both take as long.
+with an unknown id is verified against a dummy hash so that both take as long (a token that is
+not of that shape at all is refused at once: its shape is no secret, and it costs no argon2).
 
 argon2 is slow on purpose (~0.1-0.3 s here), too slow for every request: a verified token is
 remembered as its SHA-256 digest (compared with `hmac.compare_digest`) until the file changes, so
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import orjson
@@ -110,7 +112,6 @@ class KeyStore:
         self._stamp: tuple | None = None
         self._by_id: dict[str, ApiKey] = {}
         self._verified: dict[str, bytes] = {}  # key id -> sha256 of the token last verified
-        self._dummy = _HASHER.hash(secrets.token_urlsafe(32))
 
     # ---- file --------------------------------------------------------------------------------
 
@@ -178,17 +179,27 @@ class KeyStore:
             self._verified.clear()
             self._stamp = stamp
 
+    @cached_property
+    def _dummy(self) -> str:
+        """A hash to verify a token with an unknown id against (made on first need: ~0.2 s)."""
+        return _HASHER.hash(secrets.token_urlsafe(32))
+
     def authenticate(self, token: str) -> ApiKey | None:
-        """The active key `token` names, or None (unknown, malformed, wrong secret or revoked)."""
+        """The active key `token` names, or None (unknown, malformed, wrong secret or revoked).
+
+        A token that is not `sl_<id>_<secret>` is refused at once (its shape is no secret); one
+        with an unknown id costs an argon2 verify like a known one."""
         parts = split_token(token)
+        if parts is None:
+            return None
         with self._lock:
             self._refresh()
-            key = self._by_id.get(parts[0]) if parts else None
+            key = self._by_id.get(parts[0])
             digest = hashlib.sha256(token.encode()).digest()
             known = self._verified.get(key.key_id) if key is not None else None
             if key is not None and known is not None and hmac.compare_digest(known, digest):
                 return key if key.active else None
-        ok = _verify(key.secret_hash if key is not None else self._dummy, parts[1] if parts else token)
+        ok = _verify(key.secret_hash if key is not None else self._dummy, parts[1])
         if key is None or not ok:
             return None
         with self._lock:

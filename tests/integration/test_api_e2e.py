@@ -1,10 +1,10 @@
-"""End to end over HTTP: events POSTed to `seatledger serve`, folded by the worker, closed, stored by
-the sink, read back through the API; and the bill so far made on the month's last day, stored by
-the same sink, read through the API beside the close.
+"""End to end over HTTP: events POSTed to `seatledger serve`, folded by the worker, estimated on the
+month's last day, closed, stored by the sink, and read back through the API.
 
 - Every account's decision and every invoice the API shows equal the batch replay of the events.
-- The estimate as of the last day equals the close's decision for every account whose facts do not
-  change afterwards; the accounts whose facts do change are where it differs.
+- The worker's estimate, asked for on the last day (after the events that happened before it, and
+  before the rest), equals the batch path's estimate of the same events, and the close's decision
+  for every account whose facts do not change afterwards; where they change, it differs.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import pytest
 from devtools.workload import iter_events
 from projections.calendar import Month, to_us
 from projections.prices import PriceBook
-from replay.estimate import estimate_run_messages, estimates_from_events
+from replay.estimate import estimates_from_events
 from replay.month import run_month
+from streams.markers import send_estimate_markers
 from tests.support.api_server import ApiServer, api_env, make_keys
 from tests.support.services import Service, wait_for
-from tests.support.worker_harness import WorkerProcess, close_month, publish, worker_env
+from tests.support.worker_harness import WorkerProcess, close_month, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -84,10 +85,12 @@ def test_events_over_http_closed_by_the_worker_read_back_over_http_and_the_last_
     src = tmp_path / "events.ndjson"
     src.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
     client = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {tokens['ci']}"}, timeout=60)
+    as_of = datetime.fromisoformat(AS_OF)
+    before = [e for e in events if not happened_since(e, as_of)]
     try:
-        for i in range(0, len(events), 1000):
-            r = client.post("/v1/events", json=events[i : i + 1000])
-            assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
+        post(client, before)
+        asyncio.run(send_estimate_markers(settings, MONTH, estimate_id="last-day", as_of=as_of))
+        post(client, [e for e in events if happened_since(e, as_of)])
         asyncio.run(close_month(settings, MONTH))
         month = wait_for(
             lambda: (m := client.get(f"/v1/months/{MONTH}/invoices").json())["complete"] and m, 240,
@@ -109,33 +112,48 @@ def test_events_over_http_closed_by_the_worker_read_back_over_http_and_the_last_
             c: f"{inv.subtotal_usd:.2f}" for c, inv in replay.invoices.items()
         }
 
-        as_of = datetime.fromisoformat(AS_OF)
-        estimates = estimates_from_events(str(src), Month.parse(MONTH), as_of, PriceBook.load())
-        messages = estimate_run_messages(estimates, "last-day", as_of)
-        asyncio.run(publish(settings, [(m["company_id"].encode(), orjson.dumps(m), None) for m in messages],
-                            topic=settings.topic_snapshots))  # fmt: skip
+        batch = estimates_from_events(str(src), Month.parse(MONTH), as_of, PriceBook.load())
         wait_for(
-            lambda: all(client.get(f"/v1/companies/{c}/months/{MONTH}/estimate").status_code == 200 for c in replay.invoices),
-            120, "the estimates over HTTP", *services,
+            lambda: all(client.get(f"/v1/companies/{e.company_id}/months/{MONTH}/estimate").status_code == 200 for e in batch),
+            120, "the worker's estimates over HTTP", *services,
         )  # fmt: skip
         compared, differ = 0, {}
-        for company in sorted(replay.invoices):
+        for est in batch:
+            company = est.company_id
             body = client.get(f"/v1/companies/{company}/months/{MONTH}/estimate").json()
             assert body["provisional"] is True and body["as_of"] == "2026-10-31T12:00:00.000Z"
-            for a in pages(client, f"/v1/companies/{company}/months/{MONTH}/estimate"):
-                key = (company, a["user_id"])
-                if changes_after(events, company, a["user_id"]):
-                    differ[a["user_id"]] = (a["status"], closed[key]["billable"])
+            assert body["estimate_id"] == "last-day" and body["counts"] == est.counts()
+            assert body["estimate"]["subtotal_usd"] == f"{est.invoice.subtotal_usd:.2f}"
+            served = {a["user_id"]: a for a in pages(client, f"/v1/companies/{company}/months/{MONTH}/estimate")}
+            want = {a.decision.user_id: a for a in est.accounts}
+            assert served.keys() == want.keys()
+            for user, a in served.items():
+                assert a["status"] == want[user].status
+                assert as_row(company, a) == {c: v for c, v in want[user].decision.row().items() if c != "month"} | {
+                    "unit_price_usd": f"{want[user].decision.unit_price_usd:.2f}"
+                }
+                if changes_after(events, company, user):
+                    differ[user] = (a["status"], closed[(company, user)]["billable"])
                 else:
-                    assert as_row(company, a) == closed[key], key
+                    assert as_row(company, a) == closed[(company, user)], (company, user)
                     compared += 1
-        print(f"estimate equals the close for {compared} accounts; {len(differ)} changed after it")
+        print(f"the worker's estimate equals the close for {compared} accounts; {len(differ)} changed after it")
         assert compared >= 20 and "steady" not in differ
         assert differ["late-login"] == ("at_risk", True) and differ["leaver"] == ("on_track", False)
     finally:
         client.close()
         rcs = [s.stop() for s in services]
     assert rcs == [0, 0, 0], "\n".join(s.tail() for s in services)
+
+
+def happened_since(e: dict, as_of: datetime) -> bool:
+    return to_us(datetime.fromisoformat(e["occurred_at"])) >= to_us(as_of)
+
+
+def post(client: httpx.Client, events: list[dict]) -> None:
+    for i in range(0, len(events), 1000):
+        r = client.post("/v1/events", json=events[i : i + 1000])
+        assert r.status_code == 200 and r.json()["rejected"] == 0, r.text
 
 
 def changes_after(events: list[dict], company: str, user: str) -> bool:

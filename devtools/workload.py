@@ -33,9 +33,10 @@ from math import sqrt
 from operator import itemgetter
 from random import Random
 from typing import IO
-from zoneinfo import ZoneInfo
 
 import orjson
+
+from projections.calendar import zone
 
 __all__ = ["iter_events", "write_ndjson", "Workload", "DEFAULT_HISTORY_MONTHS"]
 
@@ -362,7 +363,7 @@ class _Calendar:
         """(epoch of local midnight for day 0..days, UTC offset at local noon for day 0..days-1)."""
         z = self._zones.get(name)
         if z is None:
-            tz = ZoneInfo(name)
+            tz = zone(name)
             mids = []
             offs = []
             for d in self.dates:

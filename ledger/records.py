@@ -9,17 +9,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from ledger.batch import Batch
 from projections.decide import DECISION_COLUMNS, Decision
+from projections.prices import MAX_USD
 from projections.snapshots import KINDS, decision_from_row, digest
 
 _STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
-_PRICE_LIMIT = Decimal("1e10")  # DECIMAL(12, 2)
 
 
 @dataclass(slots=True)
@@ -113,7 +112,7 @@ def decision_of(msg: dict) -> tuple[Decision, bool]:
     if not isinstance(row["billable"], bool) or not isinstance(row["charged"], bool):
         raise ValueError("billable and charged must be booleans")
     d = decision_from_row(row, plan=str(msg.get("plan") or ""))
-    if abs(d.unit_price_usd) >= _PRICE_LIMIT:
+    if abs(d.unit_price_usd) >= MAX_USD:
         raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
     return d, digest(d) == claimed
 

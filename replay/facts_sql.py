@@ -50,6 +50,7 @@ from projections.facts import (
     FactSet,
     MonthActivity,
     Record,
+    guest_key,
 )
 
 ACTIVITY_EVENTS = tuple(sorted(BILLING_ACTIVITY | REPORTING_ACTIVITY | NOTIFICATION_ACTIVITY))
@@ -175,8 +176,9 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
                 invite_id = eid[len(DERIVED_TRIAL_PREFIX) :]
                 guest_of = (orjson.loads(extras) if extras else {}).get("guest_of", "")
                 cf = comps.setdefault(cid, CompanyFacts())
-                if invite_id not in cf.guest_invites:
-                    cf.guest_invites[invite_id] = Record(ts, invite_id, "invite", (("company_id", guest_of),))
+                gk = guest_key(guest_of, invite_id)
+                if gk not in cf.guest_invites:
+                    cf.guest_invites[gk] = Record(ts, invite_id, "invite", (("company_id", guest_of),))
                 continue
             if wanted is not None and cid not in wanted:
                 continue
@@ -192,8 +194,9 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
             home = orjson.loads(attrs).get("guest_home_company_id")
             if home and home != cid and (wanted is None or home in wanted):
                 hf = comps.setdefault(home, CompanyFacts())
-                if eid not in hf.guest_invites:
-                    hf.guest_invites[eid] = Record(ts, eid, "invite", (("company_id", cid),))
+                gk = guest_key(cid, eid)
+                if gk not in hf.guest_invites:
+                    hf.guest_invites[gk] = Record(ts, eid, "invite", (("company_id", cid),))
         if wanted is not None and cid not in wanted:
             continue
         cf = comps.get(cid)

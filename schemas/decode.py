@@ -159,7 +159,7 @@ def parse_message(raw: bytes | str) -> Parsed:
     bad: dict[int, str] = {}
     # Every container opens with a bracket: when the message has few, no element can be too deep.
     if data_raw.count(b"{") + data_raw.count(b"[") > MAX_DEPTH + packed:
-        bad.update((i, TOO_DEEP) for i, el in enumerate(elements) if _deeper_than(el, MAX_DEPTH))
+        bad.update((i, TOO_DEEP) for i, el in enumerate(elements) if deeper_than(el, MAX_DEPTH))
     ok = elements if not bad else [el for i, el in enumerate(elements) if i not in bad]
     encoded = _encode(ok)
     if encoded is None or len(encoded) > MAX_EVENT_BYTES:  # then some element may be too large
@@ -194,7 +194,7 @@ def _encoded_size(value: Any) -> int | None:
     return None if enc is None else len(enc)
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int) -> bool:
     """Whether `value` nests more than `limit` levels of objects and arrays (itself counted)."""
     stack = [(value, 1)]
     while stack:

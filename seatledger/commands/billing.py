@@ -111,11 +111,12 @@ def invoice_annotate(
     from ledger.invoicing import annotate_invoice
     from projections.calendar import utc_iso
 
+    m = options.parse_month(month)
     settings = load_settings(db=db)
     if not Path(settings.db).exists():
         raise fail(f"no database at {settings.db}")
     with expected_errors():
-        at = annotate_invoice(settings.db, company, month, po, annotated_by=by)
+        at = annotate_invoice(settings.db, company, str(m), po, annotated_by=by)
     typer.echo(f"invoice {company} {month}: PO number {po} recorded at {utc_iso(at)}")
 
 

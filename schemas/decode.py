@@ -172,7 +172,8 @@ def parse_message(raw: bytes | str) -> Parsed:
     # bytes: compare the colons of the message with those of its compact re-encoding (where every
     # colon is a key's or inside a string). Exact unless \u escapes hide colons in strings or an
     # element was cut: then the slower scan decides.
-    if bad or encoded is None or b"\\u" in data_raw or data_raw.count(b":") != encoded.count(b":"):
+    suspect = bad or encoded is None or b"\\u" in data_raw or data_raw.count(b":") != encoded.count(b":")
+    if suspect and len(bad) < len(elements):  # (an element already refused needs no third reason)
         for i, key in duplicate_keys(data_raw, packed).items():
             bad.setdefault(i, duplicate_key(key))
     if not bad:

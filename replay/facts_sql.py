@@ -285,6 +285,7 @@ def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str,
     if not years:
         return "", "0::BIGINT"
     segs = {z: years_segments(z, sorted(ys)) for z, ys in sorted(years.items())}
+    non_utc = {c: z for c, z in non_utc.items() if z in segs}  # companies with activity here
     k = max(len(s) for s in segs.values())
     if k - 1 <= MAX_CASE_TRANSITIONS:
         names = ["company_id", "o0"] + [x for i in range(1, k) for x in (f"t{i}", f"o{i}")]

@@ -366,7 +366,7 @@ def _route_control(ctl: dict, src: Source) -> Routed:
             Month.parse(ctl.get("month"))
             return Routed(control=ctl)
         except ValueError as exc:
-            return Routed(dead=[src.dead(ctl, f"malformed close marker: {exc}")])
+            return Routed(dead=[src.dead(ctl, f"malformed close_month control message: {exc}")])
     return Routed(dead=[src.dead(ctl, f"unknown or malformed control message {str(ctl.get(CONTROL_KEY))[:80]!r}")])
 
 

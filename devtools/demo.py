@@ -118,7 +118,7 @@ def child_env(settings: Settings, run_dir: Path) -> dict[str, str]:
         "ssl_keyfile",
         "prices",
     ):
-        val = getattr(settings, name, None)
+        val = settings.secret(name)
         if val is not None:
             env[f"SEATLEDGER_{name.upper()}"] = str(val)
     return env

@@ -33,9 +33,10 @@ from math import sqrt
 from operator import itemgetter
 from random import Random
 from typing import IO
-from zoneinfo import ZoneInfo
 
 import orjson
+
+from projections.calendar import Month, zone
 
 __all__ = ["iter_events", "write_ndjson", "Workload", "DEFAULT_HISTORY_MONTHS"]
 
@@ -260,7 +261,6 @@ _K0 = itemgetter(0)
 _K1 = itemgetter(1)
 _VERSION_MASK = ~((0xF << 76) | (0x3 << 62))
 _VERSION_BITS = (4 << 76) | (2 << 62)
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 def _day_prefix(dn: int) -> str:
@@ -301,10 +301,9 @@ def _weighted(rng: Random, pairs) -> str:
 
 
 def parse_month(month: str) -> tuple[int, int]:
-    m = _MONTH.match(month)
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    return int(m.group(1)), int(m.group(2))
+    """YYYY-MM in the contract's months (projections.calendar.Month.parse), as (year, month)."""
+    m = Month.parse(month)
+    return m.year, m.month
 
 
 def _add_months(y: int, m: int, k: int) -> tuple[int, int]:
@@ -335,6 +334,8 @@ class _Calendar:
             raise ValueError("history_months must be >= 0")
         hy, hm = _add_months(y, m, -history_months)
         ey, em = _add_months(y, m, months)
+        if (hy, hm) < (2000, 1) or (ey, em) > (2100, 1):
+            raise ValueError("the generated months, history included, must lie within 2000-01 .. 2099-12")
         self.first = date(hy, hm, 1)
         self.gen_first = date(y, m, 1)
         end = date(ey, em, 1)
@@ -362,7 +363,7 @@ class _Calendar:
         """(epoch of local midnight for day 0..days, UTC offset at local noon for day 0..days-1)."""
         z = self._zones.get(name)
         if z is None:
-            tz = ZoneInfo(name)
+            tz = zone(name)
             mids = []
             offs = []
             for d in self.dates:

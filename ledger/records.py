@@ -15,12 +15,14 @@ from typing import Any
 import orjson
 
 from ledger.batch import Batch
+from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.estimate import STATUSES
+from projections.prices import MAX_USD
 from projections.snapshots import KINDS, decision_from_row, digest
+from schemas.decode import deeper_than as _deeper_than
 
 _STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
-_PRICE_LIMIT = Decimal("1e10")  # DECIMAL(12, 2)
 
 
 @dataclass(slots=True)
@@ -40,7 +42,12 @@ class Item:
 
 
 def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]:
-    """A Kafka record's value -> Items: a JSON object, or a JSON array of objects (packed)."""
+    """A Kafka record's value -> Items: a JSON object, or a JSON array of objects (packed).
+
+    An element is readable only when every field the writer stores has the type and range of its
+    DuckDB column (`shape_problem`): a malformed message becomes an unreadable Item (a
+    `sink_rejects` row) here, so it can never fail the batch's transaction and stop the sink.
+    Never raises."""
     if value is None:
         return [Item(partition, offset, None, 0, "empty record (no value)", None)]
     try:
@@ -48,15 +55,139 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
     except orjson.JSONDecodeError as exc:
         return [Item(partition, offset, None, 0, f"not JSON: {exc}", value)]
     elems = obj if isinstance(obj, list) else [obj]
+    shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH  # then no element can nest too deep
     out = []
     for i, el in enumerate(elems):
-        if not isinstance(el, dict):
-            out.append(Item(partition, offset, None, i, f"element {i} is not a JSON object", orjson.dumps(el)))
-        elif el.get("kind") not in KINDS:
-            out.append(Item(partition, offset, None, i, f"unknown kind {el.get('kind')!r}", orjson.dumps(el)))
-        else:
+        try:
+            problem = shape_problem(el, check_depth=not shallow)
+        except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
+            problem = f"cannot be checked: {type(exc).__name__}: {exc}"
+        if problem is None:
             out.append(Item(partition, offset, el, i))
+        elif problem == "is not a JSON object":
+            out.append(Item(partition, offset, None, i, f"element {i} {problem}", _element_bytes(el, value)))
+        else:
+            out.append(Item(partition, offset, None, i, problem, _element_bytes(el, value)))
     return out
+
+
+def _element_bytes(el: Any, record: bytes) -> bytes:
+    """What sink_rejects keeps of an unreadable element: its JSON, else the whole record."""
+    try:
+        return orjson.dumps(el)
+    except (TypeError, orjson.JSONEncodeError):  # nested too deep to encode again
+        return record
+
+
+# The shape of each kind: field -> what the DuckDB column can hold ("?" allows null or absence).
+# Decision columns (projections.decide.DECISION_COLUMNS) are checked by `decision_of`.
+_SHAPES: dict[str, dict[str, str]] = {
+    "decision": {
+        "digest": "str", "plan": "str?", "version": "int32?", "amend_reason": "str?", "in_report": "bool?",
+        "close_id": "str?", "partition": "int32?", "emitted_at": "str?",
+    },
+    "company_month": {
+        "company_id": "str", "month": "str", "invoice": "dict", "mau": "list?", "version": "int32?",
+        "close_id": "str?", "partition": "int32?", "emitted_at": "str?",
+    },
+    "partition_done": {
+        "month": "str", "partition": "int32", "partitions": "int32", "close_id": "str?", "companies": "int32?",
+        "accounts": "int32?", "checksum": "str", "counts": "dict?", "emitted_at": "str?",
+    },
+    "dispute_applied": {
+        "ticket": "str", "company_id": "str", "month": "str", "requested_by": "str?", "applied_at": "str?",
+        "changes": "list?",
+    },
+}  # fmt: skip
+_INVOICE_SHAPE = {
+    "plan": "str?", "free_reason": "str?", "po_number": "str?", "payment_method": "str?", "card_brand": "str?",
+    "billing_country": "str?", "lines": "list?", "notices": "list?", "subtotal_usd": "money?",
+}  # fmt: skip
+_LINE_SHAPE = {"plan": "str", "tier": "str", "count": "int32", "unit_price_usd": "money"}
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+MAX_DEPTH = 32
+
+
+def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
+    """Why a snapshot-topic element cannot be stored, or None when it can."""
+    if not isinstance(el, dict):
+        return "is not a JSON object"
+    kind = el.get("kind")
+    if type(kind) is not str or kind not in KINDS:
+        return f"unknown kind {kind!r}" if type(kind) is str and len(kind) <= 80 else "unknown kind"
+    if check_depth and _deeper_than(el, MAX_DEPTH):
+        return f"nests more than {MAX_DEPTH} levels"
+    problem = _fields_problem(el, _SHAPES[kind])
+    if problem is None and "month" in el:
+        try:
+            Month.parse(el["month"])
+        except ValueError as exc:
+            problem = f"month: {exc}"
+    if problem is None and kind == "company_month":
+        problem = _company_month_problem(el)
+    if problem is None and kind == "partition_done":
+        counts = el.get("counts") or {}
+        problem = _fields_problem(counts, dict.fromkeys(counts, "int64?"), "counts.")
+    return problem
+
+
+def _company_month_problem(el: dict) -> str | None:
+    invoice = el["invoice"]
+    problem = _fields_problem(invoice, _INVOICE_SHAPE, "invoice.")
+    for i, line in enumerate(invoice.get("lines") or []):
+        problem = problem or (
+            _fields_problem(line, _LINE_SHAPE, f"invoice.lines[{i}].")
+            if isinstance(line, dict)
+            else f"invoice.lines[{i}] is not an object"
+        )
+    if problem is None and any(type(n) is not str for n in invoice.get("notices") or []):
+        problem = "invoice.notices must be strings"
+    for i, pair in enumerate(el.get("mau") or []):
+        if problem is None and not _mau_pair(pair):
+            problem = f"mau[{i}] must be [YYYY-MM-DD, count]"
+    return problem
+
+
+def _mau_pair(pair: Any) -> bool:
+    if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or _value_problem(pair[1], "int32"):
+        return False
+    try:
+        date.fromisoformat(pair[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _fields_problem(obj: dict, shape: dict[str, str], prefix: str = "") -> str | None:
+    for name, want in shape.items():
+        problem = _value_problem(obj.get(name), want)
+        if problem is not None:
+            return f"{prefix}{name} {problem}"
+    return None
+
+
+def _value_problem(v: Any, want: str) -> str | None:
+    """Why `v` does not fit `want` (str, int32, int64, bool, money, dict, list; "?": or null)."""
+    if want.endswith("?"):
+        if v is None:
+            return None
+        want = want[:-1]
+    if want == "str":
+        return None if type(v) is str else "must be a string"
+    if want == "bool":
+        return None if type(v) is bool else "must be true or false"
+    if want in _INT_RANGES:
+        lo, hi = _INT_RANGES[want]
+        return None if type(v) is int and lo <= v <= hi else f"must be an integer from {lo} to {hi}"
+    if want == "money":
+        try:
+            ok = type(v) in (str, int) and abs(Decimal(v)) < MAX_USD
+        except (ArithmeticError, ValueError):
+            ok = False
+        return None if ok else "must be an amount below 10,000,000,000 (a string such as '4.00')"
+    if want == "dict":
+        return None if type(v) is dict else "must be an object"
+    return None if type(v) is list else "must be an array"  # "list"
 
 
 def message(it: Item) -> dict:
@@ -111,10 +242,16 @@ def decision_of(msg: dict) -> tuple[Decision, bool]:
     for c in _STR_COLUMNS:
         if not isinstance(row[c], str):
             raise ValueError(f"{c} must be a string")
+    try:
+        evidence = orjson.loads(row["evidence"])
+    except orjson.JSONDecodeError:
+        evidence = None
+    if not isinstance(evidence, list) or not all(isinstance(e, dict) for e in evidence):
+        raise ValueError("evidence must be a JSON array of objects (as text)")
     if not isinstance(row["billable"], bool) or not isinstance(row["charged"], bool):
         raise ValueError("billable and charged must be booleans")
     d = decision_from_row(row, plan=str(msg.get("plan") or ""))
-    if abs(d.unit_price_usd) >= _PRICE_LIMIT:
+    if abs(d.unit_price_usd) >= MAX_USD:
         raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
     return d, digest(d) == claimed
 

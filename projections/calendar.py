@@ -13,13 +13,17 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from schemas.timezones import load_zone
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only (not \d: that takes any script's)
+FIRST_MONTH = (2000, 1)  # the months events can fall in (schemas.events: 2000-01-01 .. 2099-12-31)
+LAST_MONTH = (2099, 12)
 
 
-@lru_cache(maxsize=1024)
 def zone(name: str | None) -> ZoneInfo:
-    return ZoneInfo(name or "UTC")
+    """A billing zone by name, from the shipped tzdata (schemas.timezones), never the host's."""
+    return load_zone(name or "UTC")
 
 
 def to_us(ts: datetime) -> int:
@@ -79,11 +83,15 @@ class Month:
     month: int
 
     @classmethod
-    def parse(cls, text: str) -> Month:
-        m = _MONTH.match(text.strip())
+    def parse(cls, text: object) -> Month:
+        """`YYYY-MM` (ASCII digits) from 2000-01 to 2099-12: the months events can fall in."""
+        m = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
         if not m or not 1 <= int(m.group(2)) <= 12:
-            raise ValueError(f"invalid month {text!r}; expected YYYY-MM")
-        return cls(int(m.group(1)), int(m.group(2)))
+            raise ValueError(f"invalid month {str(text)[:40]!r}; expected YYYY-MM")
+        ym = (int(m.group(1)), int(m.group(2)))
+        if not FIRST_MONTH <= ym <= LAST_MONTH:
+            raise ValueError(f"month {m.group()!r} is outside the supported range 2000-01 .. 2099-12")
+        return cls(*ym)
 
     @classmethod
     def of(cls, d: date) -> Month:

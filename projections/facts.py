@@ -131,6 +131,12 @@ def _merge_records(a: dict[str, Record], b: dict[str, Record]) -> dict[str, Reco
     return out
 
 
+def guest_key(guest_of: str, invite_id: str) -> str:
+    """The key of a guest-invite candidate in its home company's facts: (inviting company, invite
+    id), since an event id is unique only within its company (the contract's dedup key)."""
+    return guest_of + "\x1f" + invite_id
+
+
 def ordered(records: dict[str, Record]) -> list[Record]:
     return sorted(records.values(), key=lambda r: (r.ts, r.event_id))
 
@@ -160,7 +166,7 @@ class CompanyFacts:
 
     records: dict[str, Record] = field(default_factory=dict)
     first_own: Evidence | None = None  # earliest non-derived event of this company, any kind
-    guest_invites: dict[str, Record] = field(default_factory=dict)  # derived trial candidates
+    guest_invites: dict[str, Record] = field(default_factory=dict)  # guest_key -> derived trial candidate
 
     def merge(self, other: CompanyFacts) -> CompanyFacts:
         return CompanyFacts(
@@ -192,7 +198,7 @@ class CompanyFacts:
         return cls(
             {r.event_id: r for r in recs},
             tuple(v["f"]) if v["f"] else None,
-            {r.event_id: r for r in gis},
+            {guest_key(str(r.get("company_id", "")), r.event_id): r for r in gis},
         )
 
 
@@ -292,7 +298,7 @@ def company_deltas(ev) -> list[tuple[str, CompanyFacts]]:
         invite_id = ev.event_id[len(DERIVED_TRIAL_PREFIX) :]
         guest_of = (ev.extras or {}).get("guest_of", "")
         cand = Record(ts, invite_id, "invite", (("company_id", guest_of),))
-        out = [(ev.company_id, CompanyFacts(guest_invites={invite_id: cand}))]
+        out = [(ev.company_id, CompanyFacts(guest_invites={guest_key(guest_of, invite_id): cand}))]
     return out
 
 
@@ -315,7 +321,7 @@ def fold(facts: FactSet, ev, tz_of) -> None:
     home = guest_home(ev)
     if home is not None:
         cand = Record(ts, ev.event_id, "invite", (("company_id", ev.company_id),))
-        facts.merge_company(home, CompanyFacts(guest_invites={ev.event_id: cand}))
+        facts.merge_company(home, CompanyFacts(guest_invites={guest_key(ev.company_id, ev.event_id): cand}))
     if ev.type in COMPANY_EVENTS:
         return
     key = (ev.company_id, ev.user_id)

@@ -77,7 +77,8 @@ def trials(company: CompanyFacts, tz: ZoneInfo) -> list[Trial]:
             last = r.get("last_trial_day")
             last_day = date.fromisoformat(last) if last else start + timedelta(days=TRIAL_DAYS - 1)
             out.append(Trial(start, last_day, r, False))
-    candidates = ordered(company.guest_invites)
+    # by time, then id, then inviting company: the same id may come from two companies
+    candidates = sorted(company.guest_invites.values(), key=lambda r: (r.ts, r.event_id, str(r.get("company_id"))))
     if candidates:
         first = candidates[0]
         if company.first_own is None or company.first_own[0] > first.ts:

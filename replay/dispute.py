@@ -41,6 +41,7 @@ from projections.money import cents, total
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
 from projections.snapshots import decision_message, decision_row, dispute_applied_message
+from projections.text import md_cell, md_code
 from replay.archive import reader
 from replay.verify import (
     VerifyError,
@@ -243,7 +244,7 @@ class DisputeReport:
         j = self.to_json()
         s = j["summary"]
         out = [
-            f"# Dispute report: {self.company_id}, {self.month}",
+            f"# Dispute report: {md_cell(self.company_id)}, {self.month}",
             "",
             f"- Billing time zone: {j['timezone']}; the month runs from {j['month_starts']} to {j['month_ends']} (exclusive).",
             f"- Rules applied now: ruleset {self.ruleset}.",
@@ -253,7 +254,7 @@ class DisputeReport:
             f"- Rules now: {s['now_billable']} billable, {s['now_charged']} charged, USD {s['now_total_usd']}.",
             f"- Accounts: {s['accounts']}; differences: {s['differences']}.",
         ]
-        out += [f"- Note: {n}" for n in self.notes]
+        out += [f"- Note: {md_cell(n)}" for n in self.notes]
         if j["company_events_after_close"]:
             out += ["", "## Company events that arrived after the close", ""]
             out += [_event_line(e) for e in j["company_events_after_close"]]
@@ -272,9 +273,9 @@ class DisputeReport:
         ]
         for a in j["accounts"]:
             b, n = a["billed"], a["now"]
-            why = "; ".join(_ev_short(e) for e in (n or b or {}).get("evidence", []))
-            rr = f"{n['rule']} {n['reason']}" if n else "-"
-            out.append(f"| {a['user_id']} | {a['status']} | {_state(b, True)} | {_state(n)} | {rr} | {why} |")
+            why = "; ".join(_ev_short(e, in_table=True) for e in (n or b or {}).get("evidence", []))
+            rr = f"{md_cell(n['rule'])} {md_cell(n['reason'])}" if n else "-"
+            out.append(f"| {md_cell(a['user_id'])} | {a['status']} | {_state(b, True)} | {_state(n)} | {rr} | {why} |")
         return "\n".join(out) + "\n"
 
 
@@ -288,38 +289,43 @@ def _state(d: dict | None, with_version: bool = False) -> str:
     what = "charged" if d["charged"] else ("billable, free" if d["billable"] else "not billable")
     price = f" USD {d['unit_price_usd']}" if d["charged"] else ""
     ver = f"v{d['version']}: " if with_version else ""
-    return f"{ver}{what} ({d['tier']}){price}"
+    return f"{ver}{what} ({md_cell(d['tier'])}){price}"
 
 
-def _ev_short(e: dict) -> str:
-    return f"{e['type']} `{e['event_id']}` {e['occurred_at']}"
+def _ev_short(e: dict, *, in_table: bool = False) -> str:
+    """An evidence event: type, id as a code span, time (all escaped: stored evidence is data)."""
+    return f"{md_cell(e.get('type'))} {md_code(e.get('event_id'), in_table=in_table)} {md_cell(e.get('occurred_at'))}"
 
 
 def _event_line(e: dict) -> str:
-    who = f" of {e['user_id']}" if e.get("user_id") else ""
-    return f"- {e['type']}{who} `{e['event_id']}` at {e['occurred_at']}, reached Kafka {e['published_at']}"
+    who = f" of {md_cell(e['user_id'])}" if e.get("user_id") else ""
+    return (
+        f"- {md_cell(e['type'])}{who} {md_code(e['event_id'])} at {md_cell(e['occurred_at'])}, "
+        f"reached Kafka {md_cell(e['published_at'])}"
+    )
 
 
 def _account_detail_md(a: dict, ruleset: str) -> list[str]:
     b, n = a["billed"], a["now"]
-    out = ["", f"### {a['user_id']}: {_state(b, True) if b else 'not billed'} -> now {_state(n)}", ""]
+    out = ["", f"### {md_cell(a['user_id'])}: {_state(b, True) if b else 'not billed'} -> now {_state(n)}", ""]
     out += [
         "| version | billable | charged | tier | rule | reason | USD | ruleset | amend reason | made at |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for v in a["versions"]:
         out.append(
-            f"| v{v['version']} | {v['billable']} | {v['charged']} | {v['tier']} | {v['rule']} | {v['reason']} | "
-            f"{v['unit_price_usd']} | {v['ruleset_version']} | {v['amend_reason'] or '-'} | {v['made_at'] or '-'} |"
+            f"| v{v['version']} | {v['billable']} | {v['charged']} | {md_cell(v['tier'])} | {md_cell(v['rule'])} | "
+            f"{md_cell(v['reason'])} | {v['unit_price_usd']} | {md_cell(v['ruleset_version'])} | "
+            f"{md_cell(v['amend_reason'] or '-')} | {md_cell(v['made_at'] or '-')} |"
         )
     if n:
         out.append(
-            f"| now | {n['billable']} | {n['charged']} | {n['tier']} | {n['rule']} | {n['reason']} | "
-            f"{n['unit_price_usd']} | {n['ruleset_version']} | - | - |"
+            f"| now | {n['billable']} | {n['charged']} | {md_cell(n['tier'])} | {md_cell(n['rule'])} | "
+            f"{md_cell(n['reason'])} | {n['unit_price_usd']} | {md_cell(n['ruleset_version'])} | - | - |"
         )
     out.append("")
     if a["differs"]:
-        out.append(f"Differs in: {', '.join(a['differs'])}.")
+        out.append(f"Differs in: {', '.join(md_cell(c) for c in a['differs'])}.")
     c = a["causes"] or {}
     if c.get("late_events"):
         out.append(

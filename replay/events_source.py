@@ -1,17 +1,22 @@
 """Read the batch path's input into DuckDB as validated event rows (`replay.rows` schema).
 
 PATH is one of:
-- an NDJSON file, or `-` for stdin: every line is validated with `schemas.decode.validate_event`
-  (a line may hold a JSON array, a packed message: each element is judged on its own);
+- an NDJSON file, or `-` for stdin: every line is judged as the worker judges a Kafka message
+  (`schemas.decode`: the limits, then the contract; a line may hold a JSON array of one company's
+  events, each element judged on its own);
 - a directory of NDJSON files (`*.ndjson`, `*.jsonl`, `*.json`), read in name order;
 - a Parquet file, or a directory holding Parquet files (the archive, possibly hive-partitioned like
   `month=2026-10/bucket=03/part-*.parquet`; `rejected/` and `_manifest/` are skipped). Archive rows
   were validated when they were accepted; they are read with DuckDB's `read_parquet`, never
-  through Python.
+  through Python, and rows an older version accepted but today's contract refuses are left out
+  and reported (`parquet_contract_sql`).
 
-Invalid lines are reported as (file, line, reason) and skipped. The same event_id with different
-content is a conflict: the first stays, the later one is dropped and reported. Identical
-duplicates are dropped silently (an event delivered twice counts once).
+Invalid lines are reported as (file, line, reason) and skipped. An event is identified by
+(`company_id`, `event_id`), the contract's dedup key: the same id in two companies names two
+events. The same key with different content is a conflict: the first stays, the later one is
+dropped and reported. Identical duplicates are dropped silently (an event delivered twice counts
+once). Only digests of the kept events are held (`Seen`), so memory grows with the distinct
+events, not with the input.
 For Parquet, conflicts are looked for among account and company events (few rows, the ones whose
 first occurrence decides a record); activity duplicates cannot change a fact (bitmasks OR, the
 earliest event by min), so the archive's activity rows are not compared.
@@ -21,18 +26,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import IO
 
-import orjson
 import pyarrow as pa
 
+from projections.calendar import to_us
+from projections.text import escape_text
 from replay.facts_sql import RECORD_EVENTS, _sql_list
 from replay.rows import ARROW_SCHEMA, COLUMNS, event_row, rows_to_table
-from schemas.decode import EventRejected, validate_event
+from schemas.decode import Rejection, accept, parse_message, unexpected
+from schemas.events import COMPANY_TYPES, CONTROL_RANGES, EARLIEST, LATEST, RANGE_TEXT
+from schemas.timezones import ZONE_NAMES
+
+# The contract's control characters (schemas.events.CONTROL_RANGES) as an RE2 class, for DuckDB.
+CONTROL_RE2 = "[" + re.sub(r"\\u([0-9a-f]{4})", r"\\x{\1}", CONTROL_RANGES) + "]"
 
 CHUNK_ROWS = 100_000
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
@@ -47,24 +60,29 @@ class SourceError(Exception):
 @dataclass(frozen=True, slots=True)
 class Invalid:
     file: str
-    line: int
+    line: int | None  # None: rows of a Parquet archive (the reason says how many)
     reason: str
     index: int | None = None  # element of a packed array, when the line held one
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f"[{self.index}]" if self.index is not None else "")
-        return f"{where}: {self.reason}"
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        where += f"[{self.index}]" if self.index is not None else ""
+        return f"{where}: {escape_text(self.reason)}"
 
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
+    company_id: str
     event_id: str
     file: str
     line: int | None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"event_id {self.event_id!r} at {where} differs from its first occurrence; kept the first"
+        return (
+            f"event_id {escape_text(self.event_id)!r} of company {self.company_id} at {where} differs from "
+            "its first occurrence; kept the first"
+        )
 
 
 @dataclass(slots=True)
@@ -75,6 +93,7 @@ class LoadedEvents:
     view: str
     kind: str  # "ndjson" or "parquet"
     rows: int | None = None  # accepted rows (NDJSON; unknown for Parquet without a count)
+    lines: int = 0  # non-blank lines read (NDJSON)
     invalid: list[Invalid] = field(default_factory=list)
     invalid_count: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
@@ -172,7 +191,7 @@ def _lines(files: list, progress, task) -> Iterator[tuple[str, int, bytes]]:
 
 def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None) -> LoadedEvents:
     out = LoadedEvents(con, view, "ndjson")
-    seen: dict[str, tuple] = {}
+    seen = Seen()
     chunks: list[pa.Table] = []
     batch: list[tuple] = []
     total = sum(os.path.getsize(f) for f in files if f != "-")
@@ -185,34 +204,18 @@ def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None
             text = line.strip()
             if not text:
                 continue
-            try:
-                data = orjson.loads(text)
-            except orjson.JSONDecodeError as exc:
-                out.add_invalid(Invalid(name, n, f"not valid JSON: {exc}"))
-                continue
-            packed = isinstance(data, list)
-            if packed and not data:
-                out.add_invalid(Invalid(name, n, "empty JSON array: a packed message needs at least one event"))
-                continue
-            for i, item in enumerate(data if packed else [data]):
-                try:
-                    ev = validate_event(item)
-                except EventRejected as exc:
-                    out.add_invalid(Invalid(name, n, exc.reason, i if packed else None))
-                    continue
-                row = event_row(ev)
-                first = seen.get(row[0])
-                if first is not None:
-                    if first != row[1:]:
-                        out.add_conflict(Conflict(row[0], name, n))
-                    else:
-                        out.duplicates += 1
-                    continue
-                seen[row[0]] = row[1:]
-                batch.append(row)
-                if len(batch) >= CHUNK_ROWS:
-                    chunks.append(rows_to_table(batch))
-                    batch = []
+            out.lines += 1
+            for row in _line_rows(out, name, n, text):
+                verdict = seen.add(row)
+                if verdict is DUPLICATE:
+                    out.duplicates += 1
+                elif verdict is CONFLICT:
+                    out.add_conflict(Conflict(row[3], row[0], name, n))
+                else:
+                    batch.append(row)
+                    if len(batch) >= CHUNK_ROWS:
+                        chunks.append(rows_to_table(batch))
+                        batch = []
     finally:
         if bar is not None:
             bar.stop()
@@ -225,41 +228,135 @@ def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None
     return out
 
 
-# Parquet ---------------------------------------------------------------------------------------
+def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple]:
+    """One line's accepted events as rows, its rejections reported in `out` (judged as the worker
+    judges a message: schemas.decode). Nothing raises: a line or an element that makes anything
+    fail is reported as invalid with the error."""
+    try:
+        parsed = parse_message(text)
+        good, bad = accept(parsed.items)
+    except Exception as exc:  # a bug: report the line, go on
+        out.add_invalid(Invalid(name, n, unexpected(exc)))
+        return []
+    rows = []
+    for index, item, ev, _ in good:
+        try:
+            assert ev is not None  # accept() without a fast path validates with pydantic
+            rows.append(event_row(ev))
+        except Exception as exc:
+            bad.append(Rejection(index, unexpected(exc), item))
+    for r in sorted(parsed.rejected + bad, key=lambda r: r.index):
+        out.add_invalid(Invalid(name, n, r.reason, r.index if parsed.packed and r.raw is not text else None))
+    return rows
+
+
+DUPLICATE = "duplicate"
+CONFLICT = "conflict"
+
+
+class Seen:
+    """The events kept so far, as digests (memory grows with distinct events, not with the input):
+    key = 16-byte BLAKE2b of (company_id, event_id), the contract's dedup key; value = the hash of
+    the row's content, to tell an identical redelivery from a conflicting one (two different
+    contents with one 64-bit hash would pass for a redelivery: the first is kept either way)."""
+
+    __slots__ = ("_digests",)
+
+    def __init__(self) -> None:
+        self._digests: dict[bytes, int] = {}
+
+    def add(self, row: tuple) -> str | None:
+        """None for a new event (now kept), else DUPLICATE or CONFLICT (the first one stays)."""
+        key = blake2b(f"{row[3]}\x1f{row[0]}".encode(), digest_size=16).digest()
+        content = hash(row[1:])
+        kept = self._digests
+        n = len(kept)
+        first = kept.setdefault(key, content)
+        if len(kept) > n:
+            return None
+        return DUPLICATE if first == content else CONFLICT
 
 
 def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool = True) -> LoadedEvents:
     out = LoadedEvents(con, view, "parquet")
     cols = ", ".join(COLUMNS)
     file_list = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    source = f"read_parquet({file_list}, hive_partitioning=true, union_by_name=true)"
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} "
-            f"FROM read_parquet({file_list}, hive_partitioning=true, union_by_name=true)"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {source}")
         con.sql(f"SELECT * FROM {view} LIMIT 0").fetchall()
     except Exception as exc:  # duckdb raises many kinds; the user needs the message
         raise SourceError(f"cannot read Parquet events: {exc}") from None
+    broken = parquet_contract_sql(view)
+    found = con.sql(
+        f"SELECT reason, count(*), min(event_id) FROM (SELECT event_id, {broken} AS reason FROM {view}) "
+        "WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
+    ).fetchall()
+    if found:  # rows an older version archived that today's contract refuses: left out, reported
+        for reason, n, example in found:
+            out.invalid_count += n
+            if len(out.invalid) < out.MAX_KEPT:
+                out.invalid.append(
+                    Invalid("<parquet archive>", None, f"{n} row(s): {reason} (e.g. event_id {example!r})")
+                )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {source} WHERE ({broken}) IS NULL")
+    (out.rows,) = con.sql(f"SELECT count(*) FROM {view}").fetchall()[0]
     if check_conflicts:
         rows = con.sql(
-            f"""SELECT event_id, count(DISTINCT (type, occurred_at_us, company_id, user_id, attrs)) AS n
+            f"""SELECT company_id, event_id, count(DISTINCT (type, occurred_at_us, user_id, attrs)) AS n
                 FROM {view} WHERE type IN ({_sql_list(RECORD_EVENTS)})
-                GROUP BY event_id HAVING n > 1 ORDER BY event_id"""
+                GROUP BY company_id, event_id HAVING n > 1 ORDER BY company_id, event_id"""
         ).fetchall()
-        for eid, n in rows:
+        for cid, eid, n in rows:
             for _ in range(n - 1):
-                out.add_conflict(Conflict(eid, "<parquet archive>", None))
+                out.add_conflict(Conflict(cid, eid, "<parquet archive>", None))
     return out
+
+
+def parquet_contract_sql(view: str) -> str:
+    """A SQL expression over a row of `view`: why today's contract refuses it, or NULL.
+
+    Archive rows were validated when they were archived, by the rules of that day; these are the
+    rules added since that a batch run depends on (an instant far outside the range would make it
+    pay for every day in between, a host-only zone or a day past 9999 would crash it)."""
+    zones = _sql_list(sorted(ZONE_NAMES))
+    company = _sql_list(sorted(COMPANY_TYPES))
+    lo, hi = to_us(EARLIEST), to_us(LATEST)
+    return f"""CASE
+        WHEN event_id IS NULL OR length(event_id) NOT BETWEEN 1 AND 128
+             OR regexp_matches(event_id, '{CONTROL_RE2}') THEN 'event_id is not 1-128 printable characters'
+        WHEN occurred_at_us IS NULL OR occurred_at_us < {lo} OR occurred_at_us >= {hi}
+            THEN 'occurred_at is outside the accepted range {RANGE_TEXT}'
+        WHEN company_id IS NULL OR NOT regexp_full_match(company_id, '[A-Za-z0-9._:-]{{1,64}}')
+            THEN 'company_id is not 1-64 characters of A-Z a-z 0-9 . _ : -'
+        WHEN type IN ({company}) AND user_id IS NOT NULL THEN 'user_id on a company kind'
+        WHEN type NOT IN ({company}) AND (user_id IS NULL OR NOT regexp_full_match(user_id, '[A-Za-z0-9._:-]{{1,64}}'))
+            THEN 'user_id missing or not 1-64 characters of A-Z a-z 0-9 . _ : -'
+        WHEN type = 'company_registered' AND coalesce(json_extract_string(attrs, '$.timezone'), 'UTC') NOT IN ({zones})
+            THEN 'timezone is not a zone of the shipped tzdata'
+        WHEN type = 'trial_started' AND json_extract_string(attrs, '$.last_trial_day') NOT BETWEEN '2000-01-01' AND '2099-12-31'
+            THEN 'last_trial_day is outside [2000-01-01, 2099-12-31]'
+    END"""
 
 
 def load_events(
     con, path: str, view: str = VIEW, progress: bool | None = None, check_conflicts: bool = True
 ) -> LoadedEvents:
-    """Make the events at `path` queryable in `con` as `view` (rows schema)."""
+    """Make the events at `path` queryable in `con` as `view` (rows schema).
+
+    An input without a single valid event is a SourceError (exit 2): an empty file, or one whose
+    every event was refused, is far more likely a wrong path or a broken export than a quiet
+    month, and billing nothing from it would look like a clean run."""
     kind, files = classify(path)
     if kind == "parquet":
-        return load_parquet(con, files, view, check_conflicts)
-    return load_ndjson(con, files, view, progress)
+        loaded = load_parquet(con, files, view, check_conflicts)
+    else:
+        loaded = load_ndjson(con, files, view, progress)
+    if not loaded.rows:
+        if not loaded.invalid_count:
+            raise SourceError(f"no events in {path}: the input is empty")
+        raise SourceError(f"no valid event in {path}: {loaded.invalid_count} invalid, the first at {loaded.invalid[0]}")
+    return loaded
 
 
 def report(loaded: LoadedEvents, err=None, limit: int = 20) -> None:
@@ -275,7 +372,8 @@ def report(loaded: LoadedEvents, err=None, limit: int = 20) -> None:
         print(f"conflict: {conflict}", file=err)
     if loaded.conflict_count:
         print(
-            f"{loaded.conflict_count} conflicting duplicate(s): same event_id, different content; kept the first",
+            f"{loaded.conflict_count} conflicting duplicate(s): same company_id and event_id, different content; "
+            "kept the first",
             file=err,
         )
 

@@ -30,6 +30,7 @@ import gc
 from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import orjson
 import pyarrow as pa
@@ -50,7 +51,9 @@ from projections.facts import (
     FactSet,
     MonthActivity,
     Record,
+    guest_key,
 )
+from schemas.events import EARLIEST, LATEST
 
 ACTIVITY_EVENTS = tuple(sorted(BILLING_ACTIVITY | REPORTING_ACTIVITY | NOTIFICATION_ACTIVITY))
 RECORD_EVENTS = tuple(sorted(ACCOUNT_EVENTS | COMPANY_EVENTS))
@@ -99,35 +102,79 @@ def _offset_us(tz, us: int) -> int:
     return (off.days * 86_400 + off.seconds) * 1_000_000
 
 
+# Offsets are probed every TRANSITION_STEP_S and a change is bisected to the second. Exact when two
+# transitions of a zone are never closer than the step: in tzdata 2026f between 2000 and 2100 the
+# closest pair is 6.96 days apart (America/Boa_Vista, Asia/Gaza, ...; tests/unit/replay pins it).
+TRANSITION_STEP_S = 3 * 86_400
+_YEAR_S = {y: int(datetime(y, 1, 1, tzinfo=UTC).timestamp()) for y in range(EARLIEST.year - 1, LATEST.year + 2)}
+
+
+@lru_cache(maxsize=4096)
+def year_transitions(zone_name: str, year: int) -> tuple[tuple[int, int], ...]:
+    """(instant_us, offset_us from then on) of every offset change of the zone in UTC year `year`
+    (its first instant excluded, the next year's first included). A fixed cost per zone and year,
+    computed once per process."""
+    tz = zone(zone_name)
+    t, end = _YEAR_S[year], _YEAR_S[year + 1]
+    cur = _offset_us(tz, t * 1_000_000)
+    out = []
+    while t < end:
+        nxt = min(t + TRANSITION_STEP_S, end)
+        off = _offset_us(tz, nxt * 1_000_000)
+        if off == cur:
+            t = nxt
+            continue
+        a, b = t, nxt  # offset(a) == cur, offset(b) != cur: find the first second with a new one
+        while b - a > 1:
+            mid = (a + b) // 2
+            if _offset_us(tz, mid * 1_000_000) == cur:
+                a = mid
+            else:
+                b = mid
+        cur = _offset_us(tz, b * 1_000_000)
+        out.append((b * 1_000_000, cur))
+        t = b
+    return tuple(out)
+
+
 def zone_segments(zone_name: str, lo_us: int, hi_us: int) -> list[tuple[int, int]]:
     """[(from_us, offset_us)] covering [lo_us, hi_us]: the offset in force from each instant on.
 
-    The first segment starts at -inf (represented by lo_us's offset from the minimum int64).
-    Transitions are found day by day and bisected to the second (every tz transition is on a
-    whole second), so the result is exact for the range.
-    """
+    The first segment starts at -inf (represented by the minimum int64), with the offset a day
+    before lo_us. The transitions come from `year_transitions` of the years the range touches,
+    clamped to the contract's years, so the cost depends on the zones in a run, never on how far
+    apart its dates are."""
     tz = zone(zone_name)
-    lo_s, hi_s = lo_us // 1_000_000 - 86_400, hi_us // 1_000_000 + 86_400
+    lo_s = max(lo_us // 1_000_000 - 86_400, _YEAR_S[EARLIEST.year - 1])
+    hi_s = min(hi_us // 1_000_000 + 86_400, _YEAR_S[LATEST.year + 1] - 1)
     segs = [(-(2**63), _offset_us(tz, lo_s * 1_000_000))]
-    cur = segs[0][1]
-    t = lo_s
-    while t < hi_s:
-        nxt = min(t + 86_400, hi_s)
-        off = _offset_us(tz, nxt * 1_000_000)
-        if off != cur:
-            a, b = t, nxt  # offset(a) == cur, offset(b) != cur: find the first second with a new one
-            while b - a > 1:
-                mid = (a + b) // 2
-                if _offset_us(tz, mid * 1_000_000) == cur:
-                    a = mid
-                else:
-                    b = mid
-            new = _offset_us(tz, b * 1_000_000)
-            segs.append((b * 1_000_000, new))
-            cur = new
-            t = b
-            continue
-        t = nxt
+    first_year = datetime.fromtimestamp(lo_s, tz=UTC).year
+    last_year = datetime.fromtimestamp(max(hi_s, lo_s), tz=UTC).year
+    for year in range(first_year, last_year + 1):
+        segs += [(t, off) for t, off in year_transitions(zone_name, year) if lo_s * 1_000_000 < t <= hi_s * 1_000_000]
+    return segs
+
+
+def _years(lo_us: int, hi_us: int) -> range:
+    """The UTC years of [lo_us - 1 day, hi_us + 1 day], within the contract's years (and one either side)."""
+    lo = datetime.fromtimestamp(max(lo_us // 1_000_000 - 86_400, _YEAR_S[EARLIEST.year - 1]), tz=UTC).year
+    hi = datetime.fromtimestamp(min(hi_us // 1_000_000 + 86_400, _YEAR_S[LATEST.year + 1] - 1), tz=UTC).year
+    return range(lo, max(lo, hi) + 1)
+
+
+def years_segments(zone_name: str, years: list[int]) -> list[tuple[int, int]]:
+    """[(from_us, offset_us)] exact for every instant of the UTC `years` (sorted): each year's
+    transitions, and where a year does not follow the previous one, its first instant's offset.
+    Instants between the years are not covered exactly (no row lies there)."""
+    tz = zone(zone_name)
+    segs: list[tuple[int, int]] = []
+    prev = None
+    for year in years:
+        if prev is None or year != prev + 1:
+            start = _YEAR_S[year] * 1_000_000
+            segs.append((-(2**63) if prev is None else start, _offset_us(tz, start)))
+        segs += year_transitions(zone_name, year)
+        prev = year
     return segs
 
 
@@ -175,8 +222,9 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
                 invite_id = eid[len(DERIVED_TRIAL_PREFIX) :]
                 guest_of = (orjson.loads(extras) if extras else {}).get("guest_of", "")
                 cf = comps.setdefault(cid, CompanyFacts())
-                if invite_id not in cf.guest_invites:
-                    cf.guest_invites[invite_id] = Record(ts, invite_id, "invite", (("company_id", guest_of),))
+                gk = guest_key(guest_of, invite_id)
+                if gk not in cf.guest_invites:
+                    cf.guest_invites[gk] = Record(ts, invite_id, "invite", (("company_id", guest_of),))
                 continue
             if wanted is not None and cid not in wanted:
                 continue
@@ -192,8 +240,9 @@ def _load_records(con, view: str, companies: list[str] | None) -> FactSet:
             home = orjson.loads(attrs).get("guest_home_company_id")
             if home and home != cid and (wanted is None or home in wanted):
                 hf = comps.setdefault(home, CompanyFacts())
-                if eid not in hf.guest_invites:
-                    hf.guest_invites[eid] = Record(ts, eid, "invite", (("company_id", cid),))
+                gk = guest_key(cid, eid)
+                if gk not in hf.guest_invites:
+                    hf.guest_invites[gk] = Record(ts, eid, "invite", (("company_id", cid),))
         if wanted is not None and cid not in wanted:
             continue
         cf = comps.get(cid)
@@ -225,10 +274,18 @@ def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str,
     non_utc = {c: z for c, z in zones.items() if z != "UTC"}
     if not non_utc:
         return "", "0::BIGINT"
-    lo, hi = con.sql(f"SELECT min(occurred_at_us), max(occurred_at_us) FROM {view} WHERE {where}").fetchall()[0]
-    if lo is None:
+    spans = con.sql(
+        f"SELECT e.company_id, min(e.occurred_at_us), max(e.occurred_at_us) FROM {view} WHERE {where} GROUP BY ALL"
+    ).fetchall()
+    years: dict[str, set[int]] = {}  # per zone: the UTC years its companies' activity spans
+    for cid, lo, hi in spans:
+        z = non_utc.get(cid)
+        if z is not None:
+            years.setdefault(z, set()).update(_years(lo, hi))
+    if not years:
         return "", "0::BIGINT"
-    segs = {z: zone_segments(z, lo, hi) for z in sorted(set(non_utc.values()))}
+    segs = {z: years_segments(z, sorted(ys)) for z, ys in sorted(years.items())}
+    non_utc = {c: z for c, z in non_utc.items() if z in segs}  # companies with activity here
     k = max(len(s) for s in segs.values())
     if k - 1 <= MAX_CASE_TRANSITIONS:
         names = ["company_id", "o0"] + [x for i in range(1, k) for x in (f"t{i}", f"o{i}")]

@@ -26,6 +26,7 @@ from projections.facts import FactSet
 from projections.money import cents
 from projections.prices import PriceBook
 from projections.rulesets import RULESETS, get_ruleset
+from projections.text import escape_text
 from replay.archive import reader
 from replay.rows import COLUMNS
 
@@ -146,20 +147,21 @@ class Drift:
     recomputed: dict | None = None
 
     def line(self) -> str:
-        who = f"{self.company_id}/{self.user_id}"
+        who = escape_text(f"{self.company_id}/{self.user_id}")
         if self.kind == "missing":
             r = self.recomputed or {}
-            return f"missing  {who}: the archive gives {r.get('rule')}/{r.get('reason')} billable={r.get('billable')}, DuckDB has no row"
+            return f"missing  {who}: the archive gives {_short(r.get('rule'))}/{_short(r.get('reason'))} billable={r.get('billable')}, DuckDB has no row"
         if self.kind == "extra":
             s = self.stored or {}
-            return f"extra    {who}: DuckDB has {s.get('rule')}/{s.get('reason')} billable={s.get('billable')}, the archive gives no decision"
+            return f"extra    {who}: DuckDB has {_short(s.get('rule'))}/{_short(s.get('reason'))} billable={s.get('billable')}, the archive gives no decision"
         stored, recomputed = self.stored or {}, self.recomputed or {}  # both set on a "differs"
         parts = [f"{c}: stored {_short(stored[c])} != recomputed {_short(recomputed[c])}" for c in self.columns]
         return f"differs  {who}: " + "; ".join(parts)
 
 
 def _short(v) -> str:
-    text = orjson.dumps(v, default=str).decode() if not isinstance(v, str) else v
+    """A value for a drift line: one line of printable text (stored values are data), at most 160 characters."""
+    text = escape_text(orjson.dumps(v, default=str).decode() if not isinstance(v, str) else v)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -202,12 +204,12 @@ class VerifyResult:
         }
 
     def lines(self, limit: int = 50) -> list[str]:
-        scope = f"company {self.company_id}, " if self.company_id else ""
+        scope = f"company {escape_text(self.company_id)}, " if self.company_id else ""
         head = (
             f"verify {scope}month {self.month}: {self.stored} stored row(s), {self.recomputed} recomputed from "
             f"{self.events} archived event(s) of {self.companies} company(ies)"
         )
-        out = [head, *(f"note: {n}" for n in self.notes)]
+        out = [head, *(f"note: {escape_text(n)}" for n in self.notes)]
         if self.clean:
             out.append("clean: every stored decision equals the recomputation")
             return out

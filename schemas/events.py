@@ -8,9 +8,8 @@ archive stores them) and ignored by the rules.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Final, Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -25,9 +24,28 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.timezones import zone_problem
+
 SCHEMA_VERSION: Final = 1
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$")
+# The instants an event may happen at: [EARLIEST, LATEST). Outside it a date is a bug or an attack
+# (year 1 or 9999 overflows a local date; a span of centuries would make a run pay for every day).
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_DAY: Final = date(2000, 1, 1)
+LATEST_DAY: Final = date(2099, 12, 31)
+RANGE_TEXT: Final = "[2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)"
+
+# Characters no id may hold: the C0 and C1 controls, the line and paragraph separators, and the
+# invisible format characters that change how text around them is displayed (zero-width spaces
+# and joiners, bidirectional embeddings, overrides and isolates, the byte-order mark). Written with
+# \uXXXX escapes, which Python and the JSON Schema's regular expressions (ECMA 262) read alike.
+CONTROL_RANGES: Final = r"\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+_CONTROL = re.compile(f"[{CONTROL_RANGES}]")
+
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
 
 
 def parse_rfc3339(value: object) -> datetime:
@@ -38,7 +56,7 @@ def parse_rfc3339(value: object) -> datetime:
         return value
     if not isinstance(value, str):
         raise ValueError("timestamp must be an RFC 3339 string")
-    m = _RFC3339.match(value)
+    m = _RFC3339.fullmatch(value)  # not `match`: its `$` also matches before a final newline
     if not m:
         raise ValueError(f"unparsable timestamp {value!r}; expected RFC 3339 such as 2026-10-02T08:14:03Z")
     if m.group("offset") is None:
@@ -48,26 +66,58 @@ def parse_rfc3339(value: object) -> datetime:
     if frac and len(frac) > 7:  # Python keeps microseconds: cut nanoseconds, never round up a second
         text = value.replace(frac, frac[:7], 1)
     try:
-        return datetime.fromisoformat(text.replace("z", "Z"))
+        ts = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
         raise ValueError(f"unparsable timestamp {value!r}: {exc}") from None
+    if not EARLIEST <= ts < LATEST:  # aware datetimes compare without converting: no overflow
+        raise ValueError(f"timestamp {value!r} is outside the accepted range {RANGE_TEXT}")
+    return ts
 
 
 def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    problem = zone_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def control_character(text: str) -> str | None:
+    """The first forbidden control character of `text` and where, for an error message; else None."""
+    m = _CONTROL.search(text)
+    return None if m is None else f"control character U+{ord(m.group()):04X} at position {m.start()}"
+
+
+def _check_event_id(value: str) -> str:
+    found = control_character(value)
+    if found is not None:
+        raise ValueError(f"{found}; an event_id is 1-128 printable characters")
+    return value
+
+
+def _check_day(value: date) -> date:
+    if not EARLIEST_DAY <= value <= LATEST_DAY:
+        raise ValueError(f"date {value.isoformat()} is outside the accepted range [2000-01-01, 2099-12-31]")
     return value
 
 
 Timestamp = Annotated[
     datetime,
     BeforeValidator(parse_rfc3339),
-    WithJsonSchema({"type": "string", "format": "date-time", "description": "RFC 3339 with an offset"}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": f"RFC 3339 with an offset; the instant lies in {RANGE_TEXT}",
+        }
+    ),
 ]
 Identifier = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-EventId = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+EventId = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=128, json_schema_extra={"pattern": f"^[^{CONTROL_RANGES}]+$"}),
+    AfterValidator(_check_event_id),
+]
+Day = Annotated[date, AfterValidator(_check_day), Field(description="YYYY-MM-DD, from 2000-01-01 to 2099-12-31")]
 Channel = Literal["web", "mobile"]
 Employment = Literal["employee", "contractor", "volunteer", "other"]
 RoleCategory = Literal["customer_facing", "backstage", "public_service", "medical", "other"]
@@ -97,7 +147,13 @@ OrganizationType = Literal[
     "cooperative",
 ]
 CardBrand = Literal["amex", "visa", "discover", "mastercard"]
-TimeZoneName = Annotated[StrictStr, AfterValidator(_check_zone)]
+TimeZoneName = Annotated[
+    StrictStr,
+    AfterValidator(_check_zone),
+    Field(
+        description="an IANA zone name shipped in the tzdata package, e.g. Europe/Amsterdam; not localtime, posix/ or right/"
+    ),
+]
 
 
 class Envelope(BaseModel):
@@ -110,7 +166,7 @@ class Envelope(BaseModel):
     occurred_at: Timestamp
     company_id: Identifier
     schema_version: Literal[1] = SCHEMA_VERSION
-    source: StrictStr | None = None
+    source: Annotated[StrictStr, Field(max_length=128)] | None = None
 
     @property
     def extras(self) -> dict:
@@ -219,7 +275,7 @@ class PlanChanged(CompanyScoped):
 
 class TrialStarted(CompanyScoped):
     type: Literal["trial_started"]
-    last_trial_day: date | None = None
+    last_trial_day: Day | None = None
 
 
 class NonprofitVerified(CompanyScoped):

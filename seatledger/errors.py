@@ -1,11 +1,11 @@
 """Exit codes, and which expected errors end a command with which code and message.
 
 Every command exits 0 when done, and otherwise:
-  1 FOUND    the command ran and found a problem: invalid events (`replay --strict`), rejected
+  1 FOUND    the command ran and found a problem: invalid or conflicting events (`replay --strict`), rejected
              lines (`publish`), drift (`verify`), no issued invoice, a broker or topics that could
              not be set up, a demo that did not finish;
-  2 USAGE    unusable input: a missing file, a bad month or format, an unknown company or ruleset,
-             an unreadable price book, no archive or database;
+  2 USAGE    unusable input: a missing file, an input without a single valid event, a bad month or
+             format, an unknown company or ruleset, an unusable price book, no archive or database;
   3 SERVICE  Kafka, the sink or the database failed.
 An expected error prints one line, `error: <message>`, on stderr and no traceback; anything else
 is a bug and keeps its traceback. The commands that talk to Kafka (publish, close, archive, topics

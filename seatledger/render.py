@@ -1,8 +1,10 @@
 """What the commands print: decisions as JSON lines or CSV, the invoice text, the MAU and
 reconciliation reports, an applied dispute ticket, publish's rejections, generate's counts.
 
-Output only; the values come from `replay`, `projections` and `devtools`. CSV that names users
-is made safe to open in a spreadsheet (OWASP CSV injection).
+Output only; the values come from `replay`, `projections` and `devtools`. Every output escapes
+what it prints: text through `projections.text.escape_text` (no value can add a line or reorder
+what a reader sees), every CSV cell through `safe_cell` (safe to open in a spreadsheet, OWASP CSV
+injection), and JSON through the encoder.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 import orjson
 
+from projections.text import escape_text as esc
+from projections.text import md_cell
+
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 SHOW_REJECTIONS = 20
 
@@ -25,12 +30,13 @@ def safe_cell(value: Any) -> str:
     return "'" + s if s.startswith(FORMULA_PREFIXES) else s
 
 
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]], safe: bool = False) -> str:
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """CSV with every cell through `safe_cell` (the csv module quotes separators and newlines)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
     for r in rows:
-        w.writerow([safe_cell(v) if safe else v for v in r])
+        w.writerow([safe_cell(v) for v in r])
     return buf.getvalue()
 
 
@@ -67,7 +73,7 @@ def billed_users_csv(decisions: Iterable) -> str:
     rows = (
         [d.user_id, d.tier, d.rule, d.reason, str(d.unit_price_usd), plain(d.charged)] for d in decisions if d.billable
     )
-    return csv_text(header, rows, safe=True)
+    return csv_text(header, rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,14 +90,14 @@ def invoices_text(invoices: Sequence) -> str:
 
 def invoice_text(inv) -> str:
     """One invoice: lines, total, accounts, PO, payment, R12 eligibility and notices."""
-    lines = [f"Invoice {inv.company_id} {inv.month} (plan in force: {inv.plan})"]
+    lines = [f"Invoice {esc(inv.company_id)} {esc(inv.month)} (plan in force: {esc(inv.plan)})"]
     for ln in inv.lines:
         lines.append(
-            f"  {ln.plan:<10} {ln.tier:<9} {ln.count:>7} x USD {ln.unit_price_usd:>8} = USD {ln.amount_usd:>10}"
+            f"  {esc(ln.plan):<10} {esc(ln.tier):<9} {ln.count:>7} x USD {ln.unit_price_usd:>8} = USD {ln.amount_usd:>10}"
         )
     if not inv.lines:
         why = (
-            f": {inv.free_reason}"
+            f": {esc(inv.free_reason)}"
             if inv.free_reason
             else (": no billable account" if not inv.billable_accounts else "")
         )
@@ -99,23 +105,23 @@ def invoice_text(inv) -> str:
     lines.append(f"  total USD {inv.total_usd} (taxes excluded)")
     lines.append(f"  billable accounts {inv.billable_accounts}, charged {inv.charged_accounts}")
     if inv.free_reason:
-        lines.append(f"  free: {inv.free_reason}")
-    lines.append(f"  PO number: {inv.po_number or '-'}")
+        lines.append(f"  free: {esc(inv.free_reason)}")
+    lines.append(f"  PO number: {esc(inv.po_number) if inv.po_number else '-'}")
     lines.append(f"  payment: {_payment(inv)}")
     lines.append(
         "  qualifies for payment by invoice (R12, above USD 5,000): "
         + ("yes" if inv.qualifies_for_invoice_payment else "no")
     )
-    lines += [f"  notice: {n}" for n in inv.notices]
+    lines += [f"  notice: {esc(n)}" for n in inv.notices]
     return "\n".join(lines) + "\n"
 
 
 def _payment(inv) -> str:
-    pay = inv.payment_method or "-"
+    pay = esc(inv.payment_method) if inv.payment_method else "-"
     if inv.card_brand:
-        pay += f" ({inv.card_brand})"
+        pay += f" ({esc(inv.card_brand)})"
     if inv.billing_country:
-        pay += f", billing country {inv.billing_country}"
+        pay += f", billing country {esc(inv.billing_country)}"
     return pay
 
 
@@ -131,7 +137,9 @@ def mau_report(company: str, month: str, days: Sequence, fmt: str) -> str:
         )
     if fmt == "csv":
         return csv_text(("date", "mau"), ([d.isoformat(), n] for d, n in days))
-    return f"MAU {company} {month} (rolling 30 days)\n" + "".join(f"{d.isoformat()} {n:>8}\n" for d, n in days)
+    return f"MAU {esc(company)} {esc(month)} (rolling 30 days)\n" + "".join(
+        f"{d.isoformat()} {n:>8}\n" for d, n in days
+    )
 
 
 def reconcile_report(company: str, month: str, recs: Sequence, fmt: str) -> str:
@@ -156,15 +164,14 @@ def reconcile_report(company: str, month: str, recs: Sequence, fmt: str) -> str:
         return csv_text(
             ("user_id", "in_report", "on_invoice", "explanation"),
             ([r.user_id, plain(r.in_report), plain(r.billable), r.explanation] for r in recs),
-            safe=True,
         )
     lines = [f"{'user_id':<24} {'report':<6} {'invoice':<7} explanation"]
     lines += [
-        f"{r.user_id:<24} {'yes' if r.in_report else 'no':<6} {'yes' if r.billable else 'no':<7} {r.explanation}"
+        f"{esc(r.user_id):<24} {'yes' if r.in_report else 'no':<6} {'yes' if r.billable else 'no':<7} {esc(r.explanation)}"
         for r in recs
     ]
-    lines += ["", summary]
-    lines += [f"  {n:>7} {c}" for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+    lines += ["", esc(summary)]
+    lines += [f"  {n:>7} {esc(c)}" for c, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
     return "\n".join(lines) + "\n"
 
 
@@ -197,24 +204,27 @@ def explain(code: str) -> str:
 
 def applied_ticket(reference: str, result) -> list[str]:
     """What `dispute --apply` published and what the sink stored for it."""
+    ref = md_cell(reference)
     if result.already is not None:
         return [
-            f"ticket {reference} was already applied (at {result.already.get('applied_at')}, by "
-            f"{result.already.get('requested_by') or 'unknown'}); nothing published"
+            f"ticket {ref} was already applied (at {md_cell(result.already.get('applied_at'))}, by "
+            f"{md_cell(result.already.get('requested_by') or 'unknown')}); nothing published"
         ]
     if not result.published:
-        return [f"ticket {reference}: no differences, nothing to apply"]
+        return [f"ticket {ref}: no differences, nothing to apply"]
     out = [
-        f"\n## Applied ticket {reference}\n",
+        f"\n## Applied ticket {ref}\n",
         f"published {result.published - 1} amendment(s) and the dispute record; the sink stored:",
     ]
     out += [
-        f"- {v['user_id']}: v{v['version']} (corrects v{v['corrects_version']}): "
-        f"{'charged' if v['charged'] else 'not charged'}, {v['rule']} {v['reason']}, USD {v['unit_price_usd']}"
+        f"- {md_cell(v['user_id'])}: v{v['version']} (corrects v{v['corrects_version']}): "
+        f"{'charged' if v['charged'] else 'not charged'}, {md_cell(v['rule'])} {md_cell(v['reason'])}, "
+        f"USD {v['unit_price_usd']}"
         for v in result.stored_versions
     ]
     out += [
-        f"- adjustment {a['user_id']}: USD {a['amount_usd']} on {a.get('applied_to_invoice_month') or 'the next invoice'}"
+        f"- adjustment {md_cell(a['user_id'])}: USD {a['amount_usd']} on "
+        f"{md_cell(a.get('applied_to_invoice_month') or 'the next invoice')}"
         for a in result.adjustments
     ]
     if not result.adjustments:
@@ -224,7 +234,7 @@ def applied_ticket(reference: str, result) -> list[str]:
 
 def rejections(rejected: Sequence[tuple[int, str]], total: int, limit: int = SHOW_REJECTIONS) -> list[str]:
     """Human lines for the rejected input lines, capped at `limit` with a count of the rest."""
-    out = [f"  line {line_no}: {reason}" for line_no, reason in rejected[:limit]]
+    out = [f"  line {line_no}: {esc(reason)}" for line_no, reason in rejected[:limit]]
     if total > limit:
         out.append(f"  ... and {total - limit} more")
     return out

@@ -18,8 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from schemas import EventRejected, validate_event
-from schemas.decode import parse_json
+from schemas.decode import accept, parse_message
 from streams.settings import Settings
 
 # Well below the broker's default message.max.bytes (1 MiB): a pack is cut before it gets bigger.
@@ -46,25 +45,16 @@ class Rejected:
 
 
 def check_line(line_no: int, raw: bytes | str) -> list[Accepted | Rejected]:
-    """One NDJSON line to its accepted events and rejections. A line holds one event object, or
-    (leniently) a JSON array of events; each element is judged on its own."""
-    try:
-        data = parse_json(raw)
-    except EventRejected as exc:
-        return [Rejected(line_no, exc.reason)]
-    items = data if isinstance(data, list) else [data]
-    if isinstance(data, list) and not data:
-        return [Rejected(line_no, "empty JSON array")]
-    out: list[Accepted | Rejected] = []
-    for i, item in enumerate(items):
-        try:
-            ev = validate_event(item)
-        except EventRejected as exc:
-            where = f"element {i}: " if isinstance(data, list) else ""
-            out.append(Rejected(line_no, where + exc.reason))
-            continue
-        out.append(Accepted(line_no, ev.company_id, item))
-    return out
+    """One NDJSON line to its accepted events and rejections, judged as the worker will judge it
+    (`schemas.decode`): a line holds one event object, or a JSON array of one company's events,
+    each element judged on its own."""
+    parsed = parse_message(raw)
+    good, bad = accept(parsed.items)
+    out: list[tuple[int, Accepted | Rejected]] = [(i, Accepted(line_no, cid, item)) for i, item, _, cid in good]
+    for r in parsed.rejected + bad:
+        where = f"element {r.index}: " if parsed.packed and r.raw is not raw else ""
+        out.append((r.index, Rejected(line_no, where + r.reason)))
+    return [x for _, x in sorted(out, key=lambda p: p[0])]
 
 
 def check_lines(lines: Iterable[tuple[int, bytes | str]]) -> Iterator[Accepted | Rejected]:

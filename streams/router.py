@@ -31,7 +31,7 @@ from schemas.control import (
     routed_estimate_marker,
 )
 from streams.metrics import WorkerMetrics
-from streams.routing import Packer, Routed, home_partition, route_message
+from streams.routing import Packer, Routed, Source, failed, home_partition, route_message
 from streams.settings import Settings
 
 log = logging.getLogger("seatledger.worker")
@@ -141,11 +141,11 @@ class Router:
             n_msgs += len(recs)
             part = tp.partition
             for msg in recs:
-                try:
+                try:  # route_message never raises; should it all the same, the message is a dead letter
                     r = route_message(msg.value, topic=tp.topic, partition=part, offset=msg.offset)
-                except Exception as exc:  # never let one message stop the router
+                except Exception as exc:
                     log.exception("event=router_error partition=%d offset=%d error=%r", part, msg.offset, exc)
-                    continue
+                    r = failed(msg.value or b"", exc, Source(tp.topic, part, msg.offset))
                 n_events += len(r.events)
                 n_derived += len(r.derived)
                 await self._dispatch(r, part, msg.offset, packer, rej)

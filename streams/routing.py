@@ -26,11 +26,11 @@ from typing import Any
 
 import orjson
 
-from projections.calendar import utc_iso
+from projections.calendar import Month, to_us, utc_iso
 from projections.facts import DERIVED_TRIAL_SOURCE, derived_trial_id, guest_home
 from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, parse_control
-from schemas.decode import EventRejected, parse_json, validate_event
-from schemas.events import Envelope
+from schemas.decode import MAX_EVENT_BYTES, accept, parse_message, unexpected
+from schemas.events import EARLIEST, LATEST
 
 # A forwarded (routed) message holds at most this many events / about this many bytes.
 MAX_PACK_EVENTS = 1000
@@ -50,8 +50,16 @@ def home_partition(company_id: str, partitions: int) -> int:
 # --------------------------------------------------------------------------------------------------
 # Dead letters
 
+MAX_DLQ_BYTES = 64 * 1024  # of a rejected message's bytes kept in its dead letter
+
 REASON_CLASSES = (
     ("not valid JSON", "not_json"),
+    ("bytes of JSON", "too_large"),
+    ("levels of JSON", "too_deep"),
+    ("duplicate key", "duplicate_key"),
+    ("control character", "control_character"),
+    ("outside the accepted range", "out_of_range"),
+    ("could not be validated", "internal_error"),
     ("empty JSON array", "empty_array"),
     ("mixes companies", "mixed_companies"),
     ("unknown event type", "unknown_type"),
@@ -91,9 +99,18 @@ def dead_letter(
 ) -> dict:
     """The DLQ record of one rejected element.
 
-    `original` is the element's JSON value when the message parsed, else the message's text; when
-    the message did not parse, `original_b64` also carries its exact bytes.
+    `original` is the element's JSON value when it is kept as JSON, else the message's text; then
+    `original_b64` also carries its exact bytes. Bytes beyond `MAX_DLQ_BYTES` are cut (and
+    `original_size` says how many there were), so that a dead letter always fits in a Kafka
+    message: an oversized poison message must not become an unsendable dead letter.
     """
+    if raw_message is not None and len(raw_message) > MAX_DLQ_BYTES:
+        size = len(raw_message)
+        raw_message = raw_message[:MAX_DLQ_BYTES]
+        if isinstance(original, (bytes, str)):
+            original = original[:MAX_DLQ_BYTES]
+    else:
+        size = None
     rec = {
         "original": _text(original) if isinstance(original, (bytes, str)) and raw_message is not None else original,
         "error": error,
@@ -104,6 +121,8 @@ def dead_letter(
     }
     if raw_message is not None:
         rec["original_b64"] = base64.b64encode(raw_message).decode()
+    if size is not None:
+        rec["original_size"] = size
     return rec
 
 
@@ -113,6 +132,8 @@ def dead_letter(
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ASCII_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _IDENT = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+EARLIEST_US = to_us(EARLIEST)
+LATEST_US = to_us(LATEST)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAYS: dict[str, int] = {}
 _SECS: dict[str, int] = {}
@@ -120,7 +141,8 @@ _SECS: dict[str, int] = {}
 
 def fast_ts_us(value: str) -> int | None:
     """`to_us(parse_rfc3339(value))` for the common forms `YYYY-MM-DDTHH:MM:SSZ` and
-    `YYYY-MM-DDTHH:MM:SS+HH:MM` (ASCII digits), or None when the value has any other form; then the
+    `YYYY-MM-DDTHH:MM:SS+HH:MM` (ASCII digits) within the accepted range, or None when the value
+    has any other form or lies outside the range; then the
     caller uses the full parser (same judgement, same value: this only accepts what `parse_rfc3339`
     accepts, checked in tests/unit/test_routing.py)."""
     n = len(value)
@@ -164,7 +186,8 @@ def fast_ts_us(value: str) -> int | None:
         if h > 23 or m > 59 or sec > 59:
             return None
         s = _SECS[hms] = h * 3600 + m * 60 + sec
-    return (d * 86_400 + s - off) * 1_000_000
+    us = (d * 86_400 + s - off) * 1_000_000
+    return us if EARLIEST_US <= us < LATEST_US else None
 
 
 # kind -> how its `channel` field is checked: None (not a field of the kind: an extra, any value),
@@ -185,20 +208,22 @@ def fast_accept(item: Any) -> str | None:
     """The company id of an activity event that `validate_event` certainly accepts, else None.
 
     A strict subset of the contract, checked field by field like the pydantic models do (StrictStr,
-    lengths, the identifier pattern, RFC 3339 via `fast_ts_us`, `schema_version` 1, channels); extra
-    fields are allowed by the contract. None means only "not sure": the caller validates with pydantic,
-    which gives the verdict and the error text.
+    lengths, printable event ids, the identifier pattern, RFC 3339 within the accepted range via
+    `fast_ts_us`, `schema_version` 1, `source` length, channels); extra fields are allowed by the
+    contract. None means only "not sure": the caller validates with pydantic, which gives the
+    verdict and the error text. Never raises, whatever the JSON value.
     """
     if type(item) is not dict:
         return None
-    # Any JSON value. NB: a list or object raises TypeError (unhashable) here, and the router then
-    # drops the whole message without a dead letter: a known bug, kept until it is fixed on its own.
-    kind: Any = item.get("type")
+    kind = item.get("type")
+    if type(kind) is not str:  # a list or an object is unhashable: no dict lookup with it
+        return None
     chan = _FAST_KINDS.get(kind, "-")
     if chan == "-":
         return None
     eid = item.get("event_id")
-    if type(eid) is not str or not 0 < len(eid) <= 128:
+    # isprintable() refuses every character of the contract's control class (and more: then pydantic decides)
+    if type(eid) is not str or not 0 < len(eid) <= 128 or not eid.isprintable():
         return None
     ts = item.get("occurred_at")
     if type(ts) is not str or fast_ts_us(ts) is None:
@@ -214,7 +239,7 @@ def fast_accept(item: Any) -> str | None:
                 return None
         if "source" in item:
             v = item["source"]
-            if v is not None and type(v) is not str:
+            if v is not None and (type(v) is not str or len(v) > 128):
                 return None
         if chan is not None and "channel" in item:
             v = item["channel"]
@@ -274,75 +299,81 @@ class Source:
 def route_message(raw: bytes | None, *, topic: str, partition: int, offset: int, now: datetime | None = None) -> Routed:
     """Split one raw message into accepted events, derived events, dead letters or a control.
 
-    Same judgement as `schemas.decode_message` (each element on its own; a pack is one company's,
-    later companies are rejected), done here element by element so that every accepted model stays
-    paired with its element as published and every rejection carries its index in the message
-    (decode_message numbers mixed-company rejections within the good events, not the message).
+    The judgement of `schemas.decode_message` (`parse_message`'s limits, then `accept`, with
+    `fast_accept` vouching for the bulk of the activity events): each element on its own, a pack
+    is one company's. Every accepted model stays paired with its element as published and every
+    rejection carries its index in the message. Never raises: an element the validation itself
+    fails on is a dead letter with that reason.
     """
     src = Source(topic, partition, offset, now)
     if raw is None:
         return Routed(dead=[src.dead(None, "empty message (null value)", raw_message=b"")])
+    try:
+        return _route(raw, src)
+    except Exception as exc:  # a bug: the message goes to the DLQ with it, the router goes on
+        return failed(raw, exc, src)
+
+
+def failed(raw: bytes, exc: BaseException, src: Source) -> Routed:
+    """A message whose routing raised: one dead letter with its bytes and the error."""
+    return Routed(dead=[src.dead(raw, unexpected(exc), raw_message=raw)])
+
+
+def _route(raw: bytes, src: Source) -> Routed:
     ctl = parse_control(raw)
     if ctl is not None:
         return _route_control(ctl, src)
-    try:
-        data = parse_json(raw)
-    except EventRejected as exc:
-        return Routed(dead=[src.dead(raw, exc.reason, raw_message=raw)])
-    if isinstance(data, list) and not data:
-        reason = "empty JSON array: a packed message needs at least one event"
-        return Routed(dead=[src.dead(raw, reason, raw_message=raw)])
-    items = data if isinstance(data, list) else [data]
-    out, models = _accept(items, src)
-    if not out.events:
+    parsed = parse_message(raw)
+    out = Routed()
+    with_bytes = True  # the message's bytes go with its first limit rejection only
+    for rej in parsed.rejected:
+        if rej.raw is raw or not parsed.packed:  # the message as a whole: its bytes
+            out.dead.append(src.dead(raw, rej.reason, raw_message=raw))
+        elif _encodable(rej.raw):
+            out.dead.append(src.dead(rej.raw, rej.reason, index=rej.index))
+        else:
+            out.dead.append(src.dead(None, rej.reason, index=rej.index, raw_message=raw if with_bytes else None))
+            with_bytes = False
+    good, bad = accept(parsed.items, fast_accept)
+    out.dead += [src.dead(r.raw, r.reason, index=r.index) for r in bad]
+    if len(out.dead) > 1:
+        out.dead.sort(key=lambda d: d["index"])
+    if not good:
         return out
-    if len(out.events) == len(items):
+    out.company_id = good[0][3]
+    out.events = [item for _, item, _, _ in good]
+    if not out.dead:
         body = raw.strip()
-        out.raw_elements = body[1:-1] if isinstance(data, list) else body
-    for ev, item in models:
-        home = guest_home(ev)
+        out.raw_elements = body[1:-1] if parsed.packed else body
+    for _, item, ev, _ in good:
+        home = guest_home(ev) if ev is not None else None  # fast-accepted: activity, never an invite
         if home is not None:
             out.derived.append((home, derived_trial(item, home)))
     return out
 
 
+def _encodable(value: Any) -> bool:
+    """Whether a rejected element can be kept in its dead letter as JSON (at most an event's size)."""
+    try:
+        return len(orjson.dumps(value)) <= MAX_EVENT_BYTES
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+
+
 def _route_control(ctl: dict, src: Source) -> Routed:
-    """A close or estimate marker, or a dead letter for any other control message."""
+    """A close or estimate marker of a month in the accepted range, or a dead letter for any other
+    control message."""
     kind = ctl.get(CONTROL_KEY)
-    if kind == CLOSE_MONTH and isinstance(ctl.get("month"), str):
-        return Routed(control=ctl)
-    if kind == ESTIMATE_MONTH and all(isinstance(ctl.get(k), str) for k in ("month", "estimate_id", "as_of")):
-        return Routed(control=ctl)
-    return Routed(dead=[src.dead(ctl, f"unknown or malformed control message {ctl.get(CONTROL_KEY)!r}")])
-
-
-def _accept(items: list, src: Source) -> tuple[Routed, list[tuple[Envelope, dict]]]:
-    """Judge each element: accepted (the message's company is that of its first accepted element)
-    or a dead letter. Also the validated models of the accepted elements that went through
-    pydantic (for R5 derivation), each with its element."""
-    out = Routed()
-    first: str | None = None
-    models: list[tuple[Envelope, dict]] = []
-    for i, item in enumerate(items):
-        cid = fast_accept(item)  # an activity event the contract certainly accepts (never an invite)
-        ev: Envelope | None = None
-        if cid is None:
-            try:
-                ev = validate_event(item)
-            except EventRejected as exc:
-                out.dead.append(src.dead(item, exc.reason, index=i))
-                continue
-            cid = ev.company_id
-        if first is not None and cid != first:
-            reason = f"packed message mixes companies: {cid!r} after {first!r}; pack one company's events per message"
-            out.dead.append(src.dead(item, reason, index=i))
-            continue
-        first = cid
-        out.events.append(item)
-        if ev is not None:
-            models.append((ev, item))
-    out.company_id = first  # None when no element was accepted
-    return out, models
+    if kind in (CLOSE_MONTH, ESTIMATE_MONTH):
+        try:
+            Month.parse(ctl.get("month"))
+        except ValueError as exc:
+            return Routed(dead=[src.dead(ctl, f"malformed {kind} control message: {exc}")])
+        if kind == CLOSE_MONTH:
+            return Routed(control=ctl)
+        if all(isinstance(ctl.get(k), str) for k in ("estimate_id", "as_of")):
+            return Routed(control=ctl)
+    return Routed(dead=[src.dead(ctl, f"unknown or malformed control message {str(ctl.get(CONTROL_KEY))[:80]!r}")])
 
 
 def pack(events: list[dict], max_events: int = MAX_PACK_EVENTS, max_bytes: int = MAX_PACK_BYTES) -> list[bytes]:

@@ -2,6 +2,9 @@
 
 Every Kafka client (Faust, aiokafka producers and consumers, admin) gets its security settings from
 `Settings.kafka_client_kwargs()` so SASL/SSL passes through uniformly.
+
+Secrets are `SecretStr`: `repr`, `str`, logs, `--help`, error messages and JSON dumps show
+`**********`; only `secret()` reads the value, where a client needs it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,7 +30,7 @@ class Settings(BaseSettings):
     security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -96,6 +99,11 @@ class Settings(BaseSettings):
             ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile) if self.ssl_keyfile else None)
         return ctx
 
+    def secret(self, name: str) -> str | None:
+        """The plain value of a secret setting (e.g. "sasl_password"), for the client that needs it."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
     def kafka_client_kwargs(self) -> dict:
         """Keyword arguments shared by every aiokafka client."""
         kw: dict = {"bootstrap_servers": self.bootstrap, "security_protocol": self.security_protocol}
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
             kw.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
+                sasl_plain_password=self.secret("sasl_password"),
             )
         ctx = self.ssl_context()
         if ctx is not None:

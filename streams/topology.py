@@ -35,7 +35,7 @@ def credentials(settings: Settings) -> faust.SASLCredentials | faust.SSLCredenti
     if settings.sasl_mechanism:
         return faust.SASLCredentials(
             username=settings.sasl_username,
-            password=settings.sasl_password,
+            password=settings.secret("sasl_password"),
             mechanism=settings.sasl_mechanism,
             ssl_context=ctx,
         )

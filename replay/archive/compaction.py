@@ -3,7 +3,7 @@
 `compact` writes the merged file under a temporary name, records a journal, renames the file into
 place, deletes the inputs and then the journal; an interrupted compaction is rolled forward (output
 in place) or back (not yet) by the next `compact` or writer start. Between the rename and the
-deletes a reader may briefly see rows twice, which the read-time dedup by `event_id` absorbs.
+deletes a reader may briefly see rows twice, which the read-time dedup by (`company_id`, `event_id`) absorbs.
 Only files a manifest has committed are merged (a higher seq may still be deleted by recovery).
 """
 

@@ -17,7 +17,7 @@ months M-1..M+1 (a local month can straddle two UTC months) and filters by compa
 reads every event row. The first columns are exactly `replay.rows.ARROW_SCHEMA`; two sidecar
 columns follow: `published_at_us` (the Kafka record timestamp: when the event reached the events
 topic) and `archived_at_us` (when this archive made it durable). The dispute report uses them to
-tell which events arrived after a month was billed. Readers deduplicate by `event_id` (a
+tell which events arrived after a month was billed. Readers deduplicate by (`company_id`, `event_id`) (a
 publisher may send an event twice; the archive keeps what Kafka holds, exactly once per offset).
 
 A manifest records, per Kafka partition, the next offset and the last committed file sequence

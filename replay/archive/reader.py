@@ -1,7 +1,9 @@
 """Reading the archive back as event rows: one company's or every company's, deduplicated.
 
 A publisher may send an event twice and a compaction may briefly leave rows in two files, so every
-read keeps one row per `event_id` (`_DEDUP`), chosen independently of file names and compaction.
+read keeps one row per (`company_id`, `event_id`) (`_DEDUP`), chosen independently of file names
+and compaction. The key is the contract's: the same id in two companies names two events, so one
+tenant can never hide another tenant's event by reusing its id.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from projections.calendar import Month
 from replay.archive.layout import REJECTED_DIR, bucket_of
 from replay.rows import COLUMNS
 
-# The first of several rows with one event_id: earliest to reach Kafka, then a content order, so the
+# The first of several rows of one event: earliest to reach Kafka, then a content order, so the
 # choice does not depend on file names or compaction.
+DEDUP_KEY = ("company_id", "event_id")
 _DEDUP = (
-    "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY published_at_us, archived_at_us, "
-    "occurred_at_us, type, company_id, user_id, attrs, extras, source) = 1"
+    f"QUALIFY row_number() OVER (PARTITION BY {', '.join(DEDUP_KEY)} ORDER BY published_at_us, archived_at_us, "
+    "occurred_at_us, type, user_id, attrs, extras, source) = 1"
 )
 READ_COLUMNS = (*COLUMNS, "published_at_us", "archived_at_us")
 
@@ -63,7 +66,7 @@ def rows_sql(
     published_upto_us: int | None = None,
 ) -> str | None:
     """SQL (no parameters, so it can define a view) selecting `READ_COLUMNS` of the archived events
-    in UTC months up to `upto`, deduplicated by event_id; None when there are none.
+    in UTC months up to `upto`, deduplicated by (company_id, event_id); None when there are none.
 
     With `company_id`: that company's events (from its bucket only) and the other companies'
     invites naming it as a guest's home company (they make its derived trial, R5). With
@@ -94,13 +97,13 @@ def rows_sql(
 
 def read_company_rows(root: Path | str, company_id: str, upto: Month | None = None) -> list[dict]:
     """A company's archived events in UTC months up to `upto` (inclusive) with the guest invites
-    naming it (see `rows_sql`), deduplicated by event_id, ordered by (occurred_at, event_id)."""
+    naming it (see `rows_sql`), deduplicated by (company_id, event_id), ordered by (occurred_at, event_id)."""
     sql = rows_sql(root, upto, company_id=company_id)
-    return _query_rows(sql + " ORDER BY occurred_at_us, event_id") if sql else []
+    return _query_rows(sql + " ORDER BY occurred_at_us, company_id, event_id") if sql else []
 
 
 def read_all_rows(root: Path | str, upto: Month | None = None) -> list[dict]:
-    """Every archived event in UTC months up to `upto`, deduplicated by event_id, ordered by
+    """Every archived event in UTC months up to `upto`, deduplicated by (company_id, event_id), ordered by
     (company_id, occurred_at, event_id)."""
     sql = rows_sql(root, upto)
     return _query_rows(sql + " ORDER BY company_id, occurred_at_us, event_id") if sql else []

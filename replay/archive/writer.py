@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -37,9 +38,41 @@ from replay.archive.layout import (
 )
 from replay.rows import event_row, rows_to_table
 from schemas.control import parse_control
-from schemas.decode import decode_message
+from schemas.decode import Rejection, accept, parse_message, unexpected
 
 CONSUMER_GROUP = "seatledger-archive"
+MAX_REJECTED_TEXT = 64 * 1024  # characters of a rejected element kept when it is not an event's JSON
+
+
+def message_rows(raw: bytes) -> tuple[list[tuple], list[Rejection]]:
+    """A message's accepted events as archive rows (`replay.rows.COLUMNS`) and its rejections.
+
+    The contract's judgement (`schemas.decode`); an element whose row cannot be built is a
+    rejection too, with the error as its reason: nothing raises, so one message cannot stop the
+    archive consumer (or make it crash again on every restart)."""
+    parsed = parse_message(raw)
+    good, bad = accept(parsed.items)
+    rows: list[tuple] = []
+    for index, item, ev, _ in good:
+        try:
+            assert ev is not None  # accept() without a fast path validates every element with pydantic
+            rows.append(event_row(ev))
+        except Exception as exc:
+            bad.append(Rejection(index, unexpected(exc), item))
+    return rows, sorted(parsed.rejected + bad, key=lambda r: r.index)
+
+
+def rejected_text(original: Any, message: bytes) -> str:
+    """What the archive keeps of a rejected element: its JSON, else the message's text (capped)."""
+    if isinstance(original, bytes | bytearray):
+        return bytes(original[: MAX_REJECTED_TEXT * 4]).decode("utf-8", "replace")[:MAX_REJECTED_TEXT]
+    if isinstance(original, str):
+        return original[:MAX_REJECTED_TEXT]
+    try:
+        text = orjson.dumps(original).decode()
+    except (TypeError, orjson.JSONEncodeError):  # nested too deep to encode: the message as sent
+        text = message[: MAX_REJECTED_TEXT * 4].decode("utf-8", "replace")
+    return text[:MAX_REJECTED_TEXT]
 
 
 def now_us() -> int:
@@ -146,17 +179,13 @@ class ArchiveWriter:
             p.controls += 1
             return True
         pub = published_at_us if published_at_us is not None else self.clock()
-        good, bad = decode_message(raw)
-        for ev in good:
-            row = event_row(ev)
+        rows, bad = message_rows(raw)
+        for row in rows:
             key = (utc_month(row[2]), bucket_of(row[3]))
             p.rows.setdefault(key, []).append((*row, pub))
-            p.events += 1
+        p.events += len(rows)
         for rej in bad:
-            text = rej.raw.decode("utf-8", "replace") if isinstance(rej.raw, bytes | bytearray) else None
-            if text is None:
-                text = rej.raw if isinstance(rej.raw, str) else orjson.dumps(rej.raw, default=str).decode()
-            p.rejected.append((self.topic, partition, offset, rej.index, rej.reason, text, pub))
+            p.rejected.append((self.topic, partition, offset, rej.index, rej.reason, rejected_text(rej.raw, raw), pub))
         return True
 
     def pending_events(self) -> int:

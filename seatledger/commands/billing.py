@@ -2,9 +2,9 @@
 invoice, export, mau, reconcile), and `invoice-annotate` on the ledger.
 
 The batch commands recompute a month with `replay.month.run_month` and print it (seatledger.render).
-Exit codes (seatledger.errors): 0 done; 1 `replay --strict` found invalid events, or no issued
-invoice to annotate; 2 unusable input (missing file, bad month, unknown company or ruleset, bad
-price book); 3 the database is busy.
+Exit codes (seatledger.errors): 0 done; 1 `replay --strict` found invalid or conflicting events,
+or no issued invoice to annotate; 2 unusable input (missing file, an input without a single valid
+event, bad month, unknown company or ruleset, bad price book); 3 the database is busy.
 """
 
 from __future__ import annotations
@@ -37,13 +37,15 @@ def replay(
     out: Path | None = typer.Option(None, "--out", metavar="FILE", help="write here instead of stdout"),
     prices: Path | None = options.PRICES,
     ruleset: str | None = options.ruleset(),
-    strict: bool = typer.Option(False, "--strict", help="exit 1 when any input event is invalid"),
+    strict: bool = typer.Option(
+        False, "--strict", help="exit 1 when any input event is invalid or conflicts with an earlier one"
+    ),
 ) -> None:
     """One decision per account known in each company at the end of the month."""
     options.check_format(fmt, DECISION_FORMATS)
     res = run(events, month, company, prices, ruleset, with_mau=False)
     write(render.decisions_jsonl(res.decisions) if fmt == "jsonl" else render.decisions_csv(res.decisions), out)
-    if strict and res.loaded is not None and res.loaded.invalid_count:
+    if strict and res.loaded is not None and (res.loaded.invalid_count or res.loaded.conflict_count):
         raise typer.Exit(FOUND)
 
 
@@ -109,11 +111,12 @@ def invoice_annotate(
     from ledger.invoicing import annotate_invoice
     from projections.calendar import utc_iso
 
+    m = options.parse_month(month)
     settings = load_settings(db=db)
     if not Path(settings.db).exists():
         raise fail(f"no database at {settings.db}")
     with expected_errors():
-        at = annotate_invoice(settings.db, company, month, po, annotated_by=by)
+        at = annotate_invoice(settings.db, company, str(m), po, annotated_by=by)
     typer.echo(f"invoice {company} {month}: PO number {po} recorded at {utc_iso(at)}")
 
 

@@ -169,6 +169,8 @@ def demo(
     """Everything at once on this machine: broker, topics, worker, sink, a month of events, the close, and the invoices read back from DuckDB."""
     from devtools.demo import DemoOptions, run_demo
 
+    if month is not None:
+        options.parse_month(month)  # exit 2 before a broker is started for a month that cannot be
     settings = load_settings(bootstrap=bootstrap, data_dir=data_dir, db=db)
     opts = DemoOptions(
         companies=companies, accounts=accounts, month=month, seed=seed, pack=pack, timeout=timeout,

@@ -246,3 +246,26 @@ def test_verify_clean_then_drift_on_a_tampered_row(tmp_path):
         app, ["verify", "--month", "2026-10", "--archive", str(root), "--db", str(tmp_path / "nope.duckdb")]
     )
     assert missing.exit_code == 2 and "no DuckDB file" in missing.stderr
+
+
+def _cells(line: str) -> int:
+    """The cells of a Markdown table line: pipes not escaped with a backslash, minus one."""
+    return sum(1 for i, c in enumerate(line) if c == "|" and (i == 0 or line[i - 1] != "\\")) - 1
+
+
+def test_ids_that_hold_markdown_cannot_break_the_report(tmp_path):
+    """Event ids are printable text of any kind: a pipe would split a table cell, a backquote end a
+    code span. The report keeps every table row's cells and every id inside its span."""
+    hostile = "d|3`` | x"
+    events = [
+        (e | {"event_id": hostile} if e["event_id"] == "d3" else e, pub) for e, pub in EVENTS if e["event_id"] != "v3"
+    ] + [(ev("v|3`", "visit", "2026-10-05T07:00:00Z", "u-3", channel="web"), "2026-10-05T07:00:01Z")]
+    root = build_archive(tmp_path / "archive", events)
+    db = build_db(tmp_path / "db.duckdb", decisions_at(root, CLOSE, "2026.11"))
+    md = dispute.build_report(root, db, "c-1", OCT).to_markdown()
+    tables = [line for line in md.splitlines() if line.startswith("|")]
+    header_cells = {_cells(t) for t in tables if t.startswith("| user |")} | {10}
+    assert all(_cells(t) in header_cells for t in tables), [t for t in tables if _cells(t) not in header_cells]
+    assert "```d|3`` | x```" in md  # in a list line: a fence longer than any backquote run inside
+    assert "```d\\|3`` \\| x```" in md  # in a table cell: the pipes escaped as well
+    assert "`` v|3` ``" in md  # an id ending in a backquote is padded inside its fence

@@ -210,3 +210,77 @@ def test_route_fast_and_slow_paths_agree_and_forward_the_bytes_as_published():
     assert [e for c, v in out if c == "acme" for e in orjson.loads(v)] == [*acts, acts[0]]
     assert all(len(orjson.loads(v)) <= 4 for _, v in out)
     assert p.drain() == []
+
+
+# Hostile input (issue 10) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [["login"], {"login": 1}, 7, None, True])
+def test_fast_accept_never_raises_on_a_type_that_is_not_a_string(kind):
+    from streams.routing import fast_accept
+
+    assert fast_accept(ev(1) | {"type": kind}) is None
+
+
+def test_an_element_with_an_object_type_is_a_dead_letter_and_its_neighbours_go_on():
+    bad = ev(2) | {"type": {"login": 1}}
+    r = route(orjson.dumps([ev(1), bad, ev(3)]))
+    assert r.events == [ev(1), ev(3)]
+    assert [(d["index"], d["error"], d["reason_class"]) for d in r.dead] == [
+        (1, "unknown event type {'login': 1}", "unknown_type")
+    ]
+
+
+def test_fast_accept_refuses_what_the_new_rules_refuse():
+    from streams.routing import fast_accept, fast_ts_us
+
+    assert fast_accept(ev(1)) == "acme"
+    for hostile in (
+        {"event_id": "a\nb"}, {"event_id": "a\u202eb"}, {"occurred_at": "1999-12-31T23:59:59Z"},
+        {"occurred_at": "2100-01-01T00:00:00Z"}, {"occurred_at": "9999-12-31T23:59:59-05:00"}, {"source": "s" * 129},
+    ):  # fmt: skip
+        assert fast_accept(ev(1) | hostile) is None, hostile
+    assert fast_ts_us("1999-12-31T23:59:59Z") is None and fast_ts_us("2099-12-31T23:59:59Z") is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("too_large", "too_large"), ("too_deep", "too_deep"), ("deeper_than_orjson", "too_deep"),
+        ("duplicate_key", "duplicate_key"), ("escaped_duplicate_key", "duplicate_key"),
+        ("control_character", "control_character"), ("out_of_range_late", "out_of_range"),
+        ("out_of_range_early", "out_of_range"), ("host_zone", "invalid_value"), ("unhashable_type", "unknown_type"),
+        ("bad_close_marker", "bad_control"), ("unknown_control", "missing_field"), ("null", "not_an_object"),
+    ],
+)  # fmt: skip
+def test_each_poison_class_is_one_dead_letter_with_its_class(name, cls):
+    from tests.support.hostile import poison
+
+    r = route(poison(ev(1))[name])
+    assert not r.events and r.control is None and len(r.dead) == 1
+    assert r.dead[0]["reason_class"] == cls, r.dead[0]["error"]
+
+
+def test_a_dead_letter_keeps_at_most_64_kib_of_a_huge_message():
+    raw = b"{" + b"x" * 2_000_000
+    d = route(raw).dead[0]
+    assert d["reason_class"] == "not_json" and d["original_size"] == len(raw)
+    assert len(d["original"]) == 64 * 1024 and len(__import__("base64").b64decode(d["original_b64"])) == 64 * 1024
+
+
+def test_a_single_event_refused_by_a_limit_keeps_its_bytes_in_the_dead_letter():
+    raw = orjson.dumps(ev(1))[:-1] + b',"company_id":"evil"}'
+    d = route(raw).dead[0]
+    assert d["reason_class"] == "duplicate_key" and d["original"] == raw.decode()
+    assert __import__("base64").b64decode(d["original_b64"]) == raw
+
+
+def test_a_message_whose_routing_fails_is_a_dead_letter_not_a_lost_message(monkeypatch):
+    import streams.routing as routing
+
+    def broken(raw, src):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(routing, "_route", broken)
+    r = route(orjson.dumps(ev(1)))
+    assert not r.events and [d["error"] for d in r.dead] == ["could not be validated: RuntimeError: boom"]

@@ -98,6 +98,14 @@ _SHAPES: dict[str, dict[str, str]] = {
         "ticket": "str", "company_id": "str", "month": "str", "requested_by": "str?", "applied_at": "str?",
         "changes": "list?",
     },
+    "estimate": {
+        "plan": "str?", "status": "str", "status_reason": "str", "estimate_id": "str", "as_of": "str",
+        "partition": "int32?", "emitted_at": "str?",
+    },
+    "company_estimate": {
+        "company_id": "str", "month": "str", "estimate_id": "str", "as_of": "str", "accounts": "int32?",
+        "counts": "dict?", "invoice": "dict", "partition": "int32?", "emitted_at": "str?",
+    },
 }  # fmt: skip
 _INVOICE_SHAPE = {
     "plan": "str?", "free_reason": "str?", "po_number": "str?", "payment_method": "str?", "card_brand": "str?",
@@ -123,7 +131,7 @@ def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
             Month.parse(el["month"])
         except ValueError as exc:
             problem = f"month: {exc}"
-    if problem is None and kind == "company_month":
+    if problem is None and kind in ("company_month", "company_estimate"):
         problem = _company_month_problem(el)
     if problem is None and kind == "partition_done":
         counts = el.get("counts") or {}

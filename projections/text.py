@@ -15,22 +15,15 @@ _BACKTICKS = re.compile(r"`+")
 
 
 def escape_text(value: object) -> str:
-    """`value` as one line of printable text: a backslash becomes `\\\\`, and every character that
-    is not printable (controls, line and paragraph separators, format characters such as
-    bidirectional overrides, unassigned code points) its Python escape (`\\n`, `\\x1b`, `\\u202e`).
-    Printable text without backslashes comes back unchanged."""
+    """`value` as one line of printable text: every character that is not printable (controls,
+    line and paragraph separators, format characters such as bidirectional overrides, unassigned
+    code points) becomes its Python escape (`\\n`, `\\x1b`, `\\u202e`). Printable text comes back
+    unchanged, so escaping twice changes nothing (a reason that quotes a value with repr() keeps
+    its one backslash)."""
     text = "" if value is None else str(value)
-    if text.isprintable() and "\\" not in text:
+    if text.isprintable():
         return text
-    return "".join(_escape_char(c) for c in text)
-
-
-def _escape_char(c: str) -> str:
-    if c == "\\":
-        return "\\\\"
-    if c.isprintable():
-        return c
-    return c.encode("unicode_escape").decode("ascii")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def md_code(value: object, *, in_table: bool = False) -> str:

@@ -82,3 +82,54 @@ def test_company_month_record_and_its_content_digest():
     assert cm.content_digest == content_digest(inv, [["2026-03-01", 4]])
     with pytest.raises(ValueError, match="invoice must be an object"):
         company_month_of(msg | {"invoice": "x"})
+
+
+# Hostile snapshot messages (issue 10): refused before the transaction, with the field named -------
+
+
+def _cm() -> dict:
+    inv = {"company_id": "c", "month": "2026-10", "plan": "premium", "lines": [], "notices": [], "subtotal_usd": "0.00"}
+    return company_month_message(inv, [], version=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"version": 2**40}, "version must be an integer from -2147483648 to 2147483647"),
+        ({"partition": "3"}, "partition must be an integer from -2147483648 to 2147483647"),
+        ({"in_report": "yes"}, "in_report must be true or false"),
+        ({"amend_reason": {"a": 1}}, "amend_reason must be a string"),
+        ({"digest": None}, "digest must be a string"),
+        ({"month": "9999-12"}, "month: month '9999-12' is outside the supported range 2000-01 .. 2099-12"),
+        ({"kind": ["decision"]}, "unknown kind"),
+    ],
+)
+def test_a_decision_with_a_value_its_column_cannot_hold_is_unreadable(change, error):
+    item = parse_record(0, 7, orjson.dumps(decision_message(dec(), version=1) | change))[0]
+    assert (item.msg, item.error) == (None, error)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"mau": [["2026-10-01", "many"]]}, "mau[0] must be [YYYY-MM-DD, count]"),
+        ({"mau": [["yesterday", 1]]}, "mau[0] must be [YYYY-MM-DD, count]"),
+        ({"invoice": []}, "invoice must be an object"),
+        ({"invoice": {"lines": [{"plan": "p", "tier": "t", "count": 1, "unit_price_usd": "NaN"}]}},
+         "invoice.lines[0].unit_price_usd must be an amount below 10,000,000,000 (a string such as '4.00')"),
+        ({"invoice": {"notices": [1]}}, "invoice.notices must be strings"),
+        ({"invoice": {"po_number": ["x"]}}, "invoice.po_number must be a string"),
+    ],
+)  # fmt: skip
+def test_a_company_month_with_a_malformed_invoice_is_unreadable(change, error):
+    item = parse_record(0, 7, orjson.dumps(_cm() | change))[0]
+    assert (item.msg, item.error) == (None, error)
+
+
+def test_a_deep_or_evidence_less_decision_is_unreadable_and_nothing_raises():
+    deep = orjson.dumps(decision_message(dec(), version=1))[:-1] + b',"x":' + b'{"a":' * 300 + b"1" + b"}" * 300 + b"}"
+    item = parse_record(0, 1, deep)[0]
+    assert item.error == "nests more than 32 levels" and item.raw == deep  # too deep to encode again: the record
+    msg = decision_message(dec(), version=1) | {"evidence": "not json"}
+    with pytest.raises(ValueError, match="evidence must be a JSON array of objects"):
+        decision_of(msg)

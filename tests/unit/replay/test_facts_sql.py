@@ -6,6 +6,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from projections.calendar import zone
 from projections.facts import fold_all
 from replay import facts_sql as batch
 from replay.events_source import load_events
@@ -187,3 +188,90 @@ def workload_events(companies, accounts, month, months, seed):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_builder_equals_fold_all_on_the_workload_generator(seed):
     assert_same_facts(workload_events(12, 300, "2026-10", 2, seed))
+
+
+# Cost and exactness of the zone offsets (issue 10) -----------------------------------------------
+
+
+def _hourly_transitions(zone_name: str, year: int) -> list[tuple[int, int]]:
+    """The reference: an hourly scan of the year, each change bisected to the second."""
+    from replay.facts_sql import _YEAR_S, _offset_us
+
+    tz = zone(zone_name)
+    t, end = _YEAR_S[year], _YEAR_S[year + 1]
+    cur, out = _offset_us(tz, t * 1_000_000), []
+    while t < end:
+        nxt = min(t + 3600, end)
+        if _offset_us(tz, nxt * 1_000_000) != cur:
+            a, b = t, nxt
+            while b - a > 1:
+                mid = (a + b) // 2
+                a, b = (mid, b) if _offset_us(tz, mid * 1_000_000) == cur else (a, mid)
+            cur = _offset_us(tz, b * 1_000_000)
+            out.append((b * 1_000_000, cur))
+        t = nxt
+    return out
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "year"),
+    [("Asia/Gaza", 2040), ("Asia/Hebron", 2040), ("America/Boa_Vista", 2000), ("America/Noronha", 2000),
+     ("America/Argentina/Tucuman", 2004), ("Europe/Amsterdam", 2026), ("Australia/Lord_Howe", 2026)],
+)  # fmt: skip
+def test_year_transitions_find_the_closest_transitions_tzdata_has(zone_name, year):
+    """Transitions are probed every TRANSITION_STEP_S: exact while no two are closer. These are the
+    zone-years where they are closest between 2000 and 2100 (6.96 days, tzdata 2026f)."""
+    assert list(batch.year_transitions(zone_name, year)) == _hourly_transitions(zone_name, year)
+
+
+def test_the_cost_of_zone_offsets_does_not_grow_with_far_apart_dates(monkeypatch):
+    """The issue's probe: two activity events dated 2000 and 2099 from a company nobody
+    registered used to make every zone walk the century day by day."""
+    calls = []
+    real = batch._offset_us
+    monkeypatch.setattr(batch, "_offset_us", lambda tz, us: calls.append(us) or real(tz, us))
+
+    def probes(events) -> int:
+        batch.year_transitions.cache_clear()
+        calls.clear()
+        build_facts(duckdb.connect(), table_of(events))
+        return len(calls)
+
+    w = (
+        World()
+        .company("ams", tz="Europe/Amsterdam")
+        .company("la", tz="America/Los_Angeles")
+        .company("np", tz="Asia/Kathmandu")
+    )
+    for cid in ("ams", "la", "np"):
+        w.member(cid, "ann").do("login", cid, "ann", "2026-10-05")
+    base = probes(w.events)
+    w.do("login", "nobody", "x", "2000-01-01T00:00:00Z").do("login", "nobody", "x", "2099-12-31T23:59:59Z")
+    assert probes(w.events) == base
+    w.do("login", "ams", "ann", "2000-01-01T00:00:00Z").do("login", "ams", "ann", "2099-12-31T23:59:59Z")
+    assert probes(w.events) < base + 3 * 25_000  # those years once for this zone, at a fixed cost per year
+    assert_same_facts(w.events)
+
+
+def test_archive_rows_today_s_contract_refuses_are_left_out_and_reported(tmp_path):
+    """An archive written before these rules may hold a host zone, an instant in year 9999 or an
+    id with a newline: the batch path leaves those rows out, says how many and why, and bills the rest."""
+    w = World().company("acme", tz="Europe/Amsterdam", plan="advanced").member("acme", "ann")
+    rows = [event_row(e) for e in w.events]
+    old = validate_event(w.raw[0] | {"company_id": "old", "event_id": "tz"})
+    rows.append((*event_row(old)[:5], '{"timezone":"right/Europe/Amsterdam"}', *event_row(old)[6:]))
+    rows.append(("far", "login", 253_402_300_799_000_000, "acme", "ann", None, None, None))  # 9999-12-31
+    rows.append(("a\nb", "login", 1_790_000_000_000_000, "acme", "ann", None, None, None))
+    part = tmp_path / "archive" / "month=2026-10" / "bucket=03"
+    part.mkdir(parents=True)
+    pq.write_table(rows_to_table(rows), part / "part-x.parquet")
+    loaded = load_events(duckdb.connect(), str(tmp_path / "archive"))
+    assert loaded.rows == len(rows) - 3 and loaded.invalid_count == 3
+    assert [str(i) for i in loaded.invalid] == [
+        "<parquet archive>: 1 row(s): event_id is not 1-128 printable characters (e.g. event_id 'a\\nb')",
+        "<parquet archive>: 1 row(s): occurred_at is outside the accepted range "
+        "[2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z) (e.g. event_id 'far')",
+        "<parquet archive>: 1 row(s): timezone is not a zone of the shipped tzdata (e.g. event_id 'tz')",
+    ]
+    res = run_month(loaded, "2026-10", with_mau=False)
+    assert [(d.user_id, d.billable) for d in res.decisions] == [("ann", True)]

@@ -118,7 +118,14 @@ def validate_event(data: Any) -> Envelope:
         raise EventRejected(_describe(exc, data), data) from None
 
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 def json_type(value: Any) -> str:

@@ -9,7 +9,7 @@ PATH is one of:
   `month=2026-10/bucket=03/part-*.parquet`; `rejected/` and `_manifest/` are skipped). Archive rows
   were validated when they were accepted; they are read with DuckDB's `read_parquet`, never
   through Python, and rows an older version accepted but today's contract refuses are left out
-  and reported (`parquet_contract_sql`).
+  and reported (`replay.rows.contract_violation_sql`).
 
 Invalid lines are reported as (file, line, reason) and skipped. An event is identified by
 (`company_id`, `event_id`), the contract's dedup key: the same id in two companies names two
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,16 +35,12 @@ from typing import IO
 
 import pyarrow as pa
 
-from projections.calendar import to_us
 from projections.text import escape_text
 from replay.facts_sql import RECORD_EVENTS, _sql_list
-from replay.rows import ARROW_SCHEMA, COLUMNS, event_row, rows_to_table
+from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, event_row, rows_to_table
 from schemas.decode import Rejection, accept, parse_message, unexpected
-from schemas.events import COMPANY_TYPES, CONTROL_RANGES, EARLIEST, LATEST, RANGE_TEXT
-from schemas.timezones import ZONE_NAMES
 
 # The contract's control characters (schemas.events.CONTROL_RANGES) as an RE2 class, for DuckDB.
-CONTROL_RE2 = "[" + re.sub(r"\\u([0-9a-f]{4})", r"\\x{\1}", CONTROL_RANGES) + "]"
 
 CHUNK_ROWS = 100_000
 NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
@@ -287,7 +282,7 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
         con.sql(f"SELECT * FROM {view} LIMIT 0").fetchall()
     except Exception as exc:  # duckdb raises many kinds; the user needs the message
         raise SourceError(f"cannot read Parquet events: {exc}") from None
-    broken = parquet_contract_sql(view)
+    broken = contract_violation_sql()
     found = con.sql(
         f"SELECT reason, count(*), min(event_id) FROM (SELECT event_id, {broken} AS reason FROM {view}) "
         "WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
@@ -311,32 +306,6 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
             for _ in range(n - 1):
                 out.add_conflict(Conflict(cid, eid, "<parquet archive>", None))
     return out
-
-
-def parquet_contract_sql(view: str) -> str:
-    """A SQL expression over a row of `view`: why today's contract refuses it, or NULL.
-
-    Archive rows were validated when they were archived, by the rules of that day; these are the
-    rules added since that a batch run depends on (an instant far outside the range would make it
-    pay for every day in between, a host-only zone or a day past 9999 would crash it)."""
-    zones = _sql_list(sorted(ZONE_NAMES))
-    company = _sql_list(sorted(COMPANY_TYPES))
-    lo, hi = to_us(EARLIEST), to_us(LATEST)
-    return f"""CASE
-        WHEN event_id IS NULL OR length(event_id) NOT BETWEEN 1 AND 128
-             OR regexp_matches(event_id, '{CONTROL_RE2}') THEN 'event_id is not 1-128 printable characters'
-        WHEN occurred_at_us IS NULL OR occurred_at_us < {lo} OR occurred_at_us >= {hi}
-            THEN 'occurred_at is outside the accepted range {RANGE_TEXT}'
-        WHEN company_id IS NULL OR NOT regexp_full_match(company_id, '[A-Za-z0-9._:-]{{1,64}}')
-            THEN 'company_id is not 1-64 characters of A-Z a-z 0-9 . _ : -'
-        WHEN type IN ({company}) AND user_id IS NOT NULL THEN 'user_id on a company kind'
-        WHEN type NOT IN ({company}) AND (user_id IS NULL OR NOT regexp_full_match(user_id, '[A-Za-z0-9._:-]{{1,64}}'))
-            THEN 'user_id missing or not 1-64 characters of A-Z a-z 0-9 . _ : -'
-        WHEN type = 'company_registered' AND coalesce(json_extract_string(attrs, '$.timezone'), 'UTC') NOT IN ({zones})
-            THEN 'timezone is not a zone of the shipped tzdata'
-        WHEN type = 'trial_started' AND json_extract_string(attrs, '$.last_trial_day') NOT BETWEEN '2000-01-01' AND '2099-12-31'
-            THEN 'last_trial_day is outside [2000-01-01, 2099-12-31]'
-    END"""
 
 
 def load_events(

@@ -104,7 +104,7 @@ def validate_event(data: Any) -> Envelope:
     The contract's field rules only: the limits that need the message's bytes (size, depth,
     duplicate keys) are `parse_message`'s."""
     if not isinstance(data, dict):
-        raise EventRejected(f"an event must be a JSON object, got {type(data).__name__}", data)
+        raise EventRejected(f"an event must be a JSON object, got {json_type(data)}", data)
     kind = data.get("type")
     if kind is None:
         raise EventRejected("missing required field 'type'", data)
@@ -116,6 +116,21 @@ def validate_event(data: Any) -> Envelope:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise EventRejected(_describe(exc, data), data) from None
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+
+
+def json_type(value: Any) -> str:
+    """What a decoded JSON value is, in JSON's words (for messages to publishers in any language)."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from projections.calendar import Month
 from replay.archive.layout import REJECTED_DIR, bucket_of
-from replay.rows import COLUMNS
+from replay.rows import COLUMNS, contract_violation_sql
 
 # The first of several rows of one event: earliest to reach Kafka, then a content order, so the
 # choice does not depend on file names or compaction.
@@ -70,7 +70,9 @@ def rows_sql(
 
     With `company_id`: that company's events (from its bucket only) and the other companies'
     invites naming it as a guest's home company (they make its derived trial, R5). With
-    `published_upto_us`: only events that had reached Kafka by then (what a close could know)."""
+    `published_upto_us`: only events that had reached Kafka by then (what a close could know).
+    Rows that today's contract refuses (archived under older rules: `contract_violation_sql`) are
+    left out, as the batch replay leaves them out."""
     root = Path(root)
     months = months_upto(root, upto)
     every = _files(root, months, None)
@@ -78,6 +80,7 @@ def rows_sql(
         return None
     cols = ", ".join(READ_COLUMNS)
     known = "" if published_upto_us is None else f" AND published_at_us <= {int(published_upto_us)}"
+    known += f" AND ({contract_violation_sql()}) IS NULL"  # rows archived under older, looser rules
     if company_id is None:
         parts = [f"SELECT {cols} FROM read_parquet({_sql_files(every)}, hive_partitioning=false) WHERE true{known}"]
     else:

@@ -6,9 +6,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from projections.calendar import zone
+from projections.calendar import Month, zone
 from projections.facts import fold_all
 from replay import facts_sql as batch
+from replay import verify
+from replay.archive.layout import ARCHIVE_SCHEMA
 from replay.events_source import load_events
 from replay.facts_sql import build_facts, zone_segments
 from replay.month import run_month
@@ -264,7 +266,8 @@ def test_archive_rows_today_s_contract_refuses_are_left_out_and_reported(tmp_pat
     rows.append(("a\nb", "login", 1_790_000_000_000_000, "acme", "ann", None, None, None))
     part = tmp_path / "archive" / "month=2026-10" / "bucket=03"
     part.mkdir(parents=True)
-    pq.write_table(rows_to_table(rows), part / "part-x.parquet")
+    archived = [(*r, 1_790_000_000_000_000, 1_790_000_000_000_001) for r in rows]  # published, archived at
+    pq.write_table(rows_to_table(archived, ARCHIVE_SCHEMA), part / "part-x.parquet")
     loaded = load_events(duckdb.connect(), str(tmp_path / "archive"))
     assert loaded.rows == len(rows) - 3 and loaded.invalid_count == 3
     assert [str(i) for i in loaded.invalid] == [
@@ -275,3 +278,5 @@ def test_archive_rows_today_s_contract_refuses_are_left_out_and_reported(tmp_pat
     ]
     res = run_month(loaded, "2026-10", with_mau=False)
     assert [(d.user_id, d.billable) for d in res.decisions] == [("ann", True)]
+    facts, n = verify.archive_facts(tmp_path / "archive", Month(2026, 11))  # verify and dispute leave them out too
+    assert n == len(rows) - 3 and set(facts.companies) == {"acme"}

@@ -1,0 +1,184 @@
+"""Poison on a real broker: every class of hostile message (tests/support/hostile.POISON_CLASSES)
+published between good events to a running `seatledger worker`, `seatledger archive` and
+`seatledger sink`, and hostile records on the snapshots topic the sink reads. All three stay up;
+the good events are billed exactly as the batch oracle bills them (in the worker's snapshots, in
+DuckDB, and in a replay of the archive); every poison message is one dead letter with its reason,
+one archived rejection, or (on the snapshots topic) one `sink_rejects` row."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from devtools.workload import iter_events
+from ledger.connection import read_connection
+from projections.snapshots import company_month_message, decision_message
+from replay.archive.layout import read_manifest
+from replay.archive.writer import message_rows
+from replay.month import run_month
+from schemas.control import parse_control
+from tests.support.hostile import POISON_CLASSES, nested
+from tests.support.worker_harness import (
+    TopicReader,
+    WorkerProcess,
+    close_month,
+    done_for,
+    publish,
+    wait_snapshots,
+    worker_env,
+)
+from tests.support.worker_oracle import diff, latest_decisions, oracle
+from tests.unit.ledger.closes import dec
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+MONTH = "2026-10"
+PARTITIONS = 4
+
+
+def service(command: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "seatledger.cli", command, *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def snapshot_poison() -> list[bytes]:
+    """Records a broken or hostile producer could put on the snapshots topic: one sink_rejects row each."""
+    good = decision_message(dec(company="zz-poison", month=MONTH), version=1)
+    cm = company_month_message({"company_id": "zz-poison", "month": MONTH, "lines": []}, [], version=1)
+    return [
+        b"{not json",
+        b"null",
+        orjson.dumps(good | {"version": 2**40}),  # no INTEGER column holds it
+        orjson.dumps(good | {"unit_price_usd": "1e12"}),
+        orjson.dumps(good | {"evidence": "not json"}),
+        orjson.dumps(good | {"kind": ["decision"]}),
+        orjson.dumps(good)[:-1] + b',"x":' + nested(300) + b"}",
+        orjson.dumps(cm | {"invoice": {"lines": [{"plan": "p", "tier": "t", "count": "many", "unit_price_usd": "1"}]}}),
+        orjson.dumps(cm | {"mau": [["yesterday", 1]]}),
+        orjson.dumps({"kind": "partition_done", "month": MONTH, "partition": "zero", "partitions": 4, "checksum": "x"}),
+    ]
+
+
+def wait_until(pred, timeout: float, what: str, logs: list[Path]) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs if p.exists())
+            raise AssertionError(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.3)
+
+
+def db_rows(db: Path, sql: str) -> list[tuple] | None:
+    if not db.exists():
+        return None
+    try:
+        with read_connection(db, timeout=5) as con:
+            return con.execute(sql).fetchall()
+    except Exception:  # not created yet, or the sink holds it
+        return None
+
+
+async def test_poison_between_good_events_stops_nothing_and_bills_the_good_ones(kafka_topics, tmp_path):
+    settings = kafka_topics(partitions=PARTITIONS)
+    workload = list(iter_events(4, 120, MONTH, seed=21))
+    expected = oracle(workload, MONTH)
+    poison_msgs: list[tuple[str, bytes]] = []
+    messages: list[tuple[bytes | None, bytes, int | None]] = []
+    for i, ev in enumerate(workload):
+        messages.append((ev["company_id"].encode(), orjson.dumps(ev), None))
+        if i % 97 == 50:  # a round of every class, built around this good event
+            for name, make in POISON_CLASSES.items():
+                raw = make(ev, "evil")
+                poison_msgs.append((name, raw))
+                messages.append((b"junk" if i % 2 else None, raw, None))
+    assert len(poison_msgs) >= 3 * len(POISON_CLASSES)
+
+    data = tmp_path / "data"
+    env = worker_env(settings, data)
+    env |= {"SEATLEDGER_ARCHIVE_ROOT": str(tmp_path / "archive"), "SEATLEDGER_DB": str(tmp_path / "ledger.duckdb")}
+    env |= {"SEATLEDGER_SINK_METRICS_PORT": "-1", "SEATLEDGER_SINK_BATCH_SECONDS": "0.2"}
+    logs = [tmp_path / "worker.log", tmp_path / "archive.log", tmp_path / "sink.log"]
+    worker = WorkerProcess(env, logs[0])
+    archive = sink = None
+    try:
+        await publish(settings, messages)
+        worker.start()
+        archive = service("archive", env, logs[1], "--flush-seconds", "0.2")
+        sink = service("sink", env, logs[2])
+        await close_month(settings, MONTH)
+
+        # The worker bills the good events exactly.
+        async with TopicReader(settings, settings.topic_snapshots) as reader:
+            snaps = await wait_snapshots(settings, worker, done_for(MONTH, PARTITIONS), timeout=180, reader=reader)
+        assert diff(expected, latest_decisions(snaps)) == []
+        # hostile records on the snapshots topic too, read by the running sink (after the worker's,
+        # which the harness above reads as JSON)
+        await publish(
+            settings, [(b"zz-poison", raw, None) for raw in snapshot_poison()], topic=settings.topic_snapshots
+        )
+
+        # Every poison message is one dead letter with a reason (the mixed pack's first event is good).
+        async with TopicReader(settings, settings.topic_dlq) as dlq:
+            deadline = time.monotonic() + 60
+            while len(dlq.records) < len(poison_msgs) and time.monotonic() < deadline:
+                await dlq.poll()
+            dead = dlq.values()
+        assert len(dead) == len(poison_msgs)
+        assert all(d["error"] and d["reason_class"] for d in dead)
+        assert Counter(d["reason_class"] for d in dead)["internal_error"] == 0
+
+        # The sink stores the good decisions and one sink_rejects row per hostile record.
+        want = len(expected)
+        wait_until(
+            lambda: (db_rows(tmp_path / "ledger.duckdb", f"SELECT count(*) FROM account_decisions WHERE month = '{MONTH}'") or [(0,)])[0][0] == want,
+            120, "the month in DuckDB", logs,
+        )  # fmt: skip
+        stored = db_rows(
+            tmp_path / "ledger.duckdb",
+            "SELECT company_id, user_id, month, billable, charged, tier, rule, reason, evidence, "
+            f"CAST(unit_price_usd AS VARCHAR), ruleset_version FROM account_decisions WHERE month = '{MONTH}'",
+        )
+        assert stored is not None
+        fields = ("company_id", "user_id", "month", "billable", "charged", "tier", "rule", "reason", "evidence",
+                  "unit_price_usd", "ruleset_version")  # fmt: skip
+        assert diff(expected, {r[:3]: dict(zip(fields, r, strict=True)) for r in stored}) == []
+        rejects = db_rows(tmp_path / "ledger.duckdb", "SELECT error FROM sink_rejects")
+        assert rejects is not None and len(rejects) == len(snapshot_poison()) and all(e for (e,) in rejects)
+
+        # The archive holds the accepted events and one rejection per refused element.
+        judged = [message_rows(raw) for _, raw, _ in messages if parse_control(raw) is None]
+        accepted = sum(len(rows) for rows, _ in judged)
+        refused = sum(len(bad) for _, bad in judged)
+
+        def archived() -> tuple[int, int]:
+            ms = [read_manifest(tmp_path / "archive", settings.topic_events, p) for p in range(PARTITIONS)]
+            return sum(m.events for m in ms if m), sum(m.rejected for m in ms if m)
+
+        wait_until(lambda: archived() == (accepted, refused), 60, f"{accepted} archived, {refused} rejected", logs)
+        replayed = run_month(str(tmp_path / "archive"), MONTH, with_mau=False)
+        billed = {
+            (d.company_id, d.user_id, d.month): d.row() | {"unit_price_usd": str(d.unit_price_usd)}
+            for d in replayed.decisions
+        }
+        assert diff(expected, billed) == []
+
+        # And all three are still up.
+        assert worker.alive(), worker.tail()
+        assert archive.poll() is None, logs[1].read_text()[-2000:]
+        assert sink.poll() is None, logs[2].read_text()[-2000:]
+    finally:
+        worker.stop()
+        for proc in (archive, sink):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                proc.wait(30)

@@ -37,6 +37,7 @@ from typing import IO
 import orjson
 
 from projections.calendar import Month, zone
+from schemas.events import ELIGIBLE_ORG_TYPES, EXCLUDED_ORG_TYPES
 
 __all__ = ["iter_events", "write_ndjson", "Workload", "DEFAULT_HISTORY_MONTHS"]
 
@@ -157,16 +158,8 @@ FRONTLINE_ROLES = (("customer_facing", 35), ("backstage", 30), ("public_service"
 DESK_ROLES = (("other", 70), ("backstage", 10), ("customer_facing", 10), ("medical", 5), ("public_service", 5))
 PLANS = (("advanced", 45), ("enterprise", 25), ("premium", 30))
 CARD_BRANDS = (("visa", 40), ("mastercard", 30), ("amex", 20), ("discover", 10))
-ELIGIBLE_ORGS = ("charity", "ngo", "foundation", "community_group", "other_nonprofit")
-EXCLUDED_ORGS = (
-    "health_insurance",
-    "education",
-    "government",
-    "political",
-    "religious",
-    "professional_sports",
-    "cooperative",
-)
+ELIGIBLE_ORGS = ELIGIBLE_ORG_TYPES  # the contract's lists (schemas.events), not a copy
+EXCLUDED_ORGS = EXCLUDED_ORG_TYPES
 
 # Company scenario groups: forced variants first (one company each, in a seeded order), then random.
 PLAN_FORCED = ("none", "day1", "day2", "mid", "initial", "last_day", "day1_midnight")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -17,6 +18,7 @@ import pyarrow as pa
 from projections.calendar import to_us
 from replay.facts_sql import _sql_list
 from schemas.events import COMPANY_TYPES, CONTROL_RANGES, EARLIEST, EVENT_MODELS, LATEST, RANGE_TEXT, Envelope
+from schemas.fast import fast_ts_us
 from schemas.timezones import ZONE_NAMES
 
 ENVELOPE_FIELDS = frozenset({"event_id", "type", "occurred_at", "company_id", "user_id", "schema_version", "source"})
@@ -86,6 +88,37 @@ def contract_violation_sql() -> str:
         WHEN type = 'trial_started' AND json_extract_string(attrs, '$.last_trial_day') NOT BETWEEN '2000-01-01' AND '2099-12-31'
             THEN 'last_trial_day is outside [2000-01-01, 2099-12-31]'
     END"""
+
+
+# Fields of the fast-path kinds (schemas.fast) that are contract fields, not extras, beyond the envelope.
+_ACTIVITY_FIELDS = {"visit": ("channel",), "notification_view": ("channel",)}
+
+
+def activity_row(item: dict) -> tuple:
+    """The row of an activity event `schemas.fast.fast_accept` vouched for, built from its JSON
+    object without pydantic: equal to `event_row(validate_event(item))` (the fuzz test and
+    tests/unit/replay/test_rows.py hold it to that)."""
+    kind = item["type"]
+    own = _ACTIVITY_FIELDS.get(kind, ())
+    attrs = {k: item[k] for k in own if k in item}
+    extras = {k: v for k, v in item.items() if k not in ENVELOPE_FIELDS and k not in own}
+    ts = fast_ts_us(item["occurred_at"])
+    assert ts is not None  # fast_accept parsed it
+    return (
+        item["event_id"],
+        kind,
+        ts,
+        item["company_id"],
+        item["user_id"],
+        orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode() if attrs else None,
+        orjson.dumps(extras, option=orjson.OPT_SORT_KEYS).decode() if extras else None,
+        item.get("source"),
+    )
+
+
+def element_row(item: Any, ev: Envelope | None) -> tuple:
+    """The row of an element `schemas.decode.accept` accepted: from its model, or (fast path) its JSON."""
+    return event_row(ev) if ev is not None else activity_row(item)
 
 
 def rows_to_table(rows: list[tuple], schema: pa.Schema = ARROW_SCHEMA) -> pa.Table:

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from projections.calendar import Month, zone
-from replay import verify
-from replay.archive.layout import ARCHIVE_SCHEMA
 from projections.facts import fold_all
 from replay import facts_sql as batch
+from replay import verify
+from replay.archive.layout import ARCHIVE_SCHEMA
 from replay.events_source import load_events
 from replay.facts_sql import build_facts, zone_segments
 from replay.month import run_month

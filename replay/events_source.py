@@ -37,8 +37,9 @@ import pyarrow as pa
 
 from projections.text import escape_text
 from replay.facts_sql import RECORD_EVENTS, _sql_list
-from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, event_row, rows_to_table
+from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, element_row, rows_to_table
 from schemas.decode import Rejection, accept, parse_message, unexpected
+from schemas.fast import fast_accept
 
 # The contract's control characters (schemas.events.CONTROL_RANGES) as an RE2 class, for DuckDB.
 
@@ -229,15 +230,14 @@ def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple]
     fail is reported as invalid with the error."""
     try:
         parsed = parse_message(text)
-        good, bad = accept(parsed.items)
+        good, bad = accept(parsed.items, fast_accept)
     except Exception as exc:  # a bug: report the line, go on
         out.add_invalid(Invalid(name, n, unexpected(exc)))
         return []
     rows = []
     for index, item, ev, _ in good:
         try:
-            assert ev is not None  # accept() without a fast path validates with pydantic
-            rows.append(event_row(ev))
+            rows.append(element_row(item, ev))
         except Exception as exc:
             bad.append(Rejection(index, unexpected(exc), item))
     for r in sorted(parsed.rejected + bad, key=lambda r: r.index):

@@ -88,6 +88,8 @@ def control_character(text: str) -> str | None:
 
 
 def _check_event_id(value: str) -> str:
+    if value.isprintable():  # the common case; isprintable() refuses every character of the class
+        return value
     found = control_character(value)
     if found is not None:
         raise ValueError(f"{found}; an event_id is 1-128 printable characters")

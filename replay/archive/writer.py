@@ -36,9 +36,10 @@ from replay.archive.layout import (
     rejected_dir,
     utc_month,
 )
-from replay.rows import event_row, rows_to_table
+from replay.rows import element_row, rows_to_table
 from schemas.control import parse_control
 from schemas.decode import Rejection, accept, parse_message, unexpected
+from schemas.fast import fast_accept
 
 CONSUMER_GROUP = "seatledger-archive"
 MAX_REJECTED_TEXT = 64 * 1024  # characters of a rejected element kept when it is not an event's JSON
@@ -51,12 +52,11 @@ def message_rows(raw: bytes) -> tuple[list[tuple], list[Rejection]]:
     rejection too, with the error as its reason: nothing raises, so one message cannot stop the
     archive consumer (or make it crash again on every restart)."""
     parsed = parse_message(raw)
-    good, bad = accept(parsed.items)
+    good, bad = accept(parsed.items, fast_accept)
     rows: list[tuple] = []
     for index, item, ev, _ in good:
         try:
-            assert ev is not None  # accept() without a fast path validates every element with pydantic
-            rows.append(event_row(ev))
+            rows.append(element_row(item, ev))
         except Exception as exc:
             bad.append(Rejection(index, unexpected(exc), item))
     return rows, sorted(parsed.rejected + bad, key=lambda r: r.index)

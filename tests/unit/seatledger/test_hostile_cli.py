@@ -153,3 +153,10 @@ def test_publish_rejections_print_one_line_each():
     from seatledger import render
 
     assert render.rejections([(3, "bad\nline 4: fake")], 1) == ["  line 3: bad\\nline 4: fake"]
+
+
+def test_verify_drift_lines_print_stored_values_on_one_line():
+    from replay.verify import Drift
+
+    d = Drift("differs", "acme", "ann", ("rule",), {"rule": "R1\nclean: all good"}, {"rule": "R2"})
+    assert d.line() == "differs  acme/ann: rule: stored R1\\nclean: all good != recomputed R2"

@@ -84,3 +84,15 @@ def test_pack_must_be_positive():
 def test_default_partition_is_stable_and_in_range():
     assert default_partition("acme", 8) == default_partition("acme", 8)
     assert all(0 <= default_partition(f"c{i}", 8) < 8 for i in range(100))
+
+
+def test_the_publisher_judges_a_line_as_the_worker_judges_a_message():
+    """The limits and the one-company rule refuse before anything is sent, naming the element."""
+    dup = orjson.dumps(ev("acme", 1))[:-1] + b',"company_id":"globex"}'
+    pack = orjson.dumps([ev("acme", 2), ev("globex", 3), ev("acme", 4)])
+    items = list(check_lines([(1, dup), (2, pack)]))
+    assert [(type(i).__name__, i.line_no) for i in items] == [
+        ("Rejected", 1), ("Accepted", 2), ("Rejected", 2), ("Accepted", 2),
+    ]  # fmt: skip
+    assert items[0].reason == "duplicate key 'company_id' in a JSON object; each key may appear only once"
+    assert items[2].reason.startswith("element 1: packed message mixes companies: 'globex' after 'acme'")

@@ -66,6 +66,12 @@ class WorkerMetrics:
             "seatledger_worker_last_recovery_seconds", "duration of the last changelog recovery", registry=r
         )
         self.state_keys = Gauge("seatledger_worker_state_keys", "keys held per table", ["table"], registry=r)
+        self.snapshot_keys = Counter(
+            "seatledger_worker_recovered_snapshot_keys", "keys read back from local snapshots", registry=r
+        )
+        self.snapshots_written = Counter(
+            "seatledger_worker_state_snapshots", "partition snapshots written to the state dir", ["kind"], registry=r
+        )
         self.close_seconds = Gauge(
             "seatledger_worker_last_close_seconds", "duration of the last partition close", registry=r
         )

@@ -18,15 +18,17 @@ docs/streaming.md, "Exactly once". The changelog topics keep Faust's names and r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.local_state import LocalState
 from streams.routing import home_partition
 from streams.state import SEP, TABLES
 
@@ -43,6 +45,9 @@ class Recovery:
     partitions: list[int]
     records: int = 0
     seconds: float = 0.0
+    from_snapshots: int = 0  # keys read from local snapshots instead of the changelogs
+    oldest_snapshot: float | None = None  # the oldest snapshot's time of writing (Unix seconds)
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)  # (table, partition) -> offset read to
 
 
 class TableStore:
@@ -68,6 +73,28 @@ class TableStore:
         if table == "closes":
             return int(key.split(SEP)[1])
         return home_partition(key.split(SEP, 1)[0], self.n)
+
+    def partition_tables(self, partitions: Iterable[int]) -> dict[int, dict[str, dict[str, Any]]]:
+        """The keys of `partitions`, per partition and table (one pass over the tables)."""
+        wanted = set(partitions)
+        out: dict[int, dict[str, dict[str, Any]]] = {p: {t: {} for t in self.raw} for p in wanted}
+        for table, data in self.raw.items():
+            for k, v in data.items():
+                p = self.partition_of(table, k)
+                if p in wanted:
+                    out[p][table][k] = v
+        return out
+
+    def clear(self) -> None:
+        """Forget every key and partition (after an error nothing held is trusted)."""
+        for data in self.raw.values():
+            data.clear()
+        self.owned.clear()
+
+    def load(self, tables: dict[str, dict[str, Any]]) -> None:
+        """Keys read from a local snapshot (streams.local_state), before the changelog's tail."""
+        for table, data in tables.items():
+            self.raw[table].update(data)
 
     def drop(self, partitions: Iterable[int]) -> int:
         """Forget every key of `partitions`; how many were dropped."""
@@ -97,8 +124,14 @@ class TableStore:
         return {t: len(d) for t, d in self.raw.items()}
 
 
-async def recover(store: TableStore, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer]) -> Recovery:
-    """Read the changelogs of `partitions` from their start to their current end into the store.
+async def recover(
+    store: TableStore,
+    partitions: Iterable[int],
+    consumer: Callable[[], AIOKafkaConsumer],
+    local: LocalState | None = None,
+) -> Recovery:
+    """Read the changelogs of `partitions` to their current end into the store: from a local
+    snapshot's offsets when `local` has a usable one (streams.local_state), else from the start.
 
     `consumer` makes an unstarted consumer with no group (manual assignment, nothing committed).
     The end is taken once, at the start: the previous owner flushed and committed before giving
@@ -116,8 +149,13 @@ async def recover(store: TableStore, partitions: Iterable[int], consumer: Callab
     try:
         c.assign(list(tps))
         ends = await c.end_offsets(list(tps))
-        await c.seek_to_beginning(*tps)
-        todo = {tp for tp, end in ends.items() if end > 0}
+        starts = _snapshot_starts(store, parts, ends, tps, local, rec)
+        for tp, offset in starts.items():
+            c.seek(tp, offset)
+        from_start = [tp for tp in tps if tp not in starts]
+        if from_start:
+            await c.seek_to_beginning(*from_start)  # one offset reset for all (each costs a fetch round)
+        todo = {tp for tp, end in ends.items() if end > starts.get(tp, 0)}
         while todo:
             batches = await c.getmany(*todo, timeout_ms=500, max_records=RECOVERY_FETCH)
             for tp, msgs in batches.items():
@@ -130,5 +168,85 @@ async def recover(store: TableStore, partitions: Iterable[int], consumer: Callab
     finally:
         await c.stop()
     store.owned |= set(parts)
+    rec.ends = {(tps[tp], tp.partition): end for tp, end in ends.items()}
     rec.seconds = time.monotonic() - t0
     return rec
+
+
+def _snapshot_starts(
+    store: TableStore,
+    parts: list[int],
+    ends: dict[TopicPartition, int],
+    tps: dict[TopicPartition, str],
+    local: LocalState | None,
+    rec: Recovery,
+) -> dict[TopicPartition, int]:
+    """Load the usable local snapshots of `parts` into the store; where each changelog's replay starts."""
+    starts: dict[TopicPartition, int] = {}
+    if local is None:
+        return starts
+    for p in parts:
+        snap = local.load(p, {t: end for tp, end in ends.items() if tp.partition == p for t in [tps[tp]]})
+        if snap is None:
+            continue
+        store.load(snap.tables)
+        rec.from_snapshots += snap.keys()
+        rec.oldest_snapshot = min(rec.oldest_snapshot or snap.written_at, snap.written_at)
+        for t, off in snap.offsets.items():
+            starts[TopicPartition(store.changelog(t), p)] = off
+    return starts
+
+
+async def changelog_ends(
+    store: TableStore, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer]
+) -> dict[int, dict[str, int]]:
+    """The end offset of every table's changelog, per partition."""
+    parts = sorted(set(partitions))
+    tps = {TopicPartition(store.changelog(t), p): t for t in TABLES for p in parts}
+    if not tps:
+        return {}
+    c = consumer()
+    await c.start()
+    try:
+        ends = await c.end_offsets(list(tps))
+    finally:
+        await c.stop()
+    out: dict[int, dict[str, int]] = {p: {} for p in parts}
+    for tp, end in ends.items():
+        out[tp.partition][tps[tp]] = end
+    return out
+
+
+async def save_snapshots(
+    store: TableStore, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer], local: LocalState
+) -> tuple[int, int]:
+    """Snapshot the store's keys of `partitions` (held, and every write of them acknowledged by
+    the broker: a batch boundary) with the changelogs' current ends; (keys, bytes) written."""
+    parts = sorted(set(partitions) & store.owned)
+    ends = await changelog_ends(store, parts, consumer)
+    keys = size = 0
+    for p, tables in store.partition_tables(parts).items():
+        size += await asyncio.to_thread(local.save, p, ends[p], tables)
+        keys += sum(len(d) for d in tables.values())
+    return keys, size
+
+
+async def refresh_standbys(
+    app_id: str, n: int, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer], local: LocalState
+) -> tuple[int, int]:
+    """Bring the snapshots of partitions this worker does not own up to their changelogs' end,
+    one partition at a time (a warm standby on disk: a takeover then reads only what was written
+    since); (partitions refreshed, changelog records read). A snapshot with nothing new is
+    rewritten only once it is a quarter of the way to its maximum age (to keep it usable)."""
+    refreshed = records = 0
+    for p in sorted(set(partitions)):
+        scratch = TableStore(app_id, n)
+        rec = await recover(scratch, [p], consumer, local)
+        fresh = rec.oldest_snapshot is not None and time.time() - rec.oldest_snapshot < local.max_age / 4
+        if rec.records == 0 and fresh:
+            continue
+        ends = {t: end for (t, q), end in rec.ends.items() if q == p}
+        await asyncio.to_thread(local.save, p, ends, scratch.raw)
+        refreshed += 1
+        records += rec.records
+    return refreshed, records

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ class LocalState:
         data = orjson.dumps(doc)
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(partition)
-        tmp = target.with_name(f".{target.name}.{self.writer}.tmp")
+        tmp = target.with_name(f".{target.name}.{self.writer}.{uuid.uuid4().hex[:8]}.tmp")  # one per write
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()

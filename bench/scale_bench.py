@@ -41,7 +41,7 @@ from streams.settings import Settings, load_settings  # noqa: E402
 from tests.support.worker_harness import WorkerProcess, worker_env  # noqa: E402
 
 ASSIGNED = re.compile(
-    r"event=fold_assigned partitions=\[([0-9, ]*)\].*recovered_records=(\d+) recovery_seconds=([\d.]+)"
+    r"event=fold_assigned partitions=\[([0-9, ]*)\].*recovered_records=(\d+).*recovery_seconds=([\d.]+)"
 )
 
 
@@ -111,10 +111,12 @@ async def restart(s: Settings, tmp: Path, app: str, name: str, data: str) -> tup
     return t_ready - t_start, records, rec_s, keys
 
 
-async def owning(w: WorkerProcess, count: int) -> None:
+async def owning(w: WorkerProcess, count: int, timeout: float = 600) -> None:
     """Until the worker's fold owns exactly `count` partitions (its latest assignment)."""
+    deadline = time.monotonic() + timeout
     while not (assignments(w) and len(assignments(w)[-1][0]) == count):
         assert w.alive(), w.tail()
+        assert time.monotonic() < deadline, f"never owned {count} partitions:\n{w.tail()}"
         await asyncio.sleep(0.05)
 
 

@@ -185,6 +185,7 @@ class FoldRunner(ConsumerRebalanceListener):
         self.fold.reset_caches()
         self.committed.clear()
         self.changed.clear()
+        self.dirty = False
 
     # ---- local snapshots (streams.local_state) -------------------------------------------------
 

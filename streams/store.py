@@ -149,7 +149,7 @@ async def recover(
     try:
         c.assign(list(tps))
         ends = await c.end_offsets(list(tps))
-        starts = _snapshot_starts(store, parts, ends, tps, local, rec)
+        starts = await _snapshot_starts(store, parts, ends, tps, local, rec)
         for tp, offset in starts.items():
             c.seek(tp, offset)
         from_start = [tp for tp in tps if tp not in starts]
@@ -173,7 +173,7 @@ async def recover(
     return rec
 
 
-def _snapshot_starts(
+async def _snapshot_starts(
     store: TableStore,
     parts: list[int],
     ends: dict[TopicPartition, int],
@@ -186,7 +186,8 @@ def _snapshot_starts(
     if local is None:
         return starts
     for p in parts:
-        snap = local.load(p, {t: end for tp, end in ends.items() if tp.partition == p for t in [tps[tp]]})
+        mine = {tps[tp]: end for tp, end in ends.items() if tp.partition == p}
+        snap = await asyncio.to_thread(local.load, p, mine)  # a large file: off the event loop
         if snap is None:
             continue
         store.load(snap.tables)
@@ -225,7 +226,9 @@ async def save_snapshots(
     parts = sorted(set(partitions) & store.owned)
     ends = await changelog_ends(store, parts, consumer)
     keys = size = 0
-    for p, tables in store.partition_tables(parts).items():
+    # off the event loop (heartbeats go on); the lock held by the caller keeps the fold out
+    by_partition = await asyncio.to_thread(store.partition_tables, parts)
+    for p, tables in by_partition.items():
         size += await asyncio.to_thread(local.save, p, ends[p], tables)
         keys += sum(len(d) for d in tables.values())
     return keys, size

@@ -1,12 +1,13 @@
 """Where the fold's tables should live: Python dicts in memory (today's TableStore, with local
 snapshot files for restarts) or RocksDB on local disk (rocksdict, what Faust's RocksDB store uses).
 
-    .venv/bin/python bench/state_store_bench.py [--accounts 20000] [--companies 10]
+    .venv/bin/python bench/state_store_bench.py [--accounts 200000]
 
-The state is real: the generated workload (devtools.workload, one month) folded in-process by the
-worker's own FoldState, then measured as (one JSON line):
-- dict: RSS growth of the process holding the tables, per account-month; a lookup + JSON-free read
-  of every key (what the fold does per event);
+The state is real: bench/worker_bench.py's close workload (2 events per account, one account-month
+each) folded in-process by the worker's own FoldState, then measured as (one JSON line):
+- dict: the RSS of the tables as a restarted worker holds them (decoded from JSON, after the
+  fold's garbage is freed and trimmed), per account-month; a lookup of every key (what the fold
+  does per event);
 - snapshot: writing and reading the local snapshot files (streams.local_state), bytes per
   account-month on disk;
 - rocksdb (if rocksdict is installed: `pip install '.[bench]'`): writing every key (JSON bytes,
@@ -28,9 +29,11 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from devtools.workload import iter_events  # noqa: E402
+from worker_bench import close_messages  # noqa: E402
+
+from streams.heap import malloc_trim  # noqa: E402
 from streams.local_state import LocalState  # noqa: E402
 from streams.routing import home_partition  # noqa: E402
 from streams.state import TABLES, FoldState, Stores  # noqa: E402
@@ -45,29 +48,43 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def folded_state(companies: int, accounts: int) -> tuple[dict[str, dict], int, int]:
-    """The fold's tables after one generated month; (tables, account-months, events)."""
+def folded_state(accounts: int) -> tuple[dict[str, dict], int, int]:
+    """The fold's tables after bench/worker_bench.py's close workload (2 events per account: one
+    account-month each), folded in-process; (tables, account-months, events)."""
     stores = Stores()
     state = FoldState(stores, PARTITIONS)
     events = 0
-    for ev in iter_events(companies, accounts, MONTH, seed=1):
-        state.fold_items([ev], home_partition(ev["company_id"], PARTITIONS))
-        events += 1
+    for cid, value, n in close_messages(accounts, seed=1):
+        state.fold_items(orjson.loads(value), home_partition(cid.decode(), PARTITIONS))
+        events += n
     tables = {name: getattr(stores, name).raw for name in TABLES}
     return tables, len(tables["accounts"]), events
 
 
-def dict_figures(tables: dict[str, dict], account_months: int, rss_before: int) -> dict:
+def recovered(tables: dict[str, dict]) -> tuple[dict[str, dict], int]:
+    """The tables as a restarted worker holds them (decoded from their JSON, as from a changelog
+    or a snapshot), and the RSS they take: the fold's garbage is freed and trimmed first."""
+    data = orjson.dumps(tables)
+    tables.clear()
+    gc.collect()
+    trim = malloc_trim()
+    if trim is not None:
+        trim(0)
+    rss0 = rss_bytes()
+    again = orjson.loads(data)
+    del data
+    gc.collect()
+    return again, rss_bytes() - rss0
+
+
+def dict_figures(tables: dict[str, dict], account_months: int, rss: int) -> dict:
     keys = [(t, k) for t, d in tables.items() for k in d]
     random.Random(1).shuffle(keys)
     t0 = time.perf_counter()
     for t, k in keys:
         tables[t].get(k)
     dt = time.perf_counter() - t0
-    return {
-        "dict_bytes_per_account_month": round((rss_bytes() - rss_before) / account_months),
-        "dict_get_per_s": round(len(keys) / dt),
-    }
+    return {"dict_bytes_per_account_month": round(rss / account_months), "dict_get_per_s": round(len(keys) / dt)}
 
 
 def snapshot_figures(tables: dict[str, dict], account_months: int, tmp: Path) -> dict:
@@ -98,6 +115,8 @@ def rocksdb_figures(tables: dict[str, dict], account_months: int, tmp: Path) -> 
         return {"rocksdb": "rocksdict not installed: pip install '.[bench]'"}
     path = str(tmp / "rocks")
     records = [(f"{t}\x1e{k}".encode(), orjson.dumps(v)) for t, d in tables.items() for k, v in d.items()]
+    keys = [k for k, _ in records]
+    random.Random(1).shuffle(keys)
     gc.collect()
     rss0 = rss_bytes()
     opts = Options(raw_mode=True)
@@ -116,8 +135,6 @@ def rocksdb_figures(tables: dict[str, dict], account_months: int, tmp: Path) -> 
     t0 = time.perf_counter()
     db = Rdict(path, opts)
     t_open = time.perf_counter() - t0
-    keys = [k for k, _ in records]
-    random.Random(1).shuffle(keys)
     t0 = time.perf_counter()
     for k in keys:
         orjson.loads(db[k])
@@ -135,16 +152,13 @@ def rocksdb_figures(tables: dict[str, dict], account_months: int, tmp: Path) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--accounts", type=int, default=20_000)
-    ap.add_argument("--companies", type=int, default=10)
+    ap.add_argument("--accounts", type=int, default=200_000)
     args = ap.parse_args()
-    gc.collect()
-    rss0 = rss_bytes()
-    tables, account_months, events = folded_state(args.companies, args.accounts)
-    gc.collect()
+    built, account_months, events = folded_state(args.accounts)
+    tables, rss = recovered(built)
     out: dict = {"accounts": args.accounts, "account_months": account_months, "events": events,
                  "keys": sum(len(d) for d in tables.values())}  # fmt: skip
-    out.update(dict_figures(tables, account_months, rss0))
+    out.update(dict_figures(tables, account_months, rss))
     with tempfile.TemporaryDirectory(prefix="bench-state-") as tmp:
         out.update(snapshot_figures(tables, account_months, Path(tmp)))
         out.update(rocksdb_figures(tables, account_months, Path(tmp)))

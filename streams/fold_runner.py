@@ -168,7 +168,10 @@ class FoldRunner(ConsumerRebalanceListener):
             dropped = self.store.drop(lost)
             for p in lost:
                 self.committed.pop(p, None)
-            rec = await recover(self.store, now - self.store.owned, self._recovery_consumer, self.local)
+            rec = await recover(
+                self.store, now - self.store.owned, self._recovery_consumer, self.local,
+                self.metrics.recovery_remaining.set,
+            )  # fmt: skip
             self.fold.reset_caches()
             self._gauges(rec.records, rec.seconds)
             self.metrics.snapshot_keys.inc(rec.from_snapshots)

@@ -129,11 +129,13 @@ async def recover(
     partitions: Iterable[int],
     consumer: Callable[[], AIOKafkaConsumer],
     local: LocalState | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Recovery:
     """Read the changelogs of `partitions` to their current end into the store: from a local
     snapshot's offsets when `local` has a usable one (streams.local_state), else from the start.
 
-    `consumer` makes an unstarted consumer with no group (manual assignment, nothing committed).
+    `consumer` makes an unstarted consumer with no group (manual assignment, nothing committed);
+    `progress` is told how many changelog records are still to read (at most) as it goes.
     The end is taken once, at the start: the previous owner flushed and committed before giving
     the partitions up (the group protocol runs every revocation before any assignment), and a dead
     owner writes nothing more.
@@ -156,7 +158,10 @@ async def recover(
         if from_start:
             await c.seek_to_beginning(*from_start)  # one offset reset for all (each costs a fetch round)
         todo = {tp for tp, end in ends.items() if end > starts.get(tp, 0)}
+        remaining = sum(ends[tp] - starts.get(tp, 0) for tp in todo)  # an upper bound (compaction)
         while todo:
+            if progress is not None:
+                progress(max(0, remaining - rec.records))
             batches = await c.getmany(*todo, timeout_ms=500, max_records=RECOVERY_FETCH)
             for tp, msgs in batches.items():
                 table = tps[tp]
@@ -167,6 +172,8 @@ async def recover(
             todo = {tp for tp in todo if await c.position(tp) < ends[tp]}
     finally:
         await c.stop()
+        if progress is not None:
+            progress(0)
     store.owned |= set(parts)
     rec.ends = {(tps[tp], tp.partition): end for tp, end in ends.items()}
     rec.seconds = time.monotonic() - t0

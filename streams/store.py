@@ -78,9 +78,19 @@ class TableStore:
         """The keys of `partitions`, per partition and table (one pass over the tables)."""
         wanted = set(partitions)
         out: dict[int, dict[str, dict[str, Any]]] = {p: {t: {} for t in self.raw} for p in wanted}
+        homes: dict[str, int] = {}  # company -> home partition: one hash per company, not per key
         for table, data in self.raw.items():
+            if table in PARTITION_KEYED:
+                for k, v in data.items():
+                    p = self.partition_of(table, k)
+                    if p in wanted:
+                        out[p][table][k] = v
+                continue
             for k, v in data.items():
-                p = self.partition_of(table, k)
+                cid = k.partition(SEP)[0]
+                p = homes.get(cid)
+                if p is None:
+                    p = homes[cid] = home_partition(cid, self.n)
                 if p in wanted:
                     out[p][table][k] = v
         return out

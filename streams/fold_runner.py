@@ -200,7 +200,7 @@ class FoldRunner(ConsumerRebalanceListener):
             return
         t0 = time.monotonic()
         try:
-            keys, size = await save_snapshots(self.store, parts, self._recovery_consumer, self.local)
+            keys, size = await save_snapshots(self.store, parts, self.sender.next_offsets, self.local)
         except Exception as exc:
             log.warning("event=state_snapshot_failed partitions=%s error=%r", sorted(parts), exc)
             return

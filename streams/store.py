@@ -58,6 +58,9 @@ class TableStore:
         self.n = partitions
         self.raw: dict[str, dict[str, Any]] = {name: {} for name in TABLES}
         self.owned: set[int] = set()
+        # (table, partition) -> the changelog offset the recovery read to; with this worker's own
+        # acknowledged writes since (BatchSender.next_offsets), the prefix its keys stand for
+        self.recovered_to: dict[tuple[str, int], int] = {}
 
     def changelog(self, table: str) -> str:
         """The table's changelog topic (Faust's naming: `<app_id>-<table>-changelog`)."""
@@ -88,11 +91,11 @@ class TableStore:
                 continue
             for k, v in data.items():
                 cid = k.partition(SEP)[0]
-                p = homes.get(cid)
-                if p is None:
-                    p = homes[cid] = home_partition(cid, self.n)
-                if p in wanted:
-                    out[p][table][k] = v
+                home = homes.get(cid)
+                if home is None:
+                    home = homes[cid] = home_partition(cid, self.n)
+                if home in wanted:
+                    out[home][table][k] = v
         return out
 
     def clear(self) -> None:
@@ -100,6 +103,7 @@ class TableStore:
         for data in self.raw.values():
             data.clear()
         self.owned.clear()
+        self.recovered_to.clear()
 
     def load(self, tables: dict[str, dict[str, Any]]) -> None:
         """Keys read from a local snapshot (streams.local_state), before the changelog's tail."""
@@ -118,6 +122,7 @@ class TableStore:
                 del data[k]
             dropped += len(doomed)
         self.owned -= gone
+        self.recovered_to = {k: v for k, v in self.recovered_to.items() if k[1] not in gone}
         return dropped
 
     def apply(self, table: str, key: bytes | None, value: bytes | None) -> None:
@@ -186,6 +191,7 @@ async def recover(
             progress(0)
     store.owned |= set(parts)
     rec.ends = {(tps[tp], tp.partition): end for tp, end in ends.items()}
+    store.recovered_to.update(rec.ends)
     rec.seconds = time.monotonic() - t0
     return rec
 
@@ -215,38 +221,36 @@ async def _snapshot_starts(
     return starts
 
 
-async def changelog_ends(
-    store: TableStore, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer]
-) -> dict[int, dict[str, int]]:
-    """The end offset of every table's changelog, per partition."""
-    parts = sorted(set(partitions))
-    tps = {TopicPartition(store.changelog(t), p): t for t in TABLES for p in parts}
-    if not tps:
-        return {}
-    c = consumer()
-    await c.start()
-    try:
-        ends = await c.end_offsets(list(tps))
-    finally:
-        await c.stop()
-    out: dict[int, dict[str, int]] = {p: {} for p in parts}
-    for tp, end in ends.items():
-        out[tp.partition][tps[tp]] = end
+def written_to(store: TableStore, partition: int, acknowledged: dict[tuple[str, int], int]) -> dict[str, int] | None:
+    """The changelog offsets the store's keys of `partition` stand for: where its recovery read to,
+    or after this worker's last acknowledged write there (`acknowledged`: BatchSender.next_offsets).
+    Never the changelog's current end: once the partition moves, the end includes the new owner's
+    writes, which these keys lack. None when the partition was not recovered here."""
+    out = {}
+    for t in TABLES:
+        base = store.recovered_to.get((t, partition))
+        if base is None:
+            return None
+        out[t] = max(base, acknowledged.get((store.changelog(t), partition), 0))
     return out
 
 
 async def save_snapshots(
-    store: TableStore, partitions: Iterable[int], consumer: Callable[[], AIOKafkaConsumer], local: LocalState
+    store: TableStore, partitions: Iterable[int], acknowledged: dict[tuple[str, int], int], local: LocalState
 ) -> tuple[int, int]:
     """Snapshot the store's keys of `partitions` (held, and every write of them acknowledged by
-    the broker: a batch boundary) with the changelogs' current ends; (keys, bytes) written."""
-    parts = sorted(set(partitions) & store.owned)
-    ends = await changelog_ends(store, parts, consumer)
+    the broker: a batch boundary); (keys, bytes) written."""
+    offsets: dict[int, dict[str, int]] = {}
+    for p in set(partitions) & store.owned:
+        o = written_to(store, p, acknowledged)
+        if o is not None:
+            offsets[p] = o
+    parts = list(offsets)
     keys = size = 0
     # off the event loop (heartbeats go on); the lock held by the caller keeps the fold out
     by_partition = await asyncio.to_thread(store.partition_tables, parts)
     for p, tables in by_partition.items():
-        size += await asyncio.to_thread(local.save, p, ends[p], tables)
+        size += await asyncio.to_thread(local.save, p, offsets[p], tables)
         keys += sum(len(d) for d in tables.values())
     return keys, size
 

@@ -3,14 +3,17 @@ can stand for a prefix of the changelogs."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
 from streams.local_state import LocalState
+from streams.sender import BatchSender
 from streams.state import SEP, TABLES
-from streams.store import TableStore
+from streams.store import TableStore, written_to
 
 ENDS = dict.fromkeys(TABLES, 10)
 OFFSETS = dict.fromkeys(TABLES, 7)
@@ -93,3 +96,29 @@ def test_the_store_splits_its_keys_by_routed_partition_and_loads_them_back():
     for p in range(4):
         again.load(by_p[p])
     assert again.raw == store.raw
+
+
+def test_a_snapshot_names_where_its_keys_were_read_to_or_this_workers_last_acknowledged_write():
+    """Never the changelog's current end: after a rebalance it includes the new owner's writes."""
+    store = TableStore("app", 4)
+    store.recovered_to = {(t, 1): 5 for t in TABLES}
+    acknowledged = {(store.changelog("accounts"), 1): 9, (store.changelog("activity"), 1): 3}
+    offsets = written_to(store, 1, acknowledged)
+    assert offsets == {**dict.fromkeys(TABLES, 5), "accounts": 9}
+    assert written_to(store, 2, acknowledged) is None, "a partition not recovered here has no prefix to name"
+    store.drop([1])
+    assert written_to(store, 1, acknowledged) is None
+
+
+async def test_the_sender_keeps_the_offset_after_each_acknowledged_batch():
+    sender = BatchSender()
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+    done.set_result(SimpleNamespace(offset=40))
+    sender._delivered("t", 2, 10, done)
+    failed: asyncio.Future = asyncio.get_running_loop().create_future()
+    failed.set_exception(RuntimeError("refused"))
+    sender._delivered("t", 2, 100, failed)
+    older: asyncio.Future = asyncio.get_running_loop().create_future()
+    older.set_result(SimpleNamespace(offset=10))
+    sender._delivered("t", 2, 5, older)
+    assert sender.next_offsets == {("t", 2): 50}

@@ -9,11 +9,14 @@ on a fresh set of topics per run. Printed, one JSON line:
 - one worker: the time to fold everything, and its RSS growth per account-month;
 - restart: SIGTERM, a new process with the same app id; seconds from its start until its fold owns
   every partition with the tables recovered (`event=fold_assigned` with all partitions), and the
-  changelog records it read;
+  changelog records it read: cold (a fresh data dir, every changelog from its start) and from the
+  stopped worker's local snapshots (streams.local_state: the snapshot, then the tail);
 - two workers (a fresh app id and topics holding the same events, in the same run): the time to
   fold everything once both own their half, as a ratio to one worker;
 - takeover: kill -9 one of the two; seconds until the survivor owns every partition with the
-  tables recovered, and how much of it was the recovery itself (the rest is the session timeout).
+  tables recovered, and how much of it was the recovery itself (the rest is the session timeout):
+  with the survivor's on-disk standbys (refreshed every --standby-refresh seconds), then cold (a
+  third worker without snapshots joins, and the survivor is killed in turn).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from streams.settings import Settings, load_settings  # noqa: E402
 from tests.support.worker_harness import WorkerProcess, worker_env  # noqa: E402
 
 ASSIGNED = re.compile(
-    r"event=fold_assigned partitions=\[([0-9, ]*)\].*recovered_records=(\d+) recovery_seconds=([\d.]+)"
+    r"event=fold_assigned partitions=\[([0-9, ]*)\].*recovered_records=(\d+).*recovery_seconds=([\d.]+)"
 )
 
 
@@ -81,14 +84,39 @@ async def folding(workers: list[WorkerProcess], events: int, timeout: float = 18
         await asyncio.sleep(0.25)
 
 
-def start(s: Settings, tmp: Path, app_id: str, name: str) -> WorkerProcess:
-    return WorkerProcess(worker_env(s, tmp / name, app_id), tmp / f"{name}.log").start()
+def start(s: Settings, tmp: Path, app_id: str, name: str, data: str | None = None, **env: str) -> WorkerProcess:
+    """A worker with its own data dir (`data`, default its name: no snapshots shared) and extra
+    SEATLEDGER_* settings."""
+    e = {**worker_env(s, tmp / (data or name), app_id), **{f"SEATLEDGER_{k.upper()}": v for k, v in env.items()}}
+    return WorkerProcess(e, tmp / f"{name}.log").start()
 
 
-async def owning(w: WorkerProcess, count: int) -> None:
+SNAPSHOT_KEYS = re.compile(r"event=fold_assigned partitions=\[([0-9, ]*)\].*snapshot_keys=(\d+)")
+
+
+def snapshot_keys(w: WorkerProcess) -> int:
+    """Keys read from local snapshots by the worker's latest assignment."""
+    found = SNAPSHOT_KEYS.findall(w.log.read_text(errors="replace"))
+    return int(found[-1][1]) if found else 0
+
+
+async def restart(s: Settings, tmp: Path, app: str, name: str, data: str) -> tuple[float, int, float, int]:
+    """Start a worker of `app` on data dir `data`; (seconds until it owns all with the tables
+    read back, changelog records read, recovery seconds, snapshot keys read). Stops it after."""
+    t_start = time.perf_counter()
+    r = start(s, tmp, app, name, data)
+    t_ready, records, rec_s = await until_owns_all(r, s.partitions, 0)
+    keys = snapshot_keys(r)
+    r.stop()
+    return t_ready - t_start, records, rec_s, keys
+
+
+async def owning(w: WorkerProcess, count: int, timeout: float = 600) -> None:
     """Until the worker's fold owns exactly `count` partitions (its latest assignment)."""
+    deadline = time.monotonic() + timeout
     while not (assignments(w) and len(assignments(w)[-1][0]) == count):
         assert w.alive(), w.tail()
+        assert time.monotonic() < deadline, f"never owned {count} partitions:\n{w.tail()}"
         await asyncio.sleep(0.05)
 
 
@@ -101,38 +129,65 @@ async def one_worker(s: Settings, tmp: Path, accounts: int) -> dict:
     t0, t1 = await folding([w], events)
     await asyncio.sleep(2)
     rss1 = rss_kb(w.proc.pid)
-    w.stop()
-    t_start = time.perf_counter()
-    r = start(s, tmp, app, "restart")
-    t_ready, records, rec_s = await until_owns_all(r, s.partitions, 0)
-    r.stop()
+    w.stop()  # a graceful stop: it snapshots its partitions to its data dir
+    cold = await restart(s, tmp, app, "restart-cold", "cold")  # a fresh data dir: every changelog from the start
+    warm = await restart(s, tmp, app, "restart-warm", "one")  # the stopped worker's dir: snapshots + tail
     return {
         "events": events, "one_worker_fold_s": round(t1 - t0, 2), "one_worker_events_per_s": round(events / (t1 - t0)),
         "rss_growth_mb": round((rss1 - rss0) / 1024), "bytes_per_account_month": round((rss1 - rss0) * 1024 / accounts),
-        "restart_s": round(t_ready - t_start, 2), "restart_recovered_records": records,
-        "restart_recovery_s": round(rec_s, 2),
+        "restart_cold_s": round(cold[0], 2), "restart_cold_recovered_records": cold[1],
+        "restart_cold_recovery_s": round(cold[2], 2),
+        "restart_snapshot_s": round(warm[0], 2), "restart_snapshot_recovered_records": warm[1],
+        "restart_snapshot_recovery_s": round(warm[2], 2), "restart_snapshot_keys": warm[3],
     }  # fmt: skip
 
 
-async def two_workers(s: Settings, tmp: Path, accounts: int) -> dict:
+async def two_workers(s: Settings, tmp: Path, accounts: int, refresh: float) -> dict:
+    """Two workers with on-disk standbys; kill -9 one (a warm takeover). Then a third worker with
+    no snapshots joins, and the first is killed (a cold takeover), in the same run."""
     app = f"bench2-{uuid.uuid4().hex[:6]}"
-    a = start(s, tmp, app, "a")
+    standby = {"standby_refresh_seconds": str(refresh)}
+    a = start(s, tmp, app, "a", **standby)
     await owning(a, s.partitions)
-    b = start(s, tmp, app, "b")
+    b = start(s, tmp, app, "b", **standby)
     await owning(b, s.partitions // 2)
     await owning(a, s.partitions - s.partitions // 2)
     _, events = await fill(s, close_messages(accounts, seed=1))
     t0, t1 = await folding([a, b], events)
-    n_a = len(assignments(a))
-    b.kill9()
-    t_kill = time.perf_counter()
-    t_ready, records, rec_s = await until_owns_all(a, s.partitions, n_a)
-    a.stop()
+    await standbys_refreshed(a, refresh)
+    warm = await takeover(a, b, s.partitions)
+    c = start(s, tmp, app, "c", state_snapshot_seconds="0")  # snapshots off: reads every changelog
+    await owning(c, s.partitions // 2)
+    await owning(a, s.partitions - s.partitions // 2)
+    cold = await takeover(c, a, s.partitions)
+    c.stop()
     return {
         "two_workers_fold_s": round(t1 - t0, 2), "two_workers_events_per_s": round(events / (t1 - t0)),
-        "takeover_s": round(t_ready - t_kill, 2), "takeover_recovery_s": round(rec_s, 2),
-        "takeover_recovered_records": records, "session_timeout_s": float(a.env["SEATLEDGER_SESSION_TIMEOUT_SECONDS"]),
+        "takeover_standby_s": round(warm[0], 2), "takeover_standby_recovery_s": round(warm[2], 2),
+        "takeover_standby_recovered_records": warm[1], "takeover_standby_snapshot_keys": warm[3],
+        "takeover_cold_s": round(cold[0], 2), "takeover_cold_recovery_s": round(cold[2], 2),
+        "takeover_cold_recovered_records": cold[1],
+        "session_timeout_s": float(a.env["SEATLEDGER_SESSION_TIMEOUT_SECONDS"]),
     }  # fmt: skip
+
+
+async def standbys_refreshed(w: WorkerProcess, refresh: float) -> None:
+    """Until a standby refresh has started and ended after now (so it covers what was folded)."""
+    mark = len(w.log.read_text(errors="replace"))
+    await asyncio.sleep(refresh)
+    while "event=standby_refreshed" not in w.log.read_text(errors="replace")[mark:]:
+        assert w.alive(), w.tail()
+        await asyncio.sleep(0.2)
+
+
+async def takeover(survivor: WorkerProcess, victim: WorkerProcess, partitions: int) -> tuple[float, int, float, int]:
+    """kill -9 `victim`; (seconds until `survivor` owns every partition with its tables,
+    changelog records read, recovery seconds, snapshot keys read)."""
+    n = len(assignments(survivor))
+    victim.kill9()
+    t_kill = time.perf_counter()
+    t_ready, records, rec_s = await until_owns_all(survivor, partitions, n)
+    return t_ready - t_kill, records, rec_s, snapshot_keys(survivor)
 
 
 async def main() -> None:
@@ -140,6 +195,7 @@ async def main() -> None:
     ap.add_argument("--bootstrap")
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--standby-refresh", type=float, default=5.0, help="seconds between standby refreshes")
     args = ap.parse_args()
 
     from devtools import local_broker
@@ -156,7 +212,9 @@ async def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             # each run its own topics, the same events published once its workers own their share
             one = await one_worker(settings_for(base, "scale1", args.partitions), Path(tmp), args.accounts)
-            two = await two_workers(settings_for(base, "scale2", args.partitions), Path(tmp), args.accounts)
+            two = await two_workers(
+                settings_for(base, "scale2", args.partitions), Path(tmp), args.accounts, args.standby_refresh
+            )
         out = {"accounts": args.accounts, "account_months": args.accounts,
                "partitions": args.partitions, **one, **two,
                "two_vs_one_throughput": round(two["two_workers_events_per_s"] / one["one_worker_events_per_s"], 2)}  # fmt: skip

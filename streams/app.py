@@ -4,8 +4,8 @@
 - fold (streams.fold_runner + streams.fold): the routed partitions this worker owns -> facts in
   its tables (streams.store, streams.state), month closes and amendments (streams.close) -> the
   snapshots topic; offsets committed only once the changelog and snapshot records are durable;
-- timers: the consumer-lag and state-size gauges, and giving the heap back to the OS when quiet
-  (streams.heap).
+- timers: the consumer-lag and state-size gauges, giving the heap back to the OS when quiet
+  (streams.heap), and refreshing the on-disk standby snapshots (streams.local_state).
 Both consumers run as tasks of a Faust app (streams.topology), which runs the process.
 """
 
@@ -100,3 +100,14 @@ def install_timers(app: faust.App, metrics: WorkerMetrics, router: Router, runne
     async def lag_gauge() -> None:
         await router.update_lag()
         runner.update_lag()
+
+    if runner.local is not None and runner.settings.standby_refresh_seconds > 0:
+
+        @app.timer(runner.settings.standby_refresh_seconds)
+        async def standby_refresh() -> None:
+            """Keep the snapshots of other workers' partitions near their changelogs' end, so a
+            takeover reads only the tail (streams.local_state)."""
+            try:
+                await runner.refresh_standbys()
+            except Exception as exc:
+                log.warning("event=standby_refresh_failed error=%r", exc)

@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.fold import FOLD_BATCH, Fold, RoutedRecord
+from streams.local_state import LocalState
 from streams.metrics import WorkerMetrics
 from streams.sender import BatchSender
 from streams.settings import Settings
-from streams.store import TableStore, recover
+from streams.store import TableStore, recover, refresh_standbys, save_snapshots
 
 log = logging.getLogger("seatledger.worker")
 
@@ -50,6 +52,10 @@ class FoldRunner(ConsumerRebalanceListener):
         self.lock = asyncio.Lock()
         self.consumer: Any = None  # AIOKafkaConsumer once running
         self.committed: dict[int, int] = {}  # routed partition -> offset committed last
+        self.local = local_state(settings)
+        self.dirty = False  # a batch is between its first fold and its commit
+        self.changed: set[int] = set()  # owned partitions folded since their last snapshot
+        self.snapshot_due = time.monotonic() + settings.state_snapshot_seconds
 
     # ---- running -------------------------------------------------------------------------------
 
@@ -77,6 +83,7 @@ class FoldRunner(ConsumerRebalanceListener):
                 log.info("event=fold_started group=%s topic=%s", self.group, self.settings.topic_routed)
                 await self._loop()
             finally:
+                await self._snapshot_on_stop()
                 await self.consumer.stop()
         finally:
             self.sender.producer = None
@@ -119,11 +126,16 @@ class FoldRunner(ConsumerRebalanceListener):
             if batches:
                 async with self.lock:
                     await self.fold_and_commit(batches)
+            if self.local is not None and time.monotonic() >= self.snapshot_due:
+                async with self.lock:
+                    await self.snapshot(self.changed, "periodic")
+                self.snapshot_due = time.monotonic() + self.settings.state_snapshot_seconds
 
     async def fold_and_commit(self, batches: dict[TopicPartition, list[Any]]) -> None:
         """One batch: fold, flush, commit. On any failure nothing is committed and the error
         propagates (the runner restarts from the last commit)."""
         records = [RoutedRecord(tp.partition, m.offset, m.value) for tp, msgs in batches.items() for m in msgs]
+        self.dirty = True
         try:
             await self.fold.fold_batch(records)
         except BaseException:
@@ -137,6 +149,8 @@ class FoldRunner(ConsumerRebalanceListener):
             # else's now, and what this batch wrote is re-folded there. Start over.
             raise RuntimeError(f"commit refused: {exc!r}") from exc
         self.committed.update({tp.partition: off for tp, off in offsets.items()})
+        self.changed |= {tp.partition for tp in offsets}
+        self.dirty = False
 
     # ---- rebalances ------------------------------------------------------------------------------
 
@@ -150,24 +164,76 @@ class FoldRunner(ConsumerRebalanceListener):
         async with self.lock:
             now = {tp.partition for tp in assigned}
             lost = self.store.owned - now
+            await self.snapshot(lost & self.changed, "revoked")
             dropped = self.store.drop(lost)
             for p in lost:
                 self.committed.pop(p, None)
-            rec = await recover(self.store, now - self.store.owned, self._recovery_consumer)
+            rec = await recover(
+                self.store, now - self.store.owned, self._recovery_consumer, self.local,
+                self.metrics.recovery_remaining.set,
+            )  # fmt: skip
             self.fold.reset_caches()
             self._gauges(rec.records, rec.seconds)
+            self.metrics.snapshot_keys.inc(rec.from_snapshots)
             log.info(
                 "event=fold_assigned partitions=%s dropped_partitions=%s dropped_keys=%d "
-                "recovered_partitions=%s recovered_records=%d recovery_seconds=%.3f",
-                sorted(now), sorted(lost), dropped, rec.partitions, rec.records, rec.seconds,
+                "recovered_partitions=%s recovered_records=%d snapshot_keys=%d recovery_seconds=%.3f",
+                sorted(now), sorted(lost), dropped, rec.partitions, rec.records, rec.from_snapshots, rec.seconds,
             )  # fmt: skip
 
     def _forget_all(self) -> None:
         """After leaving the group on an error: nothing held is trusted any more."""
-        self.store.drop(set(self.store.owned))
+        self.store.clear()  # also the keys of a recovery that failed half-way
         self.fold.discard()
         self.fold.reset_caches()
         self.committed.clear()
+        self.changed.clear()
+        self.dirty = False
+
+    # ---- local snapshots (streams.local_state) -------------------------------------------------
+
+    async def snapshot(self, partitions: set[int], kind: str) -> None:
+        """Snapshot `partitions` (under the lock, at a batch boundary: every write acknowledged).
+        A failure is logged and costs only a longer recovery later."""
+        parts = set(partitions) & self.store.owned
+        if self.local is None or self.dirty or not parts:
+            return
+        t0 = time.monotonic()
+        try:
+            keys, size = await save_snapshots(self.store, parts, self.sender.next_offsets, self.local)
+        except Exception as exc:
+            log.warning("event=state_snapshot_failed partitions=%s error=%r", sorted(parts), exc)
+            return
+        self.changed -= parts
+        self.metrics.snapshots_written.labels(kind).inc(len(parts))
+        log.info(
+            "event=state_snapshot kind=%s partitions=%s keys=%d bytes=%d seconds=%.3f",
+            kind, sorted(parts), keys, size, time.monotonic() - t0,
+        )  # fmt: skip
+
+    async def _snapshot_on_stop(self) -> None:
+        """On a graceful stop, snapshot what changed, so the next start reads only the tail."""
+        try:
+            async with self.lock:
+                await self.snapshot(self.changed, "stop")
+        except BaseException as exc:  # a second cancellation: the snapshot is only an optimisation
+            log.warning("event=state_snapshot_failed partitions=%s error=%r", sorted(self.changed), exc)
+
+    async def refresh_standbys(self) -> None:
+        """Bring the on-disk snapshots of the partitions this worker does not own up to date."""
+        if self.local is None or self.settings.standby_refresh_seconds <= 0:
+            return
+        others = set(range(self.settings.partitions)) - self.store.owned
+        t0 = time.monotonic()
+        refreshed, records = await refresh_standbys(
+            self.settings.worker_app_id, self.settings.partitions, others, self._recovery_consumer, self.local
+        )
+        if refreshed:
+            self.metrics.snapshots_written.labels("standby").inc(refreshed)
+            log.info(
+                "event=standby_refreshed partitions=%d records=%d seconds=%.3f",
+                refreshed, records, time.monotonic() - t0,
+            )  # fmt: skip
 
     # ---- metrics ---------------------------------------------------------------------------------
 
@@ -197,3 +263,12 @@ class FoldRunner(ConsumerRebalanceListener):
                 lag = max(0, hw - self.committed.get(tp.partition, 0))
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
         self.update_state_size()
+
+
+def local_state(settings: Settings) -> LocalState | None:
+    """The snapshot files of this app id, or None when snapshots are off (STATE_SNAPSHOT_SECONDS=0)."""
+    if settings.state_snapshot_seconds <= 0:
+        return None
+    return LocalState(
+        settings.local_state_dir, settings.worker_app_id, settings.state_max_age_hours * 3600, settings.worker_id
+    )

@@ -66,6 +66,17 @@ class WorkerMetrics:
             "seatledger_worker_last_recovery_seconds", "duration of the last changelog recovery", registry=r
         )
         self.state_keys = Gauge("seatledger_worker_state_keys", "keys held per table", ["table"], registry=r)
+        self.recovery_remaining = Gauge(
+            "seatledger_worker_recovery_remaining_records",
+            "changelog records the recovery in progress has still to read (at most; 0 when none runs)",
+            registry=r,
+        )
+        self.snapshot_keys = Counter(
+            "seatledger_worker_recovered_snapshot_keys", "keys read back from local snapshots", registry=r
+        )
+        self.snapshots_written = Counter(
+            "seatledger_worker_state_snapshots", "partition snapshots written to the state dir", ["kind"], registry=r
+        )
         self.close_seconds = Gauge(
             "seatledger_worker_last_close_seconds", "duration of the last partition close", registry=r
         )

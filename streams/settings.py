@@ -76,6 +76,21 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="a worker silent this long is taken for dead and its partitions move"
     )
+    state_dir: Path | None = Field(
+        None,
+        description="local snapshots of the fold's tables, so a restart reads only the changelog tail (default DATA_DIR/state)",
+    )
+    state_snapshot_seconds: float = Field(
+        300.0, ge=0, description="how often the fold snapshots the tables of its partitions to STATE_DIR (0: never)"
+    )
+    state_max_age_hours: float = Field(
+        12.0, gt=0, description="older snapshots are not used: keep below the changelogs' delete.retention.ms (24 h)"
+    )
+    standby_refresh_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="how often the worker brings its snapshots of partitions it does not own up to date (0: never)",
+    )
     max_poll_interval_seconds: float = Field(
         600.0, gt=0, description="longest a fold batch (a large close, a recovery) may hold the fold's consumer"
     )
@@ -86,6 +101,10 @@ class Settings(BaseSettings):
     sink_buffer_messages: int = Field(
         200_000, ge=1, description="stop fetching while this many messages wait (DuckDB file held by a reader)"
     )
+
+    @property
+    def local_state_dir(self) -> Path:
+        return self.state_dir or (self.data_dir / "state")
 
     @property
     def archive_dir(self) -> Path:

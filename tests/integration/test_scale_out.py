@@ -31,12 +31,13 @@ PARTITIONS = 8
 class Group:
     """Workers of one app id, each with its own log, started and stopped by name."""
 
-    def __init__(self, settings: Settings, tmp: Path, app_id: str):
+    def __init__(self, settings: Settings, tmp: Path, app_id: str, env: dict[str, str] | None = None):
         self.settings, self.tmp, self.app_id = settings, tmp, app_id
+        self.env = env or {}
         self.workers: dict[str, WorkerProcess] = {}
 
     def start(self, name: str, fault: str | None = None) -> WorkerProcess:
-        env = worker_env(self.settings, self.tmp / "data", self.app_id)
+        env = {**worker_env(self.settings, self.tmp / "data", self.app_id), **self.env}
         if fault:
             env["SEATLEDGER_FAULT"] = fault
         w = self.workers[name] = WorkerProcess(env, self.tmp / f"{name}.log").start()
@@ -79,8 +80,8 @@ def assert_equal_to_the_oracle(expected: dict, got: list[dict]) -> None:
 def group(kafka_topics, tmp_path):
     made: list[Group] = []
 
-    def make(seed: int) -> Group:
-        g = Group(kafka_topics(partitions=PARTITIONS), tmp_path, f"scale-{seed}-{random.randrange(1 << 30):x}")
+    def make(seed: int, env: dict[str, str] | None = None) -> Group:
+        g = Group(kafka_topics(partitions=PARTITIONS), tmp_path, f"scale-{seed}-{random.randrange(1 << 30):x}", env)
         made.append(g)
         return g
 
@@ -89,9 +90,14 @@ def group(kafka_topics, tmp_path):
         g.stop_all()
 
 
-@pytest.mark.parametrize("seed", [3, 17])
-async def test_join_leave_join_and_a_kill_mid_stream_lose_nothing_and_count_nothing_twice(group, seed):
-    g = group(seed)
+# Local snapshots every second and on-disk standbys refreshed every second, in one data dir shared
+# by the workers (streams.local_state): every recovery then starts from some snapshot.
+SNAPSHOTS_OFTEN = {"SEATLEDGER_STATE_SNAPSHOT_SECONDS": "1", "SEATLEDGER_STANDBY_REFRESH_SECONDS": "1"}
+
+
+@pytest.mark.parametrize(("seed", "env"), [(3, None), (17, None), (5, SNAPSHOTS_OFTEN)], ids=["3", "17", "5-snapshots"])
+async def test_join_leave_join_and_a_kill_mid_stream_lose_nothing_and_count_nothing_twice(group, seed, env):
+    g = group(seed, env)
     events = list(iter_events(10, 500, MONTH, seed=seed))
     expected = oracle(events, MONTH)
     a = g.start("a")

@@ -63,7 +63,7 @@ def _base(name: str, title: str, height: int) -> dict:
 def bars(title: str, rows: list[dict], label: str, value: str, unit: str, name: str = "bars") -> dict:
     """Horizontal bars, one per row in the given order, each with its value written at its end."""
     y = {"field": label, "type": "nominal", "sort": None, "title": None}
-    x = {"field": value, "type": "quantitative", "title": unit}
+    x = {"field": value, "type": "quantitative", "title": unit, "axis": {"tickMinStep": 1, "format": ",d"}}
     spec = _base(name, title, max(60, 22 * len(rows)))
     spec["data"] = {"values": rows}
     spec["layer"] = [
@@ -85,15 +85,16 @@ def _utc_ms(d: date | datetime) -> int:
 
 def series(title: str, rows: list[dict], x: str, y: str, by: str, unit: str, x_title: str) -> dict:
     """One line per `by` value, told apart by point shape and dash as well as colour."""
+    legend = {"orient": "bottom", "columns": 3, "symbolStrokeWidth": 2}  # one legend: colour, shape and dash
     spec = _base("series", title, 260)
     spec["data"] = {"values": rows}
     spec["mark"] = {"type": "line", "point": {"size": 60, "filled": True}}
     spec["encoding"] = {
         "x": {"field": x, "type": "ordinal", "title": x_title, "axis": {"labelAngle": -40}},
         "y": {"field": y, "type": "quantitative", "title": unit},
-        "color": {"field": by, "type": "nominal", "title": None, "legend": {"orient": "bottom", "columns": 3}},
-        "shape": {"field": by, "type": "nominal"},
-        "strokeDash": {"field": by, "type": "nominal"},
+        "color": {"field": by, "type": "nominal", "title": None, "legend": legend},
+        "shape": {"field": by, "type": "nominal", "title": None, "legend": legend},
+        "strokeDash": {"field": by, "type": "nominal", "title": None, "legend": legend},
     }
     return spec
 
@@ -129,15 +130,20 @@ def daily_against_level(title: str, days: list[dict], level: int, level_text: st
 
 
 def timeline(title: str, events: list[dict], start: datetime, end: datetime) -> dict:
-    """Events (`at` wall time, `type`) on a time axis across [start, end], the two ends marked."""
+    """Events (`at` wall time, `type`) of [start, end] on a time axis across it, the two ends marked;
+    events outside it (an account provisioned years ago) are left out."""
     x = {"field": "t", "type": "temporal", "scale": {"type": "utc", "domain": [_utc_ms(start), _utc_ms(end)]},
          "title": "time (company's billing zone)", "axis": {"format": "%b %d", "formatType": "utc", "labelAngle": -40}}  # fmt: skip
-    points = [{"t": _utc_ms(e["at"]), "type": e["type"], "at": e["at"].isoformat(timespec="minutes")} for e in events]
+    points = [
+        {"t": _utc_ms(e["at"]), "type": e["type"], "at": e["at"].isoformat(timespec="minutes")}
+        for e in events
+        if start <= e["at"] <= end
+    ]
     marks = [
         {"t": _utc_ms(start), "text": f"day 1 ({start:%b %d})"},
         {"t": _utc_ms(end), "text": f"month end ({end:%b %d} 00:00)"},
     ]
-    spec = _base("timeline", title, max(80, 36 * len({e["type"] for e in events}) + 40))
+    spec = _base("timeline", title, max(80, 36 * len({p["type"] for p in points}) + 40))
     spec["layer"] = [
         {
             "data": {"values": marks},

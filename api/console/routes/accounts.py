@@ -41,15 +41,18 @@ def evidence_events(versions: list[dict]) -> list[dict]:
     return sorted(seen.values(), key=lambda e: (e["at"], e["event_id"]))
 
 
-def timeline_chart(user: str, month: str, events: list[dict]) -> str | None:
-    if not events:
-        return None
+def month_span(month: str) -> tuple[datetime, datetime]:
+    """The month's first and end instants as wall time: day 1 at 00:00 to the next month's day 1."""
     m = Month.parse(month)
-    start, end = (
-        datetime.combine(m.first_day, datetime.min.time()),
-        datetime.combine(m.next().first_day, datetime.min.time()),
-    )
-    return svg(charts.render(charts.timeline(f"Evidence of {user}, {month}", events, start, end)))
+    return datetime.combine(m.first_day, datetime.min.time()), datetime.combine(m.next().first_day, datetime.min.time())
+
+
+def timeline_chart(user: str, month: str, events: list[dict]) -> str | None:
+    start, end = month_span(month)
+    inside = [e for e in events if start <= e["at"] <= end]
+    if not inside:
+        return None
+    return svg(charts.render(charts.timeline(f"Evidence of {user} in {month}", inside, start, end)))
 
 
 def dispute_view(request: Request, company: str, month: str, user: str) -> tuple[dict | None, str | None]:

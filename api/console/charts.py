@@ -84,18 +84,21 @@ def _utc_ms(d: date | datetime) -> int:
 
 
 def series(title: str, rows: list[dict], x: str, y: str, by: str, unit: str, x_title: str) -> dict:
-    """One line per `by` value, told apart by point shape and dash as well as colour."""
-    legend = {"orient": "bottom", "columns": 3, "symbolStrokeWidth": 2}  # one legend: colour, shape and dash
-    spec = _base("series", title, 260)
-    spec["data"] = {"values": rows}
-    spec["mark"] = {"type": "line", "point": {"size": 60, "filled": True}}
-    spec["encoding"] = {
+    """One line per `by` value, told apart by point shape and dash as well as colour (one legend)."""
+    legend = {"orient": "bottom", "columns": 3, "title": None}
+    xy = {
         "x": {"field": x, "type": "ordinal", "title": x_title, "axis": {"labelAngle": -40}},
         "y": {"field": y, "type": "quantitative", "title": unit},
-        "color": {"field": by, "type": "nominal", "title": None, "legend": legend},
-        "shape": {"field": by, "type": "nominal", "title": None, "legend": legend},
-        "strokeDash": {"field": by, "type": "nominal", "title": None, "legend": legend},
     }
+    spec = _base("series", title, 260)
+    spec["data"] = {"values": rows}
+    spec["layer"] = [
+        {"mark": "line", "encoding": xy | {"color": {"field": by, "type": "nominal", "legend": None},
+                                           "strokeDash": {"field": by, "type": "nominal", "legend": None}}},
+        {"name": "points", "mark": {"type": "point", "size": 70, "filled": True},
+         "encoding": xy | {"color": {"field": by, "type": "nominal", "legend": legend},
+                           "shape": {"field": by, "type": "nominal", "legend": legend}}},
+    ]  # fmt: skip
     return spec
 
 

@@ -207,6 +207,27 @@ def _contains(search: str | None) -> str | None:
     return "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _next_users(con: Con, company: str, month: str, after: str, pattern: str | None, n: int) -> list[str]:
+    """The next `n` user_ids of the company-month after `after` (matching `pattern`), in order."""
+    rows = run(
+        con,
+        "SELECT DISTINCT user_id FROM snapshot_versions WHERE company_id = ? AND month = ? AND user_id > ? "
+        "AND (? IS NULL OR user_id ILIKE ? ESCAPE '\\') ORDER BY user_id LIMIT ?",
+        [company, month, after, pattern, pattern, n],
+    )
+    return [r[0] for r in rows]
+
+
+def _latest_of(con: Con, company: str, month: str, users: list[str]) -> list[dict]:
+    """The latest version of each of `users`' decisions, by user_id."""
+    return fetch_dicts(
+        con,
+        "SELECT * FROM snapshot_versions WHERE company_id = ? AND month = ? AND list_contains(?, user_id) "
+        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY version DESC) = 1 ORDER BY user_id",
+        [company, month, users],
+    )
+
+
 def accounts_page(
     con: Con,
     company: str,
@@ -217,28 +238,22 @@ def accounts_page(
     search: str | None = None,
 ) -> tuple[list[dict], str | None]:
     """A page of the company-month's latest decisions by user_id after `after` (whose user_id
-    contains `search`, ignoring case); and the next `after`."""
+    contains `search`, ignoring case); and the next `after`.
+
+    Users are taken in order a window at a time and only their latest versions read: 3-4x faster
+    than finding every user's latest version first on a company of 100k accounts
+    (bench/console_bench.py). With a `billable` filter the window grows until the page is full."""
     _require_complete(con, month)
-    # The latest version per user by a grouped max joined back: 2-3x faster than a window
-    # (QUALIFY row_number()) over a company of 50k accounts (bench/api_bench.py).
-    pattern = _contains(search)
-    where = [company, month, after or "", pattern, pattern]
-    rows = fetch_dicts(
-        con,
-        """
-        WITH latest AS (
-            SELECT user_id, max(version) AS version FROM snapshot_versions
-            WHERE company_id = ? AND month = ? AND user_id > ? AND (? IS NULL OR user_id ILIKE ? ESCAPE '\\')
-            GROUP BY user_id
-        )
-        SELECT s.* FROM snapshot_versions AS s JOIN latest USING (user_id, version)
-        WHERE s.company_id = ? AND s.month = ? AND s.user_id > ? AND (? IS NULL OR s.user_id ILIKE ? ESCAPE '\\')
-            AND (? IS NULL OR s.billable = ?)
-        ORDER BY s.user_id
-        LIMIT ?
-        """,
-        [*where, *where, billable, billable, limit + 1],
-    )
+    pattern, cursor, window = _contains(search), after or "", limit + 1
+    rows: list[dict] = []
+    while len(rows) <= limit:
+        users = _next_users(con, company, month, cursor, pattern, window)
+        if not users:
+            break
+        rows += [r for r in _latest_of(con, company, month, users) if billable is None or r["billable"] == billable]
+        if len(users) < window:
+            break
+        cursor, window = users[-1], min(window * 2, 20_000)
     more = len(rows) > limit
     rows = rows[:limit]
     accounts = [

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 
 from api import problems
 from api.config import ApiConfig
+from api.console import site as console_site
 from api.keys import KeyStore
 from api.metrics import ApiMetrics
 from api.problems import Problem, problem_response
@@ -40,6 +41,7 @@ def create_app(config: ApiConfig, *, keys: KeyStore | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        console_site.close(app)
         await app.state.producer.close()
 
     app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan)
@@ -54,6 +56,7 @@ def create_app(config: ApiConfig, *, keys: KeyStore | None = None) -> FastAPI:
     app.state.metrics.install(app)
     for module in (events, invoices, accounts, estimates, operations):
         app.include_router(module.router)
+    console_site.install(app, config)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 

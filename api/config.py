@@ -6,7 +6,7 @@ The Kafka, database and data-dir settings are the project's own (streams.setting
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
@@ -32,12 +32,31 @@ class ApiSettings(BaseSettings):
     keys_file: Path | None = Field(None, description="API keys (default: DATA_DIR/api-keys.json)")
 
 
+class ConsoleSettings(BaseSettings):
+    """The web console's (api/console, docs/console.md): its sessions and pages."""
+
+    model_config = SettingsConfigDict(env_prefix="SEATLEDGER_CONSOLE_", extra="ignore")
+
+    secure_cookie: bool = Field(
+        True,
+        description="mark the session cookie Secure (off only for plain-HTTP tests on a host that is not localhost)",
+    )
+    session_secret: str | None = Field(
+        None, description="signs session ids (default: random per process, so a restart logs everyone out)"
+    )
+    session_minutes: int = Field(480, ge=1, description="a session ends after this many minutes without a request")
+    page_size: int = Field(50, ge=1, le=1000, description="accounts per page")
+    top_companies: int = Field(10, ge=1, description="companies drawn one by one in the seats chart; the rest as one")
+    apply_timeout_seconds: float = Field(120.0, gt=0, description="wait this long for the sink to record a dispute")
+
+
 @dataclass(frozen=True)
 class ApiConfig:
-    """Everything `create_app` needs: the project's settings and the API's own."""
+    """Everything `create_app` needs: the project's settings, the API's own and the console's."""
 
     settings: Settings
     api: ApiSettings
+    console: ConsoleSettings = field(default_factory=lambda: load_console_settings())
 
     @property
     def db(self) -> Path:
@@ -57,3 +76,8 @@ def keys_path(settings: Settings, api: ApiSettings | None = None) -> Path:
 def load_api_settings(**overrides) -> ApiSettings:
     """Environment first, then explicit (non-None) overrides from command-line flags."""
     return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def load_console_settings(**overrides) -> ConsoleSettings:
+    """Environment (SEATLEDGER_CONSOLE_*) first, then explicit (non-None) overrides."""
+    return ConsoleSettings(**{k: v for k, v in overrides.items() if v is not None})

@@ -76,7 +76,7 @@ def stamp(v: datetime | None) -> str | None:
     return None if v is None else utc_iso(v)
 
 
-def _rows(con: Con, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+def fetch_dicts(con: Con, sql: str, params: Sequence[Any] = ()) -> list[dict]:
     cur = con.execute(sql, list(params))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -125,7 +125,7 @@ def month_invoices(con: Con, month: str, companies: Sequence[str] | None) -> dic
     if companies is not None:
         where += " AND list_contains(?, i.company_id)"
         params.append(list(companies))
-    rows = _rows(con, f"{_SUMMARY} {where} ORDER BY i.company_id", params)
+    rows = fetch_dicts(con, f"{_SUMMARY} {where} ORDER BY i.company_id", params)
     return {
         "month": month,
         "complete": bool(done),
@@ -150,24 +150,26 @@ def _adjustment(row: dict) -> dict:
 def company_invoice(con: Con, company: str, month: str) -> dict:
     """One issued invoice with its lines, the adjustments it carries, later corrections of its
     month and the PO numbers added to it."""
-    found = _rows(con, f"{_SUMMARY} WHERE i.company_id = ? AND i.month = ?", [company, month])
+    found = fetch_dicts(con, f"{_SUMMARY} WHERE i.company_id = ? AND i.month = ?", [company, month])
     if not found:
         raise NotFound(f"no invoice issued for company {company!r} month {month} (is the month complete?)")
     row = found[0]
     cm = [company, month]
-    lines = _rows(con, "SELECT * FROM invoice_lines WHERE company_id = ? AND month = ? ORDER BY line_no", cm)
-    carried = _rows(
+    lines = fetch_dicts(con, "SELECT * FROM invoice_lines WHERE company_id = ? AND month = ? ORDER BY line_no", cm)
+    carried = fetch_dicts(
         con,
         "SELECT * FROM invoice_adjustments WHERE company_id = ? AND applied_to_invoice_month = ? "
         "ORDER BY corrected_month, user_id, new_version",
         cm,
     )
-    corrections = _rows(
+    corrections = fetch_dicts(
         con,
         "SELECT * FROM invoice_adjustments WHERE company_id = ? AND corrected_month = ? ORDER BY user_id, new_version",
         cm,
     )
-    notes = _rows(con, "SELECT * FROM invoice_annotations WHERE company_id = ? AND month = ? ORDER BY annotated_at", cm)
+    notes = fetch_dicts(
+        con, "SELECT * FROM invoice_annotations WHERE company_id = ? AND month = ? ORDER BY annotated_at", cm
+    )
     return {
         **_summary(row),
         "payment_method": row["payment_method"],
@@ -198,29 +200,60 @@ def _require_complete(con: Con, month: str) -> None:
         raise NotFound(f"month {month} is not complete: its decisions are not billed yet (see the estimate)")
 
 
-def accounts_page(
-    con: Con, company: str, month: str, billable: bool | None, after: str | None, limit: int
-) -> tuple[list[dict], str | None]:
-    """A page of the company-month's latest decisions by user_id after `after`; and the next `after`."""
-    _require_complete(con, month)
-    # The latest version per user by a grouped max joined back: 2-3x faster than a window
-    # (QUALIFY row_number()) over a company of 50k accounts (bench/api_bench.py).
-    where = [company, month, after or ""]
-    rows = _rows(
+def _contains(search: str | None) -> str | None:
+    """An ILIKE pattern matching `search` anywhere, its wildcards taken literally."""
+    if not search:
+        return None
+    return "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _next_users(con: Con, company: str, month: str, after: str, pattern: str | None, n: int) -> list[str]:
+    """The next `n` user_ids of the company-month after `after` (matching `pattern`), in order."""
+    rows = run(
         con,
-        """
-        WITH latest AS (
-            SELECT user_id, max(version) AS version FROM snapshot_versions
-            WHERE company_id = ? AND month = ? AND user_id > ?
-            GROUP BY user_id
-        )
-        SELECT s.* FROM snapshot_versions AS s JOIN latest USING (user_id, version)
-        WHERE s.company_id = ? AND s.month = ? AND s.user_id > ? AND (? IS NULL OR s.billable = ?)
-        ORDER BY s.user_id
-        LIMIT ?
-        """,
-        [*where, *where, billable, billable, limit + 1],
+        "SELECT DISTINCT user_id FROM snapshot_versions WHERE company_id = ? AND month = ? AND user_id > ? "
+        "AND (? IS NULL OR user_id ILIKE ? ESCAPE '\\') ORDER BY user_id LIMIT ?",
+        [company, month, after, pattern, pattern, n],
     )
+    return [r[0] for r in rows]
+
+
+def _latest_of(con: Con, company: str, month: str, users: list[str]) -> list[dict]:
+    """The latest version of each of `users`' decisions, by user_id."""
+    return fetch_dicts(
+        con,
+        "SELECT * FROM snapshot_versions WHERE company_id = ? AND month = ? AND list_contains(?, user_id) "
+        "QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY version DESC) = 1 ORDER BY user_id",
+        [company, month, users],
+    )
+
+
+def accounts_page(
+    con: Con,
+    company: str,
+    month: str,
+    billable: bool | None,
+    after: str | None,
+    limit: int,
+    search: str | None = None,
+) -> tuple[list[dict], str | None]:
+    """A page of the company-month's latest decisions by user_id after `after` (whose user_id
+    contains `search`, ignoring case); and the next `after`.
+
+    Users are taken in order a window at a time and only their latest versions read: 3-4x faster
+    than finding every user's latest version first on a company of 100k accounts
+    (bench/console_bench.py). With a `billable` filter the window grows until the page is full."""
+    _require_complete(con, month)
+    pattern, cursor, window = _contains(search), after or "", limit + 1
+    rows: list[dict] = []
+    while len(rows) <= limit:
+        users = _next_users(con, company, month, cursor, pattern, window)
+        if not users:
+            break
+        rows += [r for r in _latest_of(con, company, month, users) if billable is None or r["billable"] == billable]
+        if len(users) < window:
+            break
+        cursor, window = users[-1], min(window * 2, 20_000)
     more = len(rows) > limit
     rows = rows[:limit]
     accounts = [
@@ -243,7 +276,7 @@ def _why(v: dict) -> str:
 def account_history(con: Con, company: str, month: str, user: str) -> dict:
     """Every version of one account's decision, oldest first, each with why it exists and what changed."""
     _require_complete(con, month)
-    rows = _rows(
+    rows = fetch_dicts(
         con,
         "SELECT * FROM snapshot_versions WHERE company_id = ? AND month = ? AND user_id = ? ORDER BY version",
         [company, month, user],
@@ -254,11 +287,13 @@ def account_history(con: Con, company: str, month: str, user: str) -> dict:
     tickets = sorted({a.removeprefix("dispute:") for a in reasons if a.startswith("dispute:")})
     disputes = {
         d["ticket"]: {k: d[k] for k in ("ticket", "requested_by", "applied_at")}
-        for d in (_rows(con, "SELECT * FROM disputes WHERE list_contains(?, ticket)", [tickets]) if tickets else [])
+        for d in (
+            fetch_dicts(con, "SELECT * FROM disputes WHERE list_contains(?, ticket)", [tickets]) if tickets else []
+        )
     }
     adjustments = {
         a["new_version"]: _adjustment(a)
-        for a in _rows(
+        for a in fetch_dicts(
             con,
             "SELECT * FROM invoice_adjustments WHERE company_id = ? AND corrected_month = ? AND user_id = ?",
             [company, month, user],
@@ -305,13 +340,13 @@ def estimate(
     """The latest estimate of a company-month with a page of its accounts (by user_id, of `status`);
     and the next `after`."""
     try:
-        found = _rows(con, "SELECT * FROM estimate_invoices WHERE company_id = ? AND month = ?", [company, month])
+        found = fetch_dicts(con, "SELECT * FROM estimate_invoices WHERE company_id = ? AND month = ?", [company, month])
     except duckdb.CatalogException:  # a ledger written by a sink that predates estimates
         found = []
     if not found:
         raise NotFound(f"no estimate for company {company!r} month {month} (run `seatledger estimate --month {month}`)")
     head = found[0]
-    rows = _rows(
+    rows = fetch_dicts(
         con,
         """
         SELECT * FROM estimates

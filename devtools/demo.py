@@ -9,7 +9,9 @@
    calendar month, fixed seed), validated and published packed (streams.publisher);
 5. `seatledger close --month M`, then a wait until DuckDB shows the month complete;
 6. the archive caught up; the invoices read back from DuckDB, the DB's path, a query and a dispute
-   report to try; worker, sink and archive stopped.
+   report to try; worker, sink and archive stopped;
+7. with `console`: `seatledger serve` left running on the run's database, archive and keys, and
+   the output ends with the console's URL and a one-time admin key (devtools.demo_console).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import orjson
 
+from devtools.demo_console import DemoConsole, start_console
 from ledger.connection import DatabaseBusy, read_connection
 from projections import money
 from streams.settings import Settings
@@ -52,6 +55,8 @@ class DemoOptions:
     stop_broker: bool = False
     fresh: bool = True
     quiet: bool = False
+    console: bool = False  # leave the web console running at the end (devtools.demo_console)
+    extra_events: list[dict] = field(default_factory=list)  # published after the workload (tests' probes)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     invoices: list[tuple] = field(default_factory=list)  # (company, billable, charged, total_usd)
     certificate: dict = field(default_factory=dict)
+    console: DemoConsole | None = None
 
     @property
     def total_usd(self) -> Decimal:
@@ -188,6 +194,8 @@ def event_lines(opts: DemoOptions, month: str, regroup: int = REGROUP_EVENTS) ->
         chunk.append(ev)
         if len(chunk) >= regroup:
             yield from flush()
+    yield from flush()
+    chunk.extend(opts.extra_events)
     yield from flush()
 
 
@@ -362,9 +370,22 @@ def run_demo(settings: Settings, opts: DemoOptions) -> DemoResult:
         timings["total"] = time.monotonic() - t0
         if not opts.quiet:
             print_summary(res, children)
-        return res
     finally:
         stop_all(children, settings, opts, started_broker)
+    if opts.console:
+        res.console = start_console(seatledger_cmd("serve"), env, run_dir, month)
+        _say(opts, console_lines(res.console))
+    return res
+
+
+def console_lines(console: DemoConsole) -> str:
+    """The demo's last lines: where the month is in a browser, and the key to log in with."""
+    return (
+        f"The web console runs in the background (seatledger serve, pid {console.pid}, log {console.log}; "
+        f"stop it with: kill {console.pid}). Open the month and log in with the key below, shown only once:\n"
+        f"  {console.url}\n"
+        f"  {console.key}"
+    )
 
 
 def demo_db(settings: Settings, fresh: bool) -> Path:

@@ -4,7 +4,7 @@ An id or a PO number comes from a publisher. Printed raw, a newline in it would 
 own (a fake `total USD 0.00` on an invoice), a bidirectional override would reorder what a reader
 sees, a backquote or a pipe would break out of a Markdown code span or table cell. Every renderer
 of text, Markdown or CSV passes such values through here (CSV's formula guard is
-`seatledger.render.safe_cell`); JSON output needs nothing: the encoder escapes.
+`projections.exports.safe_cell`); JSON output needs nothing: the encoder escapes.
 """
 
 from __future__ import annotations

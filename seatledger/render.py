@@ -3,48 +3,23 @@ reconciliation reports, an applied dispute ticket, publish's rejections, generat
 
 Output only; the values come from `replay`, `projections` and `devtools`. Every output escapes
 what it prints: text through `projections.text.escape_text` (no value can add a line or reorder
-what a reader sees), every CSV cell through `safe_cell` (safe to open in a spreadsheet, OWASP CSV
-injection), and JSON through the encoder.
+what a reader sees), every CSV cell through `projections.exports.safe_cell` (safe to open in a
+spreadsheet, OWASP CSV injection), and JSON through the encoder.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
+from projections.exports import billed_users_csv, csv_text, plain, safe_cell  # noqa: F401 - re-exported for the commands
 from projections.text import escape_text as esc
 from projections.text import md_cell
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 SHOW_REJECTIONS = 20
-
-
-def safe_cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    s = "" if value is None else str(value)
-    return "'" + s if s.startswith(FORMULA_PREFIXES) else s
-
-
-def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """CSV with every cell through `safe_cell` (the csv module quotes separators and newlines)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([safe_cell(v) for v in r])
-    return buf.getvalue()
-
-
-def plain(v: Any) -> str:
-    """A CSV value: booleans as true/false, None as empty."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return "" if v is None else str(v)
 
 
 def json_line(obj: Any) -> str:
@@ -65,15 +40,6 @@ def decisions_csv(decisions: Iterable) -> str:
     from projections.decide import DECISION_COLUMNS
 
     return csv_text(DECISION_COLUMNS, ([plain(v) for v in d.row().values()] for d in decisions))
-
-
-def billed_users_csv(decisions: Iterable) -> str:
-    """R13: the billed users, one row each, safe to open in a spreadsheet."""
-    header = ("user_id", "tier", "rule", "reason", "unit_price_usd", "charged")
-    rows = (
-        [d.user_id, d.tier, d.rule, d.reason, str(d.unit_price_usd), plain(d.charged)] for d in decisions if d.billable
-    )
-    return csv_text(header, rows)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -165,8 +165,11 @@ def demo(
     fresh: bool = typer.Option(
         True, "--fresh/--reuse", help="new topics, worker state and DB for this run (default) or reuse them"
     ),
+    console: bool = typer.Option(
+        True, "--console/--no-console", help="leave the web console running at the end, with a one-time key"
+    ),
 ) -> None:
-    """Everything at once on this machine: broker, topics, worker, sink, a month of events, the close, and the invoices read back from DuckDB."""
+    """Everything at once on this machine: broker, topics, worker, sink, a month of events, the close, the invoices read back from DuckDB, and the web console's URL with a one-time key."""
     from devtools.demo import DemoOptions, run_demo
 
     if month is not None:
@@ -174,7 +177,7 @@ def demo(
     settings = load_settings(bootstrap=bootstrap, data_dir=data_dir, db=db)
     opts = DemoOptions(
         companies=companies, accounts=accounts, month=month, seed=seed, pack=pack, timeout=timeout,
-        stop_broker=stop_broker, fresh=fresh,
+        stop_broker=stop_broker, fresh=fresh, console=console,
     )  # fmt: skip
     with expected_errors():
         run_demo(settings, opts)

@@ -156,7 +156,11 @@ REPLAY_CHILD = """
 import json, resource, sys, time
 import duckdb
 from replay.month import run_month
-con = duckdb.connect()
+try:  # the connection `seatledger replay` opens (memory-bounded), where the code has one
+    from replay.duck import batch_connection
+except ImportError:
+    batch_connection = duckdb.connect
+con = batch_connection()
 con.execute("SET threads={threads}")
 t = time.perf_counter()
 res = run_month(sys.argv[1], sys.argv[2], with_mau=False, con=con, progress=False)

@@ -169,3 +169,61 @@ def test_the_lane_never_accepts_what_python_refuses_on_fuzzed_fields(tmp_path_fa
     except TypeError:
         return
     check_subset(tmp_path_factory.mktemp("fuzz"), [line])
+
+
+# The whole reader against the sequential Python reading it replaced -----------------------------
+
+
+def sequential(path, lines: list[bytes]) -> tuple:
+    """What the reader gave before DuckDB read the lines: each line through `_line_rows` in order,
+    the first row of a (company_id, event_id) kept, later ones counted as duplicates or conflicts."""
+    out = LoadedEvents(None, "v", "ndjson")
+    first: dict[tuple, tuple] = {}
+    rows, conflicts, duplicates, nonblank = [], [], 0, 0
+    for n, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text:
+            continue
+        nonblank += 1
+        for _, row in _line_rows(out, str(path), n, text):
+            key = (row[3], row[0])
+            if key not in first:
+                first[key] = row[1:]
+                rows.append(row)
+            elif first[key] == row[1:]:
+                duplicates += 1
+            else:
+                conflicts.append((row[3], row[0], n))
+    return sorted(rows, key=repr), duplicates, conflicts, [str(i) for i in out.invalid], nonblank
+
+
+def _line_pool() -> list[bytes]:
+    base = [GOOD | {"event_id": f"e-{i}", "user_id": f"u-{i % 3}"} for i in range(4)]
+    pool = []
+    for ev in base:
+        pool.append(orjson.dumps(ev))  # the SQL lane
+        pool.append(orjson.dumps(ev).replace(b":", b": "))  # the same event through Python
+        pool.append(orjson.dumps(ev | {"occurred_at": "2026-10-05T08:00:00Z"}))  # a conflict, SQL lane
+        pool.append(orjson.dumps(ev | {"channel": "mobile"}).replace(b",", b" ,"))  # a conflict, Python
+        pool.append(orjson.dumps(ev | {"company_id": "other"}))  # another tenant's event, same id
+    pool.append(orjson.dumps([base[0], base[1] | {"event_id": "e-9"}]))  # a pack
+    pool.append(orjson.dumps(GOOD | {"type": "account_provisioned", "event_id": "a-1"}) + b"  ")
+    pool += [b"", b"  ", b"{not json", b"[]", orjson.dumps(GOOD | {"occurred_at": "1999-01-01T00:00:00Z"})]
+    return pool
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, len(_line_pool()) - 1), min_size=1, max_size=25))
+def test_the_reader_equals_the_sequential_python_reading(tmp_path_factory, picks):
+    pool = _line_pool()
+    lines = [pool[i] for i in picks]
+    path = tmp_path_factory.mktemp("reader") / "in.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    con = duckdb.connect()
+    from replay.events_source import load_ndjson
+
+    got = load_ndjson(con, [path])
+    rows = sorted(con.execute(f"SELECT {', '.join(COLUMNS)} FROM {got.view}").fetchall(), key=repr)
+    conflicts = [(c.company_id, c.event_id, c.line) for c in got.conflicts]
+    assert (rows, got.duplicates, conflicts, [str(i) for i in got.invalid], got.lines) == sequential(path, lines)
+    assert got.rows == len(rows)

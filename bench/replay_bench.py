@@ -1,6 +1,16 @@
-"""Replay benchmark: the batch path against DuckDB's raw bit_or aggregation over the same Parquet.
+"""Replay benchmark: the batch path against DuckDB's raw bit_or aggregation over the same file.
 
     .venv/bin/python bench/replay_bench.py --accounts 1000000 --events-per-account 50 --threads 2
+    .venv/bin/python bench/replay_bench.py --ndjson FILE --month 2026-10 --threads 2 --runs 3
+
+NDJSON mode (`--ndjson FILE`, e.g. from `seatledger generate --companies 50 --accounts 20000
+--month 2026-10`): per run, in the same process and run, (a) DuckDB's raw `read_json` (company_id,
+user_id, occurred_at) + bit_or day-mask aggregation over the file and (b) the replay of the month
+(`replay.month.run_month`, as `seatledger replay` runs it, without MAU) in a child process, so that
+its peak RSS is its own; prints both times, the ratio raw / replay, the replay's split (load,
+facts, decide) and its peak RSS. The Parquet mode below also prints the process's peak RSS.
+
+Parquet mode:
 
 1. Generates one month (October 2026) for N accounts straight into Parquet in the rows schema
    (`replay.rows.ARROW_SCHEMA`) with DuckDB SQL, never per event in Python: ~N/200 companies
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import resource
 import shutil
 import statistics
 import tempfile
@@ -131,8 +142,87 @@ RAW_SQL = """
 """
 
 
+RAW_NDJSON_SQL = """
+    CREATE OR REPLACE TEMP TABLE raw_facts AS
+    SELECT company_id, user_id, date_trunc('month', d) AS month, bit_or(1::UINTEGER << (day(d) - 1)::UINTEGER) AS days
+    FROM (SELECT company_id, user_id, occurred_at::DATE AS d
+          FROM read_json('{path}', format='newline_delimited',
+                         columns={{'company_id': 'VARCHAR', 'user_id': 'VARCHAR', 'occurred_at': 'TIMESTAMP'}}))
+    GROUP BY ALL
+"""
+
+# The replay in a child process: prints its timings and peak RSS as JSON on the last line.
+REPLAY_CHILD = """
+import json, resource, sys, time
+import duckdb
+from replay.month import run_month
+try:  # the connection `seatledger replay` opens (memory-bounded), where the code has one
+    from replay.duck import batch_connection
+except ImportError:
+    batch_connection = duckdb.connect
+con = batch_connection()
+con.execute("SET threads={threads}")
+t = time.perf_counter()
+res = run_month(sys.argv[1], sys.argv[2], with_mau=False, con=con, progress=False)
+total = time.perf_counter() - t
+import hashlib
+h = hashlib.sha256()
+for d in res.decisions:
+    h.update(repr(tuple(d.row().values())).encode())
+print(json.dumps(dict(res.timings, total_s=total, decisions=len(res.decisions), rows=res.loaded.rows,
+                      digest=h.hexdigest()[:16], maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+"""
+
+
+def ndjson_main(path: str, month: str, threads: int, runs: int) -> None:
+    """NDJSON mode: the replay against DuckDB's raw read_json + bit_or over the same file, same run."""
+    import json
+    import subprocess
+    import sys
+
+    size = Path(path).stat().st_size
+    con = duckdb.connect()
+    con.execute(f"SET threads={threads}")
+    (events,) = con.execute(
+        f"SELECT count(*) FROM read_json('{path}', format='newline_delimited', columns={{'type': 'VARCHAR'}})"
+    ).fetchone()
+    print(f"{path}: {events:,} lines, {size / 1e6:.0f} MB; month {month}; threads {threads}")
+    raws, replays, ratios = [], [], []
+    child = {}
+    for run in range(runs):
+        t0 = time.perf_counter()
+        con.execute(RAW_NDJSON_SQL.format(path=path))
+        raw = time.perf_counter() - t0
+        out = subprocess.run(
+            [sys.executable, "-c", REPLAY_CHILD.format(threads=threads), path, month],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+        rep = child["total_s"]
+        raws.append(raw)
+        replays.append(rep)
+        ratios.append(raw / rep)
+        print(
+            f"run {run + 1}: raw read_json + bit_or {raw:.2f}s | replay {rep:.2f}s (load {child['load_s']:.2f}s, "
+            f"facts {child['facts_s']:.2f}s, decide {child['decide_s']:.2f}s) = {raw / rep:.1%} of raw | "
+            f"replay peak RSS {child['maxrss_mb']:,.0f} MB | {child['decisions']:,} decisions, digest {child['digest']}",
+            flush=True,
+        )
+    raw, rep = statistics.median(raws), statistics.median(replays)
+    print()
+    print(f"events: {events:,}   runs: {runs} (medians)")
+    print(f"(a) raw read_json + bit_or aggregation   {raw:7.2f}s  {events / raw / 1e6:6.2f} M events/s")
+    print(f"(b) replay (seatledger replay's path)    {rep:7.2f}s  {events / rep / 1e6:6.2f} M events/s")
+    print(f"ratio raw / replay: {statistics.median(ratios):.1%} (goal >= 50%)")
+    print(f"replay peak RSS: {child['maxrss_mb']:,.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ndjson", default=None, help="NDJSON mode: replay this file against raw read_json")
+    ap.add_argument("--month", default="2026-10", help="the month to replay (NDJSON mode)")
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--events-per-account", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
@@ -140,6 +230,9 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="reuse or keep data here (default: a fresh dir under /tmp)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    if args.ndjson:
+        ndjson_main(args.ndjson, args.month, args.threads, args.runs)
+        return
 
     from projections.calendar import Month
     from projections.prices import PriceBook
@@ -241,6 +334,7 @@ def main() -> None:
     )
     print(f"split of the replay: facts {fb / (fb + dec):.0%}, decide {dec / (fb + dec):.0%}")
     print(f"decisions digest: {digest}")
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     if not args.keep and not args.dir:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -20,6 +20,7 @@ from projections.estimate import CompanyEstimate, estimate_month
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import estimate_messages
+from replay.duck import batch_connection
 from replay.events_source import LoadedEvents, load_events
 from replay.facts_sql import build_facts
 from replay.month import companies_for_month
@@ -33,7 +34,7 @@ def estimates_from_events(
     ruleset: RuleSet | str = CURRENT,
 ) -> list[CompanyEstimate]:
     """Every company's estimate of `month` from the events at `source` that happened before `as_of`."""
-    loaded = source if isinstance(source, LoadedEvents) else load_events(duckdb.connect(), source)
+    loaded = source if isinstance(source, LoadedEvents) else load_events(batch_connection(), source)
     con = cast(duckdb.DuckDBPyConnection, loaded.con)
     as_of_us = to_us(as_of)
     known = con.sql(f"SELECT * FROM {loaded.view} WHERE occurred_at_us < {as_of_us}")

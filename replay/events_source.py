@@ -15,8 +15,9 @@ Invalid lines are reported as (file, line, reason) and skipped. An event is iden
 (`company_id`, `event_id`), the contract's dedup key: the same id in two companies names two
 events. The same key with different content is a conflict: the first stays, the later one is
 dropped and reported. Identical duplicates are dropped silently (an event delivered twice counts
-once). Only digests of the kept events are held (`Seen`), so memory grows with the distinct
-events, not with the input.
+once). NDJSON is read by DuckDB: it splits the lines, accepts the plain activity events in bulk
+(`replay.ndjson_sql`, the fast path's rules in SQL) and hands every other line to the Python
+reader above; the rows and their dedup stay in DuckDB.
 For Parquet, conflicts are looked for among account and company events (few rows, the ones whose
 first occurrence decides a record); activity duplicates cannot change a fact (bitmasks OR, the
 earliest event by min), so the archive's activity rows are not compared.
@@ -24,19 +25,19 @@ earliest event by min), so the archive's activity rows are not compared.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from hashlib import blake2b
+from functools import partial
 from pathlib import Path
-from typing import IO
 
 import pyarrow as pa
 
 from projections.text import escape_text
 from replay.facts_sql import RECORD_EVENTS, _sql_list
+from replay.ndjson_lines import SCHEMA as LINES_SCHEMA
+from replay.ndjson_lines import LineFiles, line_batches
+from replay.ndjson_sql import lane_sql
 from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, element_row, rows_to_table
 from schemas.decode import Rejection, accept, parse_message, unexpected
 from schemas.fast import fast_accept
@@ -174,60 +175,73 @@ def _progress(total_bytes: int, force: bool | None):
     )
 
 
-def _lines(files: list, progress, task) -> Iterator[tuple[str, int, bytes]]:
-    for f in files:
-        name = "<stdin>" if f == "-" else str(f)
-        with contextlib.ExitStack() as stack:  # closes the file, never stdin
-            fp: IO[bytes] = sys.stdin.buffer if f == "-" else stack.enter_context(open(f, "rb"))
-            for n, line in enumerate(fp, 1):
-                if progress is not None:
-                    progress.advance(task, len(line))
-                yield name, n, line
-
-
 def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None) -> LoadedEvents:
+    """DuckDB reads the lines (`replay.ndjson_lines`) and accepts the plain activity events in bulk
+    (`replay.ndjson_sql`); every other line is judged in Python as before (`_line_rows`), then the
+    events are deduplicated in SQL (`_dedup`). The rows stay in DuckDB, never in Python objects."""
     out = LoadedEvents(con, view, "ndjson")
-    seen = Seen()
-    chunks: list[pa.Table] = []
-    batch: list[tuple] = []
+    located = LineFiles()
     total = sum(os.path.getsize(f) for f in files if f != "-")
     bar = _progress(total, progress)
-    task = bar.add_task("reading events", total=total or None) if bar is not None else None
+    advance = None
     if bar is not None:
+        task = bar.add_task("reading events", total=total or None)
+        advance = partial(bar.advance, task)
         bar.start()
+    table = f"{view}_rows"
+    reader = pa.RecordBatchReader.from_batches(LINES_SCHEMA, line_batches(files, located, advance))
     try:
-        for name, n, line in _lines(files, bar, task):
-            text = line.strip()
-            if not text:
-                continue
-            out.lines += 1
-            for row in _line_rows(out, name, n, text):
-                verdict = seen.add(row)
-                if verdict is DUPLICATE:
-                    out.duplicates += 1
-                elif verdict is CONFLICT:
-                    out.add_conflict(Conflict(row[3], row[0], name, n))
-                else:
-                    batch.append(row)
-                    if len(batch) >= CHUNK_ROWS:
-                        chunks.append(rows_to_table(batch))
-                        batch = []
+        con.register("_sl_lines", reader)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT pos, 0::INTEGER AS idx, * EXCLUDE (pos) "
+            f"FROM ({lane_sql('_sl_lines')})"
+        )
     finally:
+        con.unregister("_sl_lines")
         if bar is not None:
             bar.stop()
-    if batch or not chunks:
-        chunks.append(rows_to_table(batch))
-    table = pa.concat_tables(chunks)
-    out.rows = table.num_rows
-    con.register(view + "_arrow", table)
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {view}_arrow")
+    (fast,) = con.execute(f"SELECT count(*) FROM {table} WHERE type IS NOT NULL").fetchone()
+    out.lines = fast
+    slow = _slow_rows(out, con, table, located)
+    con.execute(f"DELETE FROM {table} WHERE type IS NULL")
+    if slow.num_rows:
+        con.register("_sl_slow", slow)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _sl_slow")
+        con.unregister("_sl_slow")
+    _dedup(out, con, table, located)
+    (out.rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {', '.join(COLUMNS)} FROM {table}")
     return out
 
 
-def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple]:
-    """One line's accepted events as rows, its rejections reported in `out` (judged as the worker
-    judges a message: schemas.decode). Nothing raises: a line or an element that makes anything
-    fail is reported as invalid with the error."""
+SLOW_SCHEMA = pa.schema([("pos", pa.int64()), ("idx", pa.int32()), *ARROW_SCHEMA])
+
+
+def _slow_rows(out: LoadedEvents, con, table: str, located: LineFiles) -> pa.Table:
+    """The lines the SQL lane left, judged in Python in input order: their events as rows (with
+    `pos` and `idx`, the element of a packed line), their rejections reported in `out`."""
+    rows: list[tuple] = []
+    chunks: list[pa.Table] = []
+    cur = con.execute(f"SELECT pos, line, raw FROM {table} WHERE type IS NULL ORDER BY pos")
+    while batch := cur.fetchmany(CHUNK_ROWS):
+        for pos, line, raw in batch:
+            text = (raw if line is None else line.encode("utf-8", "surrogatepass")).strip()
+            if not text:
+                continue
+            out.lines += 1
+            name, n = located.where(pos)
+            rows.extend((pos, index, *row) for index, row in _line_rows(out, name, n, text))
+            if len(rows) >= CHUNK_ROWS:
+                chunks.append(rows_to_table(rows, SLOW_SCHEMA))
+                rows = []
+    chunks.append(rows_to_table(rows, SLOW_SCHEMA))
+    return pa.concat_tables(chunks)
+
+
+def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple[int, tuple]]:
+    """One line's accepted events as (element index, row), its rejections reported in `out` (judged
+    as the worker judges a message: schemas.decode). Nothing raises: a line or an element that makes
+    anything fail is reported as invalid with the error."""
     try:
         parsed = parse_message(text)
         good, bad = accept(parsed.items, fast_accept)
@@ -237,7 +251,7 @@ def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple]
     rows = []
     for index, item, ev, _ in good:
         try:
-            rows.append(element_row(item, ev))
+            rows.append((index, element_row(item, ev)))
         except Exception as exc:
             bad.append(Rejection(index, unexpected(exc), item))
     for r in sorted(parsed.rejected + bad, key=lambda r: r.index):
@@ -245,31 +259,35 @@ def _line_rows(out: LoadedEvents, name: str, n: int, text: bytes) -> list[tuple]
     return rows
 
 
-DUPLICATE = "duplicate"
-CONFLICT = "conflict"
+_CONTENT = ("type", "occurred_at_us", "user_id", "attrs", "extras", "source")
 
 
-class Seen:
-    """The events kept so far, as digests (memory grows with distinct events, not with the input):
-    key = 16-byte BLAKE2b of (company_id, event_id), the contract's dedup key; value = the hash of
-    the row's content, to tell an identical redelivery from a conflicting one (two different
-    contents with one 64-bit hash would pass for a redelivery: the first is kept either way)."""
-
-    __slots__ = ("_digests",)
-
-    def __init__(self) -> None:
-        self._digests: dict[bytes, int] = {}
-
-    def add(self, row: tuple) -> str | None:
-        """None for a new event (now kept), else DUPLICATE or CONFLICT (the first one stays)."""
-        key = blake2b(f"{row[3]}\x1f{row[0]}".encode(), digest_size=16).digest()
-        content = hash(row[1:])
-        kept = self._digests
-        n = len(kept)
-        first = kept.setdefault(key, content)
-        if len(kept) > n:
-            return None
-        return DUPLICATE if first == content else CONFLICT
+def _dedup(out: LoadedEvents, con, table: str, located: LineFiles) -> None:
+    """Keep the first row of each (company_id, event_id) in input order (`pos`, `idx`); a later
+    row with the same content is a duplicate (counted), with another content a conflict (reported).
+    Keys seen more than once are found by a hash of the key (one 64-bit column to group), then
+    settled exactly on their rows only."""
+    content = ", ".join(_CONTENT)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sl_later AS
+        SELECT pos, idx, company_id, event_id, same FROM (
+            SELECT pos, idx, company_id, event_id,
+                   row_number() OVER w AS nth,
+                   ({content}) IS NOT DISTINCT FROM first_value(({content})) OVER w AS same
+            FROM {table}
+            WHERE hash(company_id, event_id) IN (
+                SELECT h FROM (SELECT hash(company_id, event_id) AS h FROM {table}) GROUP BY h HAVING count(*) > 1)
+            WINDOW w AS (PARTITION BY company_id, event_id ORDER BY pos, idx)
+        ) WHERE nth > 1"""
+    )
+    (out.duplicates,) = con.execute("SELECT count(*) FROM _sl_later WHERE same").fetchone()
+    for pos, cid, eid in con.execute(
+        "SELECT pos, company_id, event_id FROM _sl_later WHERE NOT same ORDER BY pos, idx"
+    ).fetchall():
+        name, n = located.where(pos)
+        out.add_conflict(Conflict(cid, eid, name, n))
+    con.execute(f"DELETE FROM {table} t USING _sl_later l WHERE t.pos = l.pos AND t.idx = l.idx")
+    con.execute("DROP TABLE _sl_later")
 
 
 def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool = True) -> LoadedEvents:

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-import duckdb
-
 from projections.calendar import Month, zone
 from projections.decide import CompanyMonth, Decision, decide_month
 from projections.facts import FactSet, MonthActivity
@@ -20,6 +18,7 @@ from projections.invoice import Invoice, build_invoice
 from projections.mau import Reconciliation, in_report, mau_daily, months_needed, reconcile
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet, get_ruleset
+from replay.duck import batch_connection
 from replay.events_source import LoadedEvents, load_events
 from replay.facts_sql import build_facts, no_gc
 
@@ -136,7 +135,7 @@ def run_month(
     if isinstance(source, LoadedEvents):
         loaded = source
     else:
-        con = con or duckdb.connect()
+        con = con or batch_connection()
         loaded = load_events(con, str(source), progress=progress)
     t1 = time.perf_counter()
     facts = build_facts(loaded.con, loaded.view, companies=[company] if company else None)

@@ -20,9 +20,19 @@ EARLIEST_US = ((EARLIEST.date() - _EPOCH).days) * 86_400_000_000
 LATEST_US = ((LATEST.date() - _EPOCH).days) * 86_400_000_000
 
 
+# The rules of the fast path, as data: `fast_accept` applies them in Python and the batch reader's
+# SQL lane (replay.ndjson_sql) in DuckDB, so the two cannot drift.
+IDENT_CHARS = "A-Za-z0-9._:-"  # company_id, user_id (schemas.events.Identifier)
+MAX_IDENT = 64
+IDENT_PATTERN = f"[{IDENT_CHARS}]{{1,{MAX_IDENT}}}"
+MAX_EVENT_ID = 128  # characters of an event_id (schemas.events.EventId)
+MAX_SOURCE = 128  # characters of `source`
+# The two forms `fast_ts_us` reads: YYYY-MM-DDTHH:MM:SSZ and YYYY-MM-DDTHH:MM:SS+HH:MM (ASCII digits)
+FAST_TS_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ASCII_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}")
-_IDENT = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_IDENT = re.compile(IDENT_PATTERN)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAYS: dict[str, int] = {}
 _SECS: dict[str, int] = {}
@@ -92,7 +102,7 @@ def _parse_us(value: str) -> int | None:
 
 # kind -> how its `channel` field is checked: None (not a field of the kind: an extra, any value),
 # "required" (Visit) or "optional" (NotificationView: may be null or absent).
-_FAST_KINDS: dict[str, str | None] = {
+FAST_KINDS: dict[str, str | None] = {
     "login": None,
     "chat_use": None,
     "admin_panel_use": None,
@@ -101,7 +111,7 @@ _FAST_KINDS: dict[str, str | None] = {
     "visit": "required",
     "notification_view": "optional",
 }
-_CHANNELS = ("web", "mobile")
+CHANNELS = ("web", "mobile")
 
 
 def fast_accept(item: Any) -> str | None:
@@ -118,12 +128,12 @@ def fast_accept(item: Any) -> str | None:
     kind = item.get("type")
     if type(kind) is not str:  # a list or an object is unhashable: no dict lookup with it
         return None
-    chan = _FAST_KINDS.get(kind, "-")
+    chan = FAST_KINDS.get(kind, "-")
     if chan == "-":
         return None
     eid = item.get("event_id")
     # isprintable() refuses every character of the contract's control class (and more: then pydantic decides)
-    if type(eid) is not str or not 0 < len(eid) <= 128 or not eid.isprintable():
+    if type(eid) is not str or not 0 < len(eid) <= MAX_EVENT_ID or not eid.isprintable():
         return None
     ts = item.get("occurred_at")
     if type(ts) is not str or fast_ts_us(ts) is None:
@@ -139,11 +149,11 @@ def fast_accept(item: Any) -> str | None:
                 return None
         if "source" in item:
             v = item["source"]
-            if v is not None and (type(v) is not str or len(v) > 128):
+            if v is not None and (type(v) is not str or len(v) > MAX_SOURCE):
                 return None
         if chan is not None and "channel" in item:
             v = item["channel"]
-            if not ((type(v) is str and v in _CHANNELS) or (v is None and chan == "optional")):
+            if not ((type(v) is str and v in CHANNELS) or (v is None and chan == "optional")):
                 return None
     if chan == "required" and "channel" not in item:
         return None

@@ -198,29 +198,52 @@ def _require_complete(con: Con, month: str) -> None:
         raise NotFound(f"month {month} is not complete: its decisions are not billed yet (see the estimate)")
 
 
+# Keyset pages: the first `chunk` users after the cursor are found from the version-1 rows alone
+# (the sink numbers every decision from 1, so each account has exactly one: ledger/versions.py), a
+# top-N over the narrow key columns; then only those users' rows are read whole and the latest
+# version of each kept. A page so reads about `limit` accounts, not the whole company: on a company
+# of 50k accounts 10 ms instead of 50-130 ms for a grouped max(version) over every user after the
+# cursor joined back (docs/performance.md).
+_PAGE_USERS = """
+    SELECT user_id FROM snapshot_versions
+    WHERE company_id = ? AND month = ? AND user_id > ? AND version = 1
+    ORDER BY user_id
+    LIMIT ?
+"""
+_USERS_VERSIONS = """
+    SELECT * FROM snapshot_versions
+    WHERE company_id = ? AND month = ? AND user_id > ? AND user_id <= ?
+    ORDER BY user_id, version
+"""
+_MAX_CHUNK = 10_000  # users read per step while a filter keeps few of them
+
+
+def _latest_after(con: Con, company: str, month: str, after: str, chunk: int) -> tuple[list[dict], bool]:
+    """The latest version of each of the first `chunk` users after `after`, by user_id; and
+    whether users are left after them."""
+    users = run(con, _PAGE_USERS, [company, month, after, chunk])
+    if not users:
+        return [], False
+    latest = {r["user_id"]: r for r in _rows(con, _USERS_VERSIONS, [company, month, after, users[-1][0]])}
+    return list(latest.values()), len(users) == chunk
+
+
 def accounts_page(
     con: Con, company: str, month: str, billable: bool | None, after: str | None, limit: int
 ) -> tuple[list[dict], str | None]:
     """A page of the company-month's latest decisions by user_id after `after`; and the next `after`."""
     _require_complete(con, month)
-    # The latest version per user by a grouped max joined back: 2-3x faster than a window
-    # (QUALIFY row_number()) over a company of 50k accounts (bench/api_bench.py).
-    where = [company, month, after or ""]
-    rows = _rows(
-        con,
-        """
-        WITH latest AS (
-            SELECT user_id, max(version) AS version FROM snapshot_versions
-            WHERE company_id = ? AND month = ? AND user_id > ?
-            GROUP BY user_id
-        )
-        SELECT s.* FROM snapshot_versions AS s JOIN latest USING (user_id, version)
-        WHERE s.company_id = ? AND s.month = ? AND s.user_id > ? AND (? IS NULL OR s.billable = ?)
-        ORDER BY s.user_id
-        LIMIT ?
-        """,
-        [*where, *where, billable, billable, limit + 1],
-    )
+    rows: list[dict] = []
+    position, chunk, left = after or "", limit + 1, True
+    read = 0
+    while left and len(rows) <= limit:
+        latest, left = _latest_after(con, company, month, position, chunk)
+        rows += [r for r in latest if billable is None or r["billable"] == billable]
+        read += len(latest)
+        if latest:
+            position = latest[-1]["user_id"]
+        # A filter kept too few: read on in a step sized by the share it kept so far (x1.25).
+        chunk = min(_MAX_CHUNK, max(chunk, (limit + 1 - len(rows)) * 5 * read // (4 * len(rows) + 1) + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     accounts = [

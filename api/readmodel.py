@@ -198,17 +198,18 @@ def _require_complete(con: Con, month: str) -> None:
         raise NotFound(f"month {month} is not complete: its decisions are not billed yet (see the estimate)")
 
 
-# Keyset pages: the first `chunk` users after the cursor are found from the version-1 rows alone
-# (the sink numbers every decision from 1, so each account has exactly one: ledger/versions.py), a
-# top-N over the narrow key columns; then only those users' rows are read whole and the latest
-# version of each kept. A page so reads about `limit` accounts, not the whole company: on a company
-# of 50k accounts 10 ms instead of 50-130 ms for a grouped max(version) over every user after the
-# cursor joined back (docs/performance.md).
+# Keyset pages: the users of a page are found by a top-N over the key columns of their version-1
+# rows (the sink numbers every decision from 1, so each account has exactly one: ledger/versions.py)
+# -- under a billable filter, of the users whose version 1 matches it or who have a later version
+# (1 % of accounts or so), a superset of the users whose latest version matches; then only the
+# rows of users up to the last one found are read whole and the latest version of each kept. A
+# page so reads about `limit` accounts, not the whole company (docs/performance.md).
 _PAGE_USERS = """
     SELECT user_id FROM snapshot_versions
-    WHERE company_id = ? AND month = ? AND user_id > ? AND version = 1
+    WHERE company_id = $company AND month = $month AND user_id > $after
+      AND (version = 1 AND ($billable IS NULL OR billable = $billable) OR version > 1 AND $billable IS NOT NULL)
     ORDER BY user_id
-    LIMIT ?
+    LIMIT $chunk
 """
 _USERS_VERSIONS = """
     SELECT * FROM snapshot_versions
@@ -218,10 +219,13 @@ _USERS_VERSIONS = """
 _MAX_CHUNK = 10_000  # users read per step while a filter keeps few of them
 
 
-def _latest_after(con: Con, company: str, month: str, after: str, chunk: int) -> tuple[list[dict], bool]:
-    """The latest version of each of the first `chunk` users after `after`, by user_id; and
-    whether users are left after them."""
-    users = run(con, _PAGE_USERS, [company, month, after, chunk])
+def _latest_after(
+    con: Con, company: str, month: str, billable: bool | None, after: str, chunk: int
+) -> tuple[list[dict], bool]:
+    """The latest version of each user after `after` up to the `chunk`-th candidate, by user_id;
+    and whether candidates are left after them."""
+    params = {"company": company, "month": month, "after": after, "billable": billable, "chunk": chunk}
+    users = con.execute(_PAGE_USERS, params).fetchall()
     if not users:
         return [], False
     latest = {r["user_id"]: r for r in _rows(con, _USERS_VERSIONS, [company, month, after, users[-1][0]])}
@@ -234,10 +238,13 @@ def accounts_page(
     """A page of the company-month's latest decisions by user_id after `after`; and the next `after`."""
     _require_complete(con, month)
     rows: list[dict] = []
-    position, chunk, left = after or "", limit + 1, True
+    # limit + 1 rows tell whether a page follows; under a filter a few candidates more, for the
+    # amended accounts whose latest version no longer matches
+    chunk = limit + 1 if billable is None else limit + 2 + limit // 8
+    position, left = after or "", True
     read = 0
     while left and len(rows) <= limit:
-        latest, left = _latest_after(con, company, month, position, chunk)
+        latest, left = _latest_after(con, company, month, billable, position, chunk)
         rows += [r for r in latest if billable is None or r["billable"] == billable]
         read += len(latest)
         if latest:

@@ -25,7 +25,7 @@ from api.problems import Problem, problem_response
 from api.producer import EventProducer
 from api.ratelimit import RateLimiter
 from api.readmodel import DatabaseUnavailable, Ledger, NotFound
-from api.routes import accounts, estimates, events, invoices, operations
+from api.routes import accounts, docs, estimates, events, invoices, operations
 from schemas.events import Event
 
 TITLE = "seatledger API"
@@ -44,7 +44,10 @@ def create_app(config: ApiConfig, *, keys: KeyStore | None = None) -> FastAPI:
         console_site.close(app)
         await app.state.producer.close()
 
-    app = FastAPI(title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan)
+    # /docs is api.routes.docs (Swagger UI from this package); FastAPI's own pages load it from CDNs
+    app = FastAPI(
+        title=TITLE, version=VERSION, description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.config = config
     app.state.keys = keys or KeyStore(config.keys_file)
     app.state.limiter = RateLimiter(config.api.rate_per_second, config.api.burst)
@@ -54,7 +57,7 @@ def create_app(config: ApiConfig, *, keys: KeyStore | None = None) -> FastAPI:
     problems.install(app)
     _read_model_errors(app)
     app.state.metrics.install(app)
-    for module in (events, invoices, accounts, estimates, operations):
+    for module in (events, invoices, accounts, estimates, operations, docs):
         app.include_router(module.router)
     console_site.install(app, config)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override

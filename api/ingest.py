@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.problems import ApiProblem
-from schemas.decode import EventRejected, parse_json, validate_event
+from schemas.decode import EventRejected, parse_json, parse_message, unexpected, validate_event
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"})
 JSON_TYPE = "application/json"
@@ -38,7 +38,9 @@ def media_type(content_type: str | None) -> str:
 
 
 def _items(body: bytes, kind: str, max_events: int) -> Iterator[tuple[int, Any, str | None]]:
-    """(index, decoded item or raw line, why it could not be decoded) of every event in the body."""
+    """(index, decoded item or raw line, why it is refused before validation) of every event in the
+    body. The limits that need an event's bytes (size, depth, a key given twice) are applied by
+    `schemas.decode.parse_message`, as `seatledger publish` and the router apply them."""
     if kind == JSON_TYPE:
         try:
             data = parse_json(body)
@@ -47,20 +49,24 @@ def _items(body: bytes, kind: str, max_events: int) -> Iterator[tuple[int, Any, 
         if not isinstance(data, list):
             raise ApiProblem("bad-request", f"a JSON body must be an array of events, got {type(data).__name__}")
         _check_count(len(data), max_events)
+        if not data:
+            return
+        refused = {r.index: r.reason for r in parse_message(body).rejected}  # the array read as a pack
         for i, item in enumerate(data):
-            yield i, item, None
+            yield i, item, refused.get(i)
         return
     lines = body.split(b"\n")
     _check_count(sum(1 for line in lines if line.strip()), max_events)
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        try:
-            item = parse_json(line)
-        except EventRejected as exc:
-            yield i, None, exc.reason
-            continue
-        yield i, item, "one event object per NDJSON line, not an array" if isinstance(item, list) else None
+        parsed = parse_message(line)
+        if parsed.packed:
+            yield i, None, "one event object per NDJSON line, not an array"
+        elif parsed.rejected:  # the element when it decoded, so the rejection names its event_id
+            yield i, parsed.rejected[0].raw, parsed.rejected[0].reason
+        else:
+            yield i, parsed.items[0][1], None
 
 
 def _check_count(n: int, max_events: int) -> None:
@@ -85,6 +91,9 @@ def read_events(body: bytes, content_type: str | None, covers: Callable[[str], b
             ev = validate_event(item)
         except EventRejected as exc:
             out.reject(i, item, exc.reason)
+            continue
+        except Exception as exc:  # a bug refuses its event, never the request (as schemas.decode.accept)
+            out.reject(i, item, unexpected(exc))
             continue
         if not covers(ev.company_id):
             out.reject(i, item, f"company {ev.company_id!r} is outside this API key's scope")

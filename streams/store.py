@@ -29,6 +29,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.local_state import LocalState
+from streams.migrations import migrate
 from streams.routing import home_partition
 from streams.state import SEP, TABLES
 
@@ -126,14 +127,15 @@ class TableStore:
         return dropped
 
     def apply(self, table: str, key: bytes | None, value: bytes | None) -> None:
-        """One changelog record: the key's value, or its deletion (a tombstone)."""
+        """One changelog record: the key's value (as today's contract allows it: streams.migrations),
+        or its deletion (a tombstone)."""
         if key is None:
             return
         k = orjson.loads(key)
         if value is None:
             self.raw[table].pop(k, None)
         else:
-            self.raw[table][k] = orjson.loads(value)
+            self.raw[table][k] = migrate(table, k, orjson.loads(value))
 
     def sizes(self) -> dict[str, int]:
         return {t: len(d) for t, d in self.raw.items()}

@@ -182,3 +182,30 @@ async def test_poison_between_good_events_stops_nothing_and_bills_the_good_ones(
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, 15)
                 proc.wait(30)
+
+
+@pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker first", "victim first"])
+async def test_reused_ids_across_tenants_bill_alike_on_a_running_worker_and_in_batch(
+    kafka_topics, tmp_path, attacker_first
+):
+    """Issue 10's cross-tenant collision on the real broker: `evil` reuses every event id of c1
+    and c2 (tests.unit.test_tenant_isolation builds the events). A running worker bills what the
+    batch replay of the same events bills, and c1's account is billed."""
+    from tests.unit.test_tenant_isolation import OCT, batch_rows, victim_and_attacker
+
+    events = victim_and_attacker(attacker_first)
+    settings = kafka_topics(partitions=PARTITIONS)
+    await publish(settings, [(e["company_id"].encode(), orjson.dumps(e), None) for e in events])
+    worker = WorkerProcess(worker_env(settings, tmp_path / "data"), tmp_path / "worker.log").start()
+    try:
+        await close_month(settings, OCT)
+        streamed = latest_decisions(await wait_snapshots(settings, worker, done_for(OCT, PARTITIONS), timeout=180))
+    finally:
+        worker.stop()
+    nd = tmp_path / "events.ndjson"
+    nd.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    batch = batch_rows(run_month(str(nd), OCT, with_mau=False))
+    assert diff(batch, streamed) == []
+    assert diff(oracle(events, OCT), streamed) == []
+    ann = streamed[("c1", "ann", OCT)]
+    assert (ann["billable"], ann["charged"], ann["unit_price_usd"]) == (True, True, "6.00")

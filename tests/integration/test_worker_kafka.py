@@ -285,3 +285,39 @@ async def test_an_estimate_marker_makes_every_partition_emit_the_bill_so_far_equ
         ), k  # fmt: skip
     assert all(m["provisional"] and m["estimate_id"] == "e-1" for m in msgs if "estimate" in m["kind"])
     assert not [m for m in msgs if m["kind"] in ("decision", "partition_done")]  # nothing closed
+
+
+async def test_the_worker_asks_for_the_bill_so_far_of_the_current_month_on_its_own_every_period(
+    kafka_topics, worker_factory
+):
+    """`--estimate-every` (SEATLEDGER_ESTIMATE_EVERY_MINUTES, 60 by default): the worker's timer
+    sends the estimate markers itself, so estimates of the current (UTC) month arrive with nobody
+    running `seatledger estimate`, one run per period."""
+    from datetime import UTC, datetime
+
+    from streams.settings import load_settings
+
+    assert load_settings().estimate_every_minutes == 60  # hourly unless told otherwise
+    now = datetime.now(UTC)
+    month = f"{now.year:04d}-{now.month:02d}"
+    settings = kafka_topics(partitions=PARTITIONS)
+    events = list(iter_events(2, 20, month, seed=5))
+    await publish(settings, [(p[0]["company_id"].encode(), orjson.dumps(p), None) for p in packed(events)])
+    w = worker_factory(settings)
+    w.env.update(SEATLEDGER_ESTIMATE_EVERY_MINUTES="0.05")  # every 3 s
+    w.start()
+    companies = {e["company_id"] for e in events}
+
+    def two_runs(ms: list[dict]) -> bool:
+        runs = {m["estimate_id"] for m in ms if m["kind"] == "company_estimate" and m["company_id"] in companies}
+        return len(runs) >= 2
+
+    msgs = await wait_snapshots(settings, w, two_runs, timeout=120)
+    estimates = [m for m in msgs if m["kind"] in ("estimate", "company_estimate")]
+    end = datetime.now(UTC)
+    months = {month, f"{end.year:04d}-{end.month:02d}"}  # a run at midnight UTC of the 1st is the new month's
+    assert all(m["month"] in months and m["provisional"] for m in estimates)
+    assert all(m["estimate_id"].startswith(f"{m['month']}-auto-") for m in estimates)
+    as_of = {datetime.fromisoformat(m["as_of"].replace("Z", "+00:00")) for m in estimates}
+    assert all(now.timestamp() - 5 <= t.timestamp() <= end.timestamp() for t in as_of)
+    assert not [m for m in msgs if m["kind"] in ("decision", "partition_done")]  # nothing closed

@@ -75,3 +75,15 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_n
         r = await c.get("/v1/months/2026-10/invoices", headers=setup.auth("reader"))
         assert r.headers["retry-after"] == "2" and r.json()["type"] == "urn:seatledger:problem:rate-limited"
         assert (await c.get("/v1/months/2026-10/invoices", headers=setup.auth("admin"))).status_code == 200
+
+
+async def test_the_default_limits_are_5_mib_and_10000_events(client, setup):
+    """The issue's figures, with the settings a deployment gets when it sets none."""
+    headers = NDJSON | setup.auth("acme-publisher")
+    foreign = [orjson.dumps(login(f"g{i}", "globex")) for i in range(10_001)]  # refused without Kafka
+    r = await client.post("/v1/events", content=b"\n".join(foreign[:10_000]), headers=headers)
+    assert r.status_code == 200 and r.json()["rejected"] == 10_000, r.text[:300]
+    r = await client.post("/v1/events", content=b"\n".join(foreign), headers=headers)
+    assert r.status_code == 413 and r.json()["detail"] == "10001 events in one request; at most 10000"
+    r = await client.post("/v1/events", content=b" " * (5 * 1024 * 1024 + 1), headers=headers)
+    assert r.status_code == 413 and r.json()["type"] == "urn:seatledger:problem:payload-too-large"

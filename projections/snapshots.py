@@ -113,7 +113,7 @@ class DecisionEncoder:
         self._shared: dict[tuple, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
 
     def _pieces(self, d: Decision) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-        key = (d.company_id, d.month, d.billable, d.charged, d.tier, d.rule, d.reason, d.unit_price_usd,
+        key = (d.company_id, d.month, d.billable, d.charged, d.tier, d.rule, d.reason, str(d.unit_price_usd),
                d.ruleset_version, d.plan)  # fmt: skip
         p = self._shared.get(key)
         if p is None:
@@ -143,6 +143,11 @@ class DecisionEncoder:
             )
             p = self._shared[key] = (digest_head, digest_mid, msg_head, msg_mid, msg_after)
         return p
+
+    def digest(self, d: Decision) -> str:
+        """`digest(d)`, from the shared pieces (what the sink checks every decision with)."""
+        digest_head, digest_mid, _, _, _ = self._pieces(d)
+        return hashlib.sha256(digest_head + _dumps(d.evidence) + digest_mid + _dumps(d.user_id) + b"}").hexdigest()[:16]
 
     def encode(
         self,

@@ -47,4 +47,4 @@ def test_encoded_decision_equals_decision_message_and_its_digest(data, company, 
             close_id=close_id, partition=partition, emitted_at=now,
         )  # fmt: skip
         assert raw == orjson.dumps(msg)
-        assert dg == msg["digest"] == digest(d)
+        assert dg == msg["digest"] == digest(d) == enc.digest(d)

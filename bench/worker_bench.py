@@ -1,7 +1,7 @@
 """Benchmark of `seatledger worker` on a real broker: ingestion, month close, memory.
 
     .venv/bin/python bench/worker_bench.py [--bootstrap 127.0.0.1:9092] [--single 200000]
-        [--packed 2000000] [--close-accounts 200000] [--partitions 4]
+        [--packed 2000000] [--close-accounts 200000] [--complete-accounts 100000 1000000] [--partitions 4]
 
 Starts a local broker (devtools.local_broker) on a free port unless --bootstrap answers. For each
 scenario it creates fresh topics, pre-fills the events topic, then
@@ -12,13 +12,16 @@ scenario it creates fresh topics, pre-fills the events topic, then
 Scenarios: `single` (one event per message), `packed` (~500 events of one company per message),
 `close` (2 events per account - provisioned last month, one login this month - then
 `close --month`: time from the markers to the last partition_done; RSS delta of the worker
-process over the ingestion divided by account-months).
+process over the ingestion divided by account-months), and `--complete-accounts N ...` (the same
+events, a worker and a sink as subprocesses: `seatledger close` to `month_closes.complete` in
+DuckDB, with the CPU seconds both processes spent meanwhile; docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import subprocess
@@ -256,6 +259,12 @@ async def scenario_close(base: Settings, accounts: int, partitions: int) -> dict
     }  # fmt: skip
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (/proc/PID/stat): comparable on a loaded machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def log_times(path: Path, pattern: str) -> int:
     return len(re.findall(pattern, path.read_text(errors="replace"))) if path.exists() else 0
 
@@ -284,6 +293,8 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
             while "event=sink_started" not in (sink_log.read_text(errors="replace") if sink_log.exists() else ""):
                 assert sink.poll() is None, sink_log.read_text(errors="replace")[-3000:]
                 await asyncio.sleep(0.1)
+            assert w.proc is not None
+            cpu0 = (cpu_s(w.proc.pid), cpu_s(sink.pid))
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", "seatledger.cli", "close", "--month", MONTH]
             subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -295,6 +306,7 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
                 assert time.perf_counter() - t0 < timeout, "timeout waiting for month_complete"
                 await asyncio.sleep(0.1)
             complete_s = time.perf_counter() - t0
+            worker_cpu, sink_cpu = cpu_s(w.proc.pid) - cpu0[0], cpu_s(sink.pid) - cpu0[1]
         finally:
             sink.terminate()
             sink.wait(120)
@@ -308,6 +320,8 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
         "scenario": "close_to_complete", "accounts": accounts, "events": n_events, "fill_s": round(fill_s, 1),
         "ingest_s": round(ingest_s, 1), "worker_closed_s": round(closed_s or complete_s, 2),
         "close_to_complete_s": round(complete_s, 2), "accounts_per_s": round(accounts / complete_s),
+        "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
+        "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Benchmark of `seatledger worker` on a real broker: ingestion, month close, memory.
 
     .venv/bin/python bench/worker_bench.py [--bootstrap 127.0.0.1:9092] [--single 200000]
-        [--packed 2000000] [--close-accounts 200000] [--partitions 4]
+        [--packed 2000000] [--close-accounts 200000] [--complete-accounts 100000 1000000] [--partitions 4]
 
 Starts a local broker (devtools.local_broker) on a free port unless --bootstrap answers. For each
 scenario it creates fresh topics, pre-fills the events topic, then
@@ -12,15 +12,19 @@ scenario it creates fresh topics, pre-fills the events topic, then
 Scenarios: `single` (one event per message), `packed` (~500 events of one company per message),
 `close` (2 events per account - provisioned last month, one login this month - then
 `close --month`: time from the markers to the last partition_done; RSS delta of the worker
-process over the ingestion divided by account-months).
+process over the ingestion divided by account-months), and `--complete-accounts N ...` (the same
+events, a worker and a sink as subprocesses: `seatledger close` to `month_closes.complete` in
+DuckDB, with the CPU seconds both processes spent meanwhile; docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -255,6 +259,72 @@ async def scenario_close(base: Settings, accounts: int, partitions: int) -> dict
     }  # fmt: skip
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (/proc/PID/stat): comparable on a loaded machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log_times(path: Path, pattern: str) -> int:
+    return len(re.findall(pattern, path.read_text(errors="replace"))) if path.exists() else 0
+
+
+async def scenario_close_to_complete(base: Settings, accounts: int, partitions: int, timeout: float = 1800) -> dict:
+    """`seatledger close` to DuckDB `month_closes.complete`: a worker and a sink as subprocesses,
+    the command run as a user runs it; the clock stops when the sink logs `month_complete` (logged
+    right after the transaction that wrote the month_completions row), checked in DuckDB after."""
+    from ledger.connection import read_connection
+
+    s = settings_for(base, "closedb", partitions)
+    t_fill = time.perf_counter()
+    _, n_events = await fill(s, close_messages(accounts))
+    fill_s = time.perf_counter() - t_fill
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        tmpd = Path(tmp)
+        db, sink_log = tmpd / "ledger.duckdb", tmpd / "sink.log"
+        w, ingest_s, _ = await run_worker_until_folded(s, n_events, tmpd, timeout=timeout)
+        env = {**worker_env(s, tmpd / "data"), "SEATLEDGER_DB": str(db), "SEATLEDGER_SINK_METRICS_PORT": "-1"}
+        with open(sink_log, "ab") as out:
+            sink = subprocess.Popen(
+                [sys.executable, "-m", "seatledger.cli", "sink"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=ROOT, start_new_session=True,
+            )  # fmt: skip
+        try:
+            while "event=sink_started" not in (sink_log.read_text(errors="replace") if sink_log.exists() else ""):
+                assert sink.poll() is None, sink_log.read_text(errors="replace")[-3000:]
+                await asyncio.sleep(0.1)
+            assert w.proc is not None
+            cpu0 = (cpu_s(w.proc.pid), cpu_s(sink.pid))
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "seatledger.cli", "close", "--month", MONTH]
+            subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
+            closed_s = None
+            while log_times(sink_log, f"event=month_complete month={MONTH}") == 0:
+                if closed_s is None and log_times(w.log, f"event=close_done month={MONTH}") >= partitions:
+                    closed_s = time.perf_counter() - t0
+                assert w.alive() and sink.poll() is None, w.tail() + sink_log.read_text(errors="replace")[-3000:]
+                assert time.perf_counter() - t0 < timeout, "timeout waiting for month_complete"
+                await asyncio.sleep(0.1)
+            complete_s = time.perf_counter() - t0
+            worker_cpu, sink_cpu = cpu_s(w.proc.pid) - cpu0[0], cpu_s(sink.pid) - cpu0[1]
+        finally:
+            sink.terminate()
+            sink.wait(120)
+            w.stop()
+        with read_connection(db) as con:
+            complete = con.execute("SELECT complete FROM month_closes WHERE month = ?", [MONTH]).fetchall()
+            found = con.execute("SELECT count(*) FROM account_decisions WHERE month = ?", [MONTH]).fetchone()
+            rows = found[0] if found else 0
+    assert complete == [(True,)] and rows == accounts, (complete, rows)
+    return {
+        "scenario": "close_to_complete", "accounts": accounts, "events": n_events, "fill_s": round(fill_s, 1),
+        "ingest_s": round(ingest_s, 1), "worker_closed_s": round(closed_s or complete_s, 2),
+        "close_to_complete_s": round(complete_s, 2), "accounts_per_s": round(accounts / complete_s),
+        "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
+        "load_average": round(os.getloadavg()[0], 1),
+    }  # fmt: skip
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bootstrap")
@@ -262,6 +332,10 @@ async def main() -> None:
     ap.add_argument("--single", type=int, default=200_000, help="events, one per message (0: skip)")
     ap.add_argument("--packed", type=int, default=1_000_000, help="events, ~500 per message (0: skip)")
     ap.add_argument("--close-accounts", type=int, default=200_000, help="accounts for the close (0: skip)")
+    ap.add_argument(
+        "--complete-accounts", type=int, nargs="*", default=[],
+        help="accounts for `seatledger close` to DuckDB month_closes.complete, worker and sink running (e.g. 100000 1000000)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     from devtools import local_broker
@@ -284,6 +358,9 @@ async def main() -> None:
             print(orjson.dumps(results[-1]).decode(), flush=True)
         if args.close_accounts:
             results.append(await scenario_close(base, args.close_accounts, args.partitions))
+            print(orjson.dumps(results[-1]).decode(), flush=True)
+        for n in args.complete_accounts:
+            results.append(await scenario_close_to_complete(base, n, args.partitions))
             print(orjson.dumps(results[-1]).decode(), flush=True)
     finally:
         if owned is not None:

@@ -17,10 +17,13 @@ class Batch:
 
 
 class Rows(defaultdict[str, list[dict]]):
-    """The rows a batch will insert, per table (ledger.tables.insert_rows), in arrival order."""
+    """The rows a batch will insert, per table (ledger.tables.insert_rows), in arrival order;
+    `versions`: the snapshot_versions rows as tuples in `ledger.versions.VERSION_COLUMNS` order
+    (ledger.tables.insert_tuples), the bulk of a close."""
 
     def __init__(self) -> None:
         super().__init__(list)
+        self.versions: list[tuple] = []
 
 
 @dataclass

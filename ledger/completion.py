@@ -44,8 +44,24 @@ ORDER BY r.month
 """
 
 
+# The first condition of _NEWLY_COMPLETE alone, on the small partition_reports table: until some
+# month has a report from every partition, no month can complete and the counts over the stored
+# decisions (a scan of the month's rows, every batch of a close) are not needed.
+_ALL_REPORTED = """
+WITH reports AS (
+    SELECT month, partition, partitions
+    FROM partition_reports
+    WHERE month NOT IN (SELECT month FROM month_completions)
+    QUALIFY row_number() OVER (PARTITION BY month, partition ORDER BY batch_id DESC, kafka_offset DESC) = 1
+)
+SELECT count(*) FROM (SELECT month FROM reports GROUP BY month HAVING count(*) >= max(partitions))
+"""
+
+
 def complete_months(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[str]:
     """Months that became complete with this batch, recorded in month_completions."""
+    if not run(con, _ALL_REPORTED)[0][0]:
+        return []
     done = run(con, _NEWLY_COMPLETE)
     insert_rows(
         con,

@@ -19,7 +19,7 @@ from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.estimate import STATUSES
 from projections.prices import MAX_USD
-from projections.snapshots import KINDS, decision_from_row, digest
+from projections.snapshots import KINDS, DecisionEncoder, decision_from_row, digest
 from schemas.decode import deeper_than as _deeper_than
 
 _STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
@@ -114,6 +114,7 @@ _INVOICE_SHAPE = {
 _LINE_SHAPE = {"plan": "str", "tier": "str", "count": "int32", "unit_price_usd": "money"}
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 MAX_DEPTH = 32
+_VALID_MONTHS: set[str] = set()  # month strings Month.parse accepted (checked once each)
 
 
 def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
@@ -126,11 +127,14 @@ def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
     if check_depth and _deeper_than(el, MAX_DEPTH):
         return f"nests more than {MAX_DEPTH} levels"
     problem = _fields_problem(el, _SHAPES[kind])
-    if problem is None and "month" in el:
+    if problem is None and "month" in el and not (type(el["month"]) is str and el["month"] in _VALID_MONTHS):
         try:
             Month.parse(el["month"])
         except ValueError as exc:
             problem = f"month: {exc}"
+        else:
+            if len(_VALID_MONTHS) < 1200:  # every month the contract allows fits
+                _VALID_MONTHS.add(el["month"])
     if problem is None and kind in ("company_month", "company_estimate"):
         problem = _company_month_problem(el)
     if problem is None and kind == "partition_done":
@@ -235,7 +239,7 @@ def int_or_none(v: Any) -> int | None:
 # Decisions -----------------------------------------------------------------------------------
 
 
-def decision_of(msg: dict) -> tuple[Decision, bool]:
+def decision_of(msg: dict, encoder: DecisionEncoder | None = None) -> tuple[Decision, bool]:
     """A decision message's published values as a Decision, and whether its digest matches them.
 
     Raises ValueError on a malformed message. The digest is projections.snapshots.digest of the
@@ -261,7 +265,7 @@ def decision_of(msg: dict) -> tuple[Decision, bool]:
     d = decision_from_row(row, plan=str(msg.get("plan") or ""))
     if abs(d.unit_price_usd) >= MAX_USD:
         raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
-    return d, digest(d) == claimed
+    return d, (encoder.digest(d) if encoder is not None else digest(d)) == claimed
 
 
 # Company months ------------------------------------------------------------------------------

@@ -121,6 +121,23 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], *,
     return len(rows)
 
 
+def insert_tuples(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str], rows: list[tuple]) -> int:
+    """Insert row tuples whose values are in `columns`' order, as one Arrow batch built column by
+    column (no dict per row: the sink's decisions). `columns` must be exactly the table's columns."""
+    if not rows:
+        return 0
+    schema = arrow_schema(table)
+    if set(columns) != set(schema.names) or len(columns) != len(schema.names):
+        raise ValueError(
+            f"{table} columns differ from ledger/sql/{table}.sql: "
+            f"unknown {sorted(set(columns) - set(schema.names))}, missing {sorted(set(schema.names) - set(columns))}"
+        )
+    values = zip(*rows, strict=True)
+    arrays = [pa.array(v, type=schema.field(c).type) for c, v in zip(columns, values, strict=True)]
+    insert_arrow(con, table, pa.Table.from_arrays(arrays, names=list(columns)))
+    return len(rows)
+
+
 @contextmanager
 def key_table(
     con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[tuple[str, ...]], columns: Sequence[str]

@@ -22,7 +22,7 @@ import orjson
 from ledger.batch import Batch, BatchResult, Rows
 from ledger.records import CompanyMonthRecord, Item, int_or_none, message, provenance
 from ledger.tables import key_table
-from projections.decide import Decision
+from projections.decide import DECISION_COLUMNS, Decision
 from projections.money import ZERO
 
 log = logging.getLogger("seatledger.sink")
@@ -81,22 +81,22 @@ def _warn_digest(it: Item, d: Decision) -> None:
     )
 
 
-def _version_row(it: Item, d: Decision, version: int, corrects: int | None, batch: Batch) -> dict:
+VERSION_COLUMNS = (
+    *DECISION_COLUMNS, "plan", "version", "corrects_version", "amend_reason", "emitted_version", "in_report",
+    "digest", "close_id", "partition", "emitted_at", "received_at", "batch_id", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+
+
+def _version_row(it: Item, d: Decision, version: int, corrects: int | None, batch: Batch) -> tuple:
+    """The snapshot_versions row of a stored decision, its values in VERSION_COLUMNS order."""
     msg = message(it)
-    return {
-        **d.row(),
-        "plan": d.plan,
-        "version": version,
-        "corrects_version": corrects,
-        "amend_reason": msg.get("amend_reason"),
-        "emitted_version": int_or_none(msg.get("version")),
-        "in_report": msg.get("in_report"),
-        "digest": msg["digest"],
-        "close_id": msg.get("close_id"),
-        "partition": int_or_none(msg.get("partition")),
-        "emitted_at": msg.get("emitted_at"),
-        **provenance(it, batch),
-    }
+    return (
+        d.company_id, d.user_id, d.month, d.billable, d.charged, d.tier, d.rule, d.reason, d.evidence,
+        d.unit_price_usd, d.ruleset_version, d.plan, version, corrects, msg.get("amend_reason"),
+        int_or_none(msg.get("version")), msg.get("in_report"), msg["digest"], msg.get("close_id"),
+        int_or_none(msg.get("partition")), msg.get("emitted_at"), batch.now, batch.batch_id,
+        it.kafka_partition, it.kafka_offset,
+    )  # fmt: skip
 
 
 def _adjustment_row(it: Item, d: Decision, head: Head | None, version: int, batch: Batch) -> dict:
@@ -137,7 +137,7 @@ def store_decisions(
             res.duplicates["decision"] += 1
             continue
         version = 1 if head is None else head.version + 1
-        rows["snapshot_versions"].append(_version_row(it, d, version, None if head is None else head.version, batch))
+        rows.versions.append(_version_row(it, d, version, None if head is None else head.version, batch))
         if (d.company_id, d.month) in invoiced:
             rows["invoice_adjustments"].append(_adjustment_row(it, d, head, version, batch))
         heads[key] = Head(version, digest, charged_usd(d.charged, d.unit_price_usd))

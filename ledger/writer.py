@@ -34,9 +34,10 @@ from ledger.records import (
     partition_report_row,
     reject_row,
 )
-from ledger.tables import insert_rows, key_table
-from ledger.versions import store_company_months, store_decisions
+from ledger.tables import insert_rows, insert_tuples, key_table
+from ledger.versions import VERSION_COLUMNS, store_company_months, store_decisions
 from projections.decide import Decision
+from projections.snapshots import DecisionEncoder
 
 # The tables a batch's messages become, in insertion order (invoices come after completion).
 _MESSAGE_TABLES = (
@@ -85,6 +86,8 @@ def _write(con: duckdb.DuckDBPyConnection, items: list[Item], topic: str, now: d
     _messages_to_rows(con, fresh, batch, res, rows)
     for table in _MESSAGE_TABLES:
         n = insert_rows(con, table, rows[table])
+        if table == "snapshot_versions":
+            n += insert_tuples(con, table, VERSION_COLUMNS, rows.versions)
         if n:
             res.stored[table] += n
     res.months_completed = complete_months(con, batch)
@@ -105,13 +108,14 @@ def _messages_to_rows(
 ) -> None:
     """Every kind's rows, and a `sink_rejects` row for each message that could not be read."""
     decisions: list[tuple[Item, Decision, bool]] = []
+    encoder = DecisionEncoder()  # the batch's digests, from pieces shared by equal verdicts
     by_kind: dict[str, list[Item]] = {"company_month": [], "partition_done": [], "dispute_applied": [], "estimates": []}
     for it in fresh:
         if it.msg is None:
             rows["sink_rejects"].append(reject_row(it, it.error or "unreadable", batch))
         elif it.msg["kind"] == "decision":
             try:
-                decisions.append((it, *decision_of(it.msg)))
+                decisions.append((it, *decision_of(it.msg, encoder)))
             except Exception as exc:
                 rows["sink_rejects"].append(reject_row(it, f"bad decision: {exc}", batch))
         elif it.msg["kind"] in ESTIMATE_KINDS:

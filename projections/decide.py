@@ -7,7 +7,7 @@ differential test between them only has to compare facts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -122,7 +122,7 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
 EvidenceItem = Record | Evidence | None  # None: a proof the account does not have, skipped
 
 
-def _evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
+def evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
     seen = set()
     out = []
     for it in items:
@@ -136,6 +136,69 @@ def _evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
     return orjson.dumps(out).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules decided for one account, before it is written down as a `Decision`: the
+    evidence is still the items themselves (records, evidence tuples, None to skip)."""
+
+    billable: bool
+    charged: bool
+    tier: str
+    rule: str
+    reason: str
+    evidence: list[EvidenceItem]
+    price: Decimal = ZERO
+
+
+def account_verdict(
+    cm: CompanyMonth,
+    records: list[Record],
+    first_seen: Evidence | None,
+    activity: MonthActivity | None,
+    prices: UnitPrices,
+    ruleset: RuleSet = CURRENT,
+) -> Verdict:
+    """The rule text: one account's verdict from its records in (ts, event_id) order."""
+    bounds = cm.bounds
+    prof = profile_as_of(records, bounds.day1_cutoff_us)
+    acct_tier = tier(prof)
+
+    guest = guest_invite(records, cm.company_id, bounds.end_us)
+    if guest is not None:
+        return Verdict(False, False, acct_tier, "R5", "guest", [guest])
+
+    life: Lifecycle = lifecycle(records, bounds, cm.model)
+    if not life.full_month:
+        evidence: list[EvidenceItem] = [*life.evidence] or [first_seen]
+        return Verdict(False, False, acct_tier, life.rule, life.reason, evidence)
+
+    if cm.model == "active":
+        proof = ruleset.billing_proof(activity)
+        if proof is None:
+            notif = activity.first_notify if activity else None
+            reason = "notification_only" if notif else "no_billing_activity"
+            return Verdict(False, False, acct_tier, "R2", reason, [*life.evidence, notif])
+        billable_rule, billable_reason, evidence = "R2", "active_full_month", [*life.evidence, proof]
+    else:
+        billable_rule, billable_reason, evidence = "R3", "invited_full_month", list(life.evidence)
+
+    if cm.trial is not None:
+        return Verdict(True, False, acct_tier, "R6", "trial", [*evidence, cm.trial.record])
+    np = cm.nonprofit
+    if np is not None and np.free:
+        if prof.employment == "other":
+            price = prices.unit_price(cm.plan, acct_tier, cm.month)
+            return Verdict(True, True, acct_tier, "R8", "nonprofit_other_relation", [*evidence, *np.evidence], price)
+        return Verdict(True, False, acct_tier, np.rule, np.reason, [*evidence, *np.evidence])
+    # The tier (R7) is its own column; the rule that made the account billable stays R2 or R3.
+    price = prices.unit_price(cm.plan, acct_tier, cm.month)
+    return Verdict(True, True, acct_tier, billable_rule, billable_reason, evidence, price)
+
+
+def ordered_records(account: AccountFacts) -> list[Record]:
+    return ordered(account.records) if len(account.records) > 1 else list(account.records.values())
+
+
 def decide_account(
     cm: CompanyMonth,
     user_id: str,
@@ -144,57 +207,155 @@ def decide_account(
     prices: UnitPrices,
     ruleset: RuleSet = CURRENT,
 ) -> Decision:
-    tz, month, bounds = cm.tz, cm.month, cm.bounds
-    records = ordered(account.records) if len(account.records) > 1 else list(account.records.values())
-    prof = profile_as_of(records, bounds.day1_cutoff_us)
-    acct_tier = tier(prof)
+    """One account's decision, on its own (the reference `projections.bulk` is tested against)."""
+    v = account_verdict(cm, ordered_records(account), account.first_seen, activity, prices, ruleset)
+    return Decision(
+        cm.company_id,
+        user_id,
+        str(cm.month),
+        v.billable,
+        v.charged,
+        v.tier,
+        v.rule,
+        v.reason,
+        evidence_json(v.evidence, cm.tz),
+        v.price,
+        ruleset.version,
+        cm.plan,
+    )
 
-    def result(billable, charged, rule, reason, evidence, price=ZERO) -> Decision:
+
+# Deciding many accounts at once --------------------------------------------------------------------
+
+Slot = tuple  # where a template's evidence item comes from in each account (see `BulkDecider`)
+_PROOF, _NOTIFY, _FIRST_BILL, _FIRST_REPORT, _FIRST_SEEN = ("p",), ("n",), ("b",), ("rp",), ("f",)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The verdict of every account of one shape, with its evidence as slots to fill per account."""
+
+    billable: bool
+    charged: bool
+    tier: str
+    rule: str
+    reason: str
+    price: Decimal
+    slots: tuple[Slot, ...]
+
+
+class BulkDecider:
+    """`decide_account` for the accounts of one company-month, with the rules run once per shape.
+
+    Within a company-month the verdict depends on an account only through its *shape*: its records
+    up to the month's end as (type, which of [.., start), [start, day 2), [day 2, end) the instant
+    falls in, the attributes the rules read), whether it has a billing proof and a notification
+    (R2). `account_verdict` runs on the first account of each shape, with every evidence source
+    its own object; each evidence item is then known by where it came from (record i, the proof,
+    the first notification, the first event seen, or a company record), and the accounts of that
+    shape get their own items from the same places. Equal to `decide_account` for every account:
+    tests/unit/projections/test_bulk_decide.py checks it on random facts.
+    """
+
+    __slots__ = ("cm", "prices", "ruleset", "templates", "_bounds", "_month", "_version")
+
+    def __init__(self, cm: CompanyMonth, prices: UnitPrices, ruleset: RuleSet = CURRENT):
+        self.cm = cm
+        self.prices = prices
+        self.ruleset = ruleset
+        self.templates: dict[tuple, Template] = {}
+        b = cm.bounds
+        self._bounds = (b.start_us, b.day1_cutoff_us, b.end_us)
+        self._month = str(cm.month)
+        self._version = ruleset.version
+
+    def shape(self, records: list[Record], first_seen: object, proof: object, notif: object) -> tuple:
+        start, cut, end = self._bounds
+        key: list = [proof is not None, notif is not None, first_seen is not None]
+        for r in records:
+            ts = r.ts
+            if ts >= end:  # no rule reads a record from after the month (records are in time order)
+                break
+            t = r.type
+            if t == "invite":
+                home = r.get("guest_home_company_id")
+                key.append((t, 0 if ts < start else 1 if ts < cut else 2, bool(home and home != self.cm.company_id)))
+            else:
+                key.append((t, 0 if ts < start else 1 if ts < cut else 2, r.attrs))
+        return tuple(key)
+
+    def verdict(
+        self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
+    ) -> tuple[Template, list[EvidenceItem]]:
+        """The account's template and its own evidence items (`records` in (ts, event_id) order)."""
+        proof = self.ruleset.billing_proof(activity)
+        notif = activity.first_notify if activity is not None else None
+        key = self.shape(records, first_seen, proof, notif)
+        tpl = self.templates.get(key)
+        if tpl is None:
+            tpl = self.templates[key] = self._template(records, first_seen, activity)
+        items: list[EvidenceItem] = []
+        for slot in tpl.slots:
+            tag = slot[0]
+            if tag == "r":
+                items.append(records[slot[1]])
+            elif tag == "p":
+                items.append(proof)
+            elif tag == "n":
+                items.append(notif)
+            elif tag == "f":
+                items.append(first_seen)
+            elif tag == "b":
+                items.append(activity.first_bill if activity is not None else None)
+            elif tag == "rp":
+                items.append(activity.first_report if activity is not None else None)
+            else:
+                items.append(slot[1])
+        return tpl, items
+
+    def decide(
+        self, user_id: str, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
+    ) -> Decision:
+        tpl, items = self.verdict(records, first_seen, activity)
         return Decision(
-            cm.company_id,
-            user_id,
-            str(month),
-            billable,
-            charged,
-            acct_tier,
-            rule,
-            reason,
-            _evidence_json(evidence, tz),
-            price,
-            ruleset.version,
-            cm.plan,
-        )
+            self.cm.company_id, user_id, self._month, tpl.billable, tpl.charged, tpl.tier, tpl.rule, tpl.reason,
+            evidence_json(items, self.cm.tz), tpl.price, self._version, self.cm.plan,
+        )  # fmt: skip
 
-    guest = guest_invite(records, cm.company_id, bounds.end_us)
-    if guest is not None:
-        return result(False, False, "R5", "guest", [guest])
+    def _template(self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None) -> Template:
+        """Run the rules on copies that give every evidence source its own identity, then name
+        each evidence item by its source."""
+        fs = _copy(first_seen)
+        act = None
+        if activity is not None:
+            act = replace(
+                activity,
+                first_bill=_copy(activity.first_bill),
+                first_report=_copy(activity.first_report),
+                first_notify=_copy(activity.first_notify),
+            )
+        v = account_verdict(self.cm, records, fs, act, self.prices, self.ruleset)
+        proof = self.ruleset.billing_proof(act)
+        index = {id(r): i for i, r in enumerate(records)}
+        sources = [(proof, _PROOF)]
+        if act is not None:
+            sources += [(act.first_notify, _NOTIFY), (act.first_bill, _FIRST_BILL), (act.first_report, _FIRST_REPORT)]
+        sources.append((fs, _FIRST_SEEN))
+        slots: list[Slot] = []
+        for it in v.evidence:
+            if it is None:
+                continue
+            i = index.get(id(it))
+            if i is not None:
+                slots.append(("r", i))
+                continue
+            slots.append(next((s for src, s in sources if src is not None and src is it), ("k", it)))
+        return Template(v.billable, v.charged, v.tier, v.rule, v.reason, v.price, tuple(slots))
 
-    life: Lifecycle = lifecycle(records, bounds, cm.model)
-    if not life.full_month:
-        evidence: list[EvidenceItem] = [*life.evidence] or [account.first_seen]
-        return result(False, False, life.rule, life.reason, evidence)
 
-    if cm.model == "active":
-        proof = ruleset.billing_proof(activity)
-        if proof is None:
-            notif = activity.first_notify if activity else None
-            reason = "notification_only" if notif else "no_billing_activity"
-            return result(False, False, "R2", reason, [*life.evidence, notif])
-        billable_rule, billable_reason, evidence = "R2", "active_full_month", [*life.evidence, proof]
-    else:
-        billable_rule, billable_reason, evidence = "R3", "invited_full_month", list(life.evidence)
-
-    if cm.trial is not None:
-        return result(True, False, "R6", "trial", [*evidence, cm.trial.record])
-    np = cm.nonprofit
-    if np is not None and np.free:
-        if prof.employment == "other":
-            price = prices.unit_price(cm.plan, acct_tier, month)
-            return result(True, True, "R8", "nonprofit_other_relation", [*evidence, *np.evidence], price)
-        return result(True, False, np.rule, np.reason, [*evidence, *np.evidence])
-    # The tier (R7) is its own column; the rule that made the account billable stays R2 or R3.
-    price = prices.unit_price(cm.plan, acct_tier, month)
-    return result(True, True, billable_rule, billable_reason, evidence, price)
+def _copy(ev: Evidence | None) -> Evidence | None:
+    """An equal evidence tuple that is a distinct object (its source is then known by identity)."""
+    return None if ev is None else (ev[0], ev[1], ev[2])
 
 
 class _PriceMemo:
@@ -216,6 +377,11 @@ class _PriceMemo:
         return price
 
 
+def company_decider(cm: CompanyMonth, prices: PriceBook, ruleset: RuleSet = CURRENT) -> BulkDecider:
+    """The decider of one company-month's accounts, its unit prices looked up once per tier."""
+    return BulkDecider(cm, _PriceMemo(prices), ruleset)
+
+
 def known_by(account: AccountFacts, end_us: int) -> bool:
     """An account belongs in a month's snapshot once any event of it happened before the month ended."""
     return account.first_seen is not None and account.first_seen[0] < end_us
@@ -234,9 +400,9 @@ def decide_company(
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
     cm = company_month(company_id, company, month)
     end = cm.bounds.end_us
-    memo = _PriceMemo(prices)
+    bulk = company_decider(cm, prices, rs)
     out = [
-        decide_account(cm, uid, acc, activity.get(uid), memo, rs)
+        bulk.decide(uid, ordered_records(acc), acc.first_seen, activity.get(uid))
         for uid, acc in sorted(accounts.items())
         if known_by(acc, end)
     ]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from projections.calendar import Month, to_us, utc_iso
-from projections.decide import CompanyMonth, Decision, decide_company
+from projections.decide import CompanyMonth, Decision, company_decider, company_month
 from projections.estimate import estimate_company
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
@@ -35,14 +35,14 @@ from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import (
+    DecisionEncoder,
     checksum_of_digests,
     company_month_message,
-    decision_message,
     estimate_messages,
     partition_done_message,
 )
 from streams.routing import home_partition
-from streams.state import KV, SEP, Affected, FoldState, decode_account, decode_activity, new_stats
+from streams.state import KV, SEP, Affected, FoldState, decode_account_records, decode_activity, new_stats
 
 log = logging.getLogger("seatledger.worker")
 
@@ -126,17 +126,6 @@ def history_of(month_s: str) -> History:
     if h is None:
         h = _HISTORY[month_s] = History(Month.parse(month_s))
     return h
-
-
-def decision_message_fast(
-    d: Decision, *, version: int, corrects_version, amend_reason, in_report, close_id, partition, emitted_at
-) -> tuple[dict, str]:
-    """(projections.snapshots.decision_message(...), its digest): the close needs both."""
-    msg = decision_message(
-        d, version=version, corrects_version=corrects_version, amend_reason=amend_reason, in_report=in_report,
-        close_id=close_id, partition=partition, emitted_at=emitted_at,
-    )  # fmt: skip
-    return msg, msg["digest"]
 
 
 def _now() -> str:
@@ -336,33 +325,33 @@ class Closer:
     def _decide(
         self, cid: str, month: Month, users: set[str] | None
     ) -> tuple[CompanyMonth, list[Decision], Callable[[str], int]]:
-        """decide_company over the stored facts; also `mask_of(user)`: the user's report days over
-        the months a report window reaches (History), read from the raw table values."""
+        """decide_company over the stored facts (the same bulk decider, read straight from the raw
+        table values); also `mask_of(user)`: the user's report days over the months a report
+        window reaches (History), read from the raw table values."""
         st = self.state
         cf = st.company(cid)
+        cm = company_month(cid, cf, month)
+        bulk = company_decider(cm, self.prices, self.ruleset)
+        end = cm.bounds.end_us
         uids = self.users_of(cid) if users is None else users
-        accounts = {}
-        acc_raw = self.s.accounts.raw
-        for uid in uids:
-            raw = acc_raw.get(cid + SEP + uid)
-            if raw is not None:
-                accounts[uid] = decode_account(raw)
         pend = st.pending_activity(cid) if not cf.registered else {}
         hist = history_of(str(month))
-        act_raw = self.s.activity.raw
+        acc_raw, act_raw = self.s.accounts.raw, self.s.activity.raw
         mstr = hist.names[-1]
         prefix = cid + SEP
-        activity = {}
-        for uid in accounts:
-            raw = act_raw.get(prefix + uid + SEP + mstr)
-            a = decode_activity(raw) if raw is not None else None
+        decisions = []
+        for uid in sorted(uids):
+            raw = acc_raw.get(prefix + uid)
+            if raw is None or raw[0] is None or raw[0] >= end:  # not known by the month's end (known_by)
+                continue
+            records, first_seen = decode_account_records(raw)
+            araw = act_raw.get(prefix + uid + SEP + mstr)
+            a = decode_activity(araw) if araw is not None else None
             if pend:
                 p = pend.get((uid, mstr))
                 if p is not None:
                     a = p if a is None else a.merge(p)
-            if a is not None:
-                activity[uid] = a
-        cm, decisions = decide_company(cid, month, cf, accounts, activity, self.prices, self.ruleset)
+            decisions.append(bulk.decide(uid, records, first_seen, a))
         pairs = list(zip(hist.offsets, hist.names, strict=True))
 
         def mask_of(uid: str) -> int:
@@ -395,24 +384,23 @@ class Closer:
         masks: list[int] = []
         changed = 0
         key = cid.encode()
-        now = _now()
-        dumps = orjson.dumps
+        encoder = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=_now())
         for d in decisions:
             uid = d.user_id
             mask = mask_of(uid)
             masks.append(mask)
             prev = versions.get(uid)
             version = 1 if prev is None else prev[0] + 1
-            msg, dg = decision_message_fast(
+            msg, dg = encoder.encode(
                 d, version=version,
                 corrects_version=None if prev is None else prev[0],
                 amend_reason=None if (prev is None and reason is None) else (reason or LATE_EVENT),
-                in_report=hist.in_report(mask), close_id=close_id, partition=partition, emitted_at=now,
+                in_report=hist.in_report(mask),
             )  # fmt: skip
             digests.append(dg)
             if prev is not None and prev[1] == dg:
                 continue
-            yield key, dumps(msg), None
+            yield key, msg, None
             versions.set(uid, version, dg)
             changed += 1
             self._count_decision(cid, uid, month_s, version, prev, reason)

@@ -121,6 +121,16 @@ def decode_account(v: list) -> AccountFacts:
     return AccountFacts(recs, (v[0], v[1], v[2]) if v[0] is not None else None)
 
 
+def decode_account_records(v: list) -> tuple[list[Record], tuple | None]:
+    """An account's records in (ts, event_id) order (as stored) and its first_seen: what
+    `projections.decide.BulkDecider` reads, without the dict `decode_account` builds."""
+    recs = []
+    for i in range(3, len(v), 4):
+        a = v[i + 3]
+        recs.append(Record(v[i], v[i + 1], v[i + 2], tuple((a[j], a[j + 1]) for j in range(0, len(a), 2)) if a else ()))
+    return recs, ((v[0], v[1], v[2]) if v[0] is not None else None)
+
+
 def encode_activity(bd: int, rd: int, nd: int, fb: Evidence | None, fr: Evidence | None, fn: Evidence | None) -> list:
     """fb, fr, fn: (ts, event_id, kind) sequences or None."""
     tail: tuple[Evidence, ...]

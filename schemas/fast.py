@@ -10,10 +10,11 @@ the batch reader and archive writer use them through `schemas.decode.accept(item
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
-from schemas.events import EARLIEST, LATEST
+from schemas.events import EARLIEST, LATEST, Employment, RoleCategory
 
 _EPOCH = date(1970, 1, 1)
 EARLIEST_US = ((EARLIEST.date() - _EPOCH).days) * 86_400_000_000
@@ -112,6 +113,37 @@ FAST_KINDS: dict[str, str | None] = {
     "notification_view": "optional",
 }
 CHANNELS = ("web", "mobile")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldForm:
+    """The JSON form of a kind's own field that the batch reader's SQL lane accepts: "enum" (one of
+    `values`), "ident" (an identifier string), "percent" (an integer 0..100 written plainly), "bool".
+    A field set to JSON null is left to the Python path (DuckDB's `from_json` reads it as absent,
+    so the line's length gives it away)."""
+
+    form: str
+    values: tuple[str, ...] = ()
+
+
+# Account kinds the SQL lane reads too (the bulk of the non-activity lines): kind -> its own fields
+# beyond the envelope and their forms, as in schemas.events (tests/unit/schemas/test_fast_rules.py
+# holds the two together; the enum values come from the contract's Literal types). Every field is
+# optional; anything else on such a line (company kinds, packs, extras) goes the Python way.
+ACCOUNT_KINDS: dict[str, dict[str, FieldForm]] = {
+    "account_provisioned": {"employment": FieldForm("enum", get_args(Employment))},
+    "invite": {"guest_home_company_id": FieldForm("ident")},
+    "claim": {},
+    "deactivate": {},
+    "reactivate": {},
+    "profile_update": {
+        "employment": FieldForm("enum", get_args(Employment)),
+        "away_from_desk_pct": FieldForm("percent"),
+        "hourly_paid": FieldForm("bool"),
+        "has_email": FieldForm("bool"),
+        "role_category": FieldForm("enum", get_args(RoleCategory)),
+    },
+}
 
 
 def fast_accept(item: Any) -> str | None:

@@ -133,10 +133,72 @@ def variants() -> list[bytes]:
     return by_hand + [orjson.dumps(e) for e in iter_events(3, 60, "2026-10", seed=4)]
 
 
+ACCOUNT = {k: v for k, v in GOOD.items() if k != "channel"} | {"type": "profile_update"}
+
+
+def account_variants() -> list[bytes]:
+    """Account kinds: each field of each form, at and past its edges, null, absent, misplaced."""
+    a = ACCOUNT
+    out = [orjson.dumps(a | {"type": kind}) for kind in ("claim", "deactivate", "reactivate", "invite")]
+    out += [
+        orjson.dumps(a | {"type": "account_provisioned", "employment": e}) for e in ("employee", "other", "x", None)
+    ]
+    out += [
+        orjson.dumps(a | {"type": "account_provisioned"}),
+        orjson.dumps(a | {"type": "account_provisioned", "x": 1}),
+    ]
+    out += [
+        orjson.dumps(a | {"type": "invite", "guest_home_company_id": g})
+        for g in ("c-1", None, "", "a" * 64, "a" * 65, "a b", 5)
+    ]
+    for field, values in {
+        "employment": ("contractor", "volunteer", "Employee", None, 1),
+        "away_from_desk_pct": (0, 7, 50, 99, 100, 101, -1, 5.0, True, "5", None, 2**63),
+        "hourly_paid": (True, False, None, 0, "true"),
+        "has_email": (True, False, None, 1),
+        "role_category": ("medical", "backstage", "nurse", None),
+    }.items():
+        out += [orjson.dumps(a | {field: v}) for v in values]
+    out += [
+        orjson.dumps(
+            a | {"employment": "employee", "has_email": True, "away_from_desk_pct": 80, "role_category": None}
+        ),
+        orjson.dumps(a | {"type": "claim", "employment": "employee"}),  # a field of another kind: an extra
+        orjson.dumps(a | {"type": "invite", "channel": "web"}),
+        orjson.dumps(a | {"type": "visit", "channel": "web", "hourly_paid": True}),
+        orjson.dumps(a | {"type": "deactivate", "user_id": None}),
+        orjson.dumps({k: v for k, v in a.items() if k != "user_id"} | {"type": "claim"}),
+        orjson.dumps(a | {"away_from_desk_pct": 5}).replace(b":5", b":-0"),
+        orjson.dumps(a | {"away_from_desk_pct": 5}).replace(b":5", b":05"),
+        orjson.dumps(a | {"away_from_desk_pct": 5}).replace(b":5", b":5e0"),
+        orjson.dumps(a | {"hourly_paid": True})[:-1] + b',"hourly_paid":false}',
+    ]
+    return out
+
+
 def test_the_lane_accepts_a_subset_of_what_python_accepts_with_equal_rows(tmp_path):
-    lines = variants()
+    lines = variants() + account_variants()
     taken = check_subset(tmp_path, lines)
     assert taken > 100  # the workload's activity events go through the lane
+
+
+def test_the_lane_takes_plain_account_events_with_their_attrs(tmp_path):
+    lines = [
+        orjson.dumps(ACCOUNT | {"type": "account_provisioned", "employment": "contractor"}),
+        orjson.dumps(ACCOUNT | {"hourly_paid": False, "employment": "other", "away_from_desk_pct": 100}),
+        orjson.dumps(ACCOUNT | {"employment": None}),  # null reads as absent in DuckDB: Python's
+        orjson.dumps(ACCOUNT | {"type": "invite", "guest_home_company_id": "other-co"}),
+        orjson.dumps(ACCOUNT | {"type": "claim", "source": "sso"}),
+    ]
+    rows = lane(tmp_path, lines)
+    assert [r[5] if r else "python" for r in rows] == [
+        '{"employment":"contractor"}',
+        '{"away_from_desk_pct":100,"employment":"other","hourly_paid":false}',
+        "python",
+        '{"guest_home_company_id":"other-co"}',
+        None,
+    ]
+    assert check_subset(tmp_path, lines) == 4
 
 
 def test_the_lane_agrees_with_python_on_mutated_messages(tmp_path):
@@ -145,23 +207,28 @@ def test_the_lane_agrees_with_python_on_mutated_messages(tmp_path):
     check_subset(tmp_path, lines)
 
 
-def test_the_lane_takes_the_common_activity_lines(tmp_path):
+def test_the_lane_takes_the_common_activity_and_account_lines(tmp_path):
     lines = [orjson.dumps(e) for e in iter_events(3, 60, "2026-10", seed=4)]
-    fast = [e for e in iter_events(3, 60, "2026-10", seed=4) if e["type"] in ("visit", "login", "chat_use")]
+    common = ("visit", "login", "chat_use", "account_provisioned", "invite", "claim", "profile_update")
+    fast = [e for e in iter_events(3, 60, "2026-10", seed=4) if e["type"] in common]
     taken = check_subset(tmp_path, lines)
     assert taken >= len(fast)
 
 
-_values = st.one_of(st.sampled_from(HOSTILE_VALUES), st.text(max_size=70), st.integers(), st.none())
+_values = st.one_of(
+    st.sampled_from(HOSTILE_VALUES), st.text(max_size=70), st.integers(), st.none(), st.booleans(), st.integers(-2, 102)
+)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from(FIELDS), _values), max_size=3),
-    st.sampled_from(["visit", "login", "notification_view"]),
+    st.sampled_from(
+        ["visit", "login", "notification_view", "account_provisioned", "invite", "profile_update", "claim"]
+    ),
 )
 def test_the_lane_never_accepts_what_python_refuses_on_fuzzed_fields(tmp_path_factory, changes, kind):
-    ev = dict(GOOD, type=kind)
+    ev = dict(GOOD if kind in ("visit", "login", "notification_view") else ACCOUNT, type=kind)
     for name, value in changes:
         ev[name] = value
     try:

@@ -36,7 +36,7 @@ import pyarrow as pa
 from projections.text import escape_text
 from replay.facts_sql import RECORD_EVENTS, _sql_list
 from replay.ndjson_lines import SCHEMA as LINES_SCHEMA
-from replay.ndjson_lines import LineFiles, line_batches
+from replay.ndjson_lines import LineFiles, line_windows
 from replay.ndjson_sql import lane_sql
 from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, element_row, rows_to_table
 from schemas.decode import Rejection, accept, parse_message, unexpected
@@ -189,13 +189,13 @@ def load_ndjson(con, files: list, view: str = VIEW, progress: bool | None = None
         advance = partial(bar.advance, task)
         bar.start()
     table = f"{view}_rows"
-    reader = pa.RecordBatchReader.from_batches(LINES_SCHEMA, line_batches(files, located, advance))
+    judged = f"SELECT pos, 0::INTEGER AS idx, * EXCLUDE (pos) FROM ({lane_sql('_sl_lines')})"
     try:
-        con.register("_sl_lines", reader)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT pos, 0::INTEGER AS idx, * EXCLUDE (pos) "
-            f"FROM ({lane_sql('_sl_lines')})"
-        )
+        con.register("_sl_lines", LINES_SCHEMA.empty_table())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {judged}")
+        for window in line_windows(files, located, advance):
+            con.register("_sl_lines", window)
+            con.execute(f"INSERT INTO {table} {judged}")
     finally:
         con.unregister("_sl_lines")
         if bar is not None:

@@ -9,13 +9,19 @@ input order is known across files; `LineFiles.where(pos)` gives the file and the
 A chunk that is not all valid UTF-8 is passed on as NULL lines, each carrying its bytes in `raw`
 (DuckDB decodes the valid ones; the Python reader judges the others and reports the exact error);
 valid chunks leave `raw` NULL.
+
+`line_windows` groups the batches into Arrow tables of `WINDOW_CHUNKS` chunks, read one window
+ahead in a thread: DuckDB scans a table with several threads (a stream of batches with one), and
+numpy and Arrow release the GIL, so the next window is split while DuckDB judges this one.
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
+import queue
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -23,7 +29,8 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-CHUNK_BYTES = 32 * 1024 * 1024
+CHUNK_BYTES = 16 * 1024 * 1024
+WINDOW_CHUNKS = 8  # chunks per window: memory is about two windows of lines, 256 MiB
 SCHEMA = pa.schema([("pos", pa.int64()), ("line", pa.large_string()), ("raw", pa.large_binary())])
 
 
@@ -93,4 +100,44 @@ def line_batches(
                 yield batch
 
 
-__all__ = ["line_batches", "LineFiles", "SCHEMA", "CHUNK_BYTES"]
+def line_windows(files: list, located: LineFiles, advance: Callable[[int], None] | None = None) -> Iterator[pa.Table]:
+    """`line_batches` grouped into tables of up to `WINDOW_CHUNKS` batches, the next one read ahead."""
+    return _read_ahead(_grouped(line_batches(files, located, advance)))
+
+
+def _grouped(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    window: list[pa.RecordBatch] = []
+    for batch in batches:
+        window.append(batch)
+        if len(window) == WINDOW_CHUNKS:
+            yield pa.Table.from_batches(window, SCHEMA)
+            window = []
+    if window:
+        yield pa.Table.from_batches(window, SCHEMA)
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """`items`, produced one ahead in a thread; its exception is raised here, where it is consumed.
+    A consumer that stops early (an error in DuckDB) leaves the thread blocked on a full queue: it
+    is a daemon holding at most one window, gone with the process or the next get."""
+    q: queue.Queue = queue.Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+        q.put(_END)
+
+    threading.Thread(target=produce, name="ndjson-read-ahead", daemon=True).start()
+    while (item := q.get()) is not _END:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+__all__ = ["line_batches", "line_windows", "LineFiles", "SCHEMA", "CHUNK_BYTES"]

@@ -115,12 +115,10 @@ def _exact_length() -> str:
 
 
 def _timestamp_us() -> str:
-    """Microseconds since the epoch of `ts` (a FAST_TS_PATTERN string: ASCII digits where digits go),
-    or NULL where `schemas.fast.fast_ts_us` finds no time: a clock or offset field out of range (two
-    digits compare as text), an impossible date or a lowercase t or z (DuckDB's cast refuses them)."""
-    clock = "substr(ts, 12, 2) <= '23' AND substr(ts, 15, 2) <= '59' AND substr(ts, 18, 2) <= '59'"
-    offset = "(strlen(ts) = 20 OR (substr(ts, 21, 2) <= '23' AND substr(ts, 24, 2) <= '59'))"
-    return f"CASE WHEN {clock} AND {offset} THEN epoch_us(TRY_CAST(ts AS TIMESTAMPTZ)) END"
+    """Microseconds since the epoch of `ts` (a FAST_TS_PATTERN string: ASCII digits where digits go,
+    clock and offset in range), or NULL where `schemas.fast.fast_ts_us` finds no time: an impossible
+    date or a lowercase t or z (DuckDB's cast refuses them)."""
+    return "epoch_us(TRY_CAST(ts AS TIMESTAMPTZ))"
 
 
 def lane_sql(source: str) -> str:

@@ -28,8 +28,11 @@ MAX_IDENT = 64
 IDENT_PATTERN = f"[{IDENT_CHARS}]{{1,{MAX_IDENT}}}"
 MAX_EVENT_ID = 128  # characters of an event_id (schemas.events.EventId)
 MAX_SOURCE = 128  # characters of `source`
-# The two forms `fast_ts_us` reads: YYYY-MM-DDTHH:MM:SSZ and YYYY-MM-DDTHH:MM:SS+HH:MM (ASCII digits)
-FAST_TS_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+# The two forms `fast_ts_us` reads: YYYY-MM-DDTHH:MM:SSZ and YYYY-MM-DDTHH:MM:SS+HH:MM (ASCII digits),
+# with the clock and the offset in range (hours to 23, minutes and seconds to 59); the date's own
+# validity (a 30 February) is left to the parser.
+_HOUR, _SIXTY = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
+FAST_TS_PATTERN = rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[Tt ]{_HOUR}:{_SIXTY}:{_SIXTY}(?:[Zz]|[+-]{_HOUR}:{_SIXTY})"
 
 _ASCII_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ASCII_TIME = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}")

@@ -269,14 +269,20 @@ def _dedup(out: LoadedEvents, con, table: str, located: LineFiles) -> None:
     settled exactly on their rows only."""
     content = ", ".join(_CONTENT)
     con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _sl_twice AS
+        SELECT h FROM (SELECT hash(company_id, event_id) AS h FROM {table}) GROUP BY h HAVING count(*) > 1"""
+    )
+    if not con.execute("SELECT count(*) FROM _sl_twice").fetchone()[0]:
+        con.execute("DROP TABLE _sl_twice")
+        return  # every key once: nothing to settle (the common case, one pass)
+    con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _sl_later AS
         SELECT pos, idx, company_id, event_id, same FROM (
             SELECT pos, idx, company_id, event_id,
                    row_number() OVER w AS nth,
                    ({content}) IS NOT DISTINCT FROM first_value(({content})) OVER w AS same
             FROM {table}
-            WHERE hash(company_id, event_id) IN (
-                SELECT h FROM (SELECT hash(company_id, event_id) AS h FROM {table}) GROUP BY h HAVING count(*) > 1)
+            WHERE hash(company_id, event_id) IN (SELECT h FROM _sl_twice)
             WINDOW w AS (PARTITION BY company_id, event_id ORDER BY pos, idx)
         ) WHERE nth > 1"""
     )
@@ -288,6 +294,7 @@ def _dedup(out: LoadedEvents, con, table: str, located: LineFiles) -> None:
         out.add_conflict(Conflict(cid, eid, name, n))
     con.execute(f"DELETE FROM {table} t USING _sl_later l WHERE t.pos = l.pos AND t.idx = l.idx")
     con.execute("DROP TABLE _sl_later")
+    con.execute("DROP TABLE _sl_twice")
 
 
 def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool = True) -> LoadedEvents:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 CHUNK_BYTES = 16 * 1024 * 1024
-WINDOW_CHUNKS = 4  # chunks per window: memory is about two windows of lines, 128 MiB
+WINDOW_CHUNKS = 2  # chunks per window: about two windows of lines in flight, 64 MiB
 SCHEMA = pa.schema([("pos", pa.int64()), ("line", pa.large_string()), ("raw", pa.large_binary())])
 
 

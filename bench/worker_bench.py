@@ -238,13 +238,15 @@ async def scenario_close(base: Settings, accounts: int, partitions: int) -> dict
                 until = done_for(MONTH, partitions)
                 while True:
                     await reader.poll(500)
-                    if until([orjson.loads(r.value) for r in reader.records[-(partitions * 4) :]]) or until(
-                        reader.values() if len(reader.records) > accounts else []
-                    ):
+                    # partition_done markers are single records (JSON objects); packed records are arrays
+                    tail = [
+                        v for r in reader.records[-(partitions * 4) :] if isinstance(v := orjson.loads(r.value), dict)
+                    ]
+                    if until(tail) or until(reader.values() if len(reader.records) > accounts else []):
                         break
                     assert w.alive(), w.tail()
                 close_s = time.perf_counter() - t0
-                decisions = sum(1 for r in reader.records if b'"kind":"decision"' in r.value[:40])
+                decisions = sum(1 for m in reader.values() if m.get("kind") == "decision")
             rss2 = rss_kb(worker_pid(w))
         finally:
             w.stop()

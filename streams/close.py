@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +50,35 @@ BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog 
 LATE_EVENT = "late_event"
 
 Emission = tuple[bytes, bytes, int | None]  # (key, value, partition or None: the key's home)
+PACK_BYTES = 256 * 1024  # most a packed snapshot record holds (the fold's producer batches 512 KiB)
+
+
+def packed(
+    emissions: Iterable[tuple[bytes, bytes, int]], limit: int = PACK_BYTES
+) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """Consecutive messages with one key and partition as one record, a JSON array of them (up
+    to `limit` bytes; a message alone stays a JSON object): (key, value, partition, messages).
+
+    A close sends a company's decisions and its company_month in a few records instead of one
+    per account: the producer's and the sink's consumer's cost is per record. The sink reads each
+    element as its own message (ledger.records.parse_record), in order, and rejects a bad one
+    alone; all of a record's elements are stored in one transaction, so a record is never half
+    stored."""
+    buf: list[bytes] = []
+    key, part, size = b"", 0, 1  # size: the array's bytes so far ("[" and each message with its "," or "]")
+    for k, v, p in emissions:
+        if buf and (k != key or p != part or size + len(v) + 1 > limit):
+            yield key, _array(buf), part, len(buf)
+            buf, size = [], 1
+        key, part = k, p
+        buf.append(v)
+        size += len(v) + 1
+    if buf:
+        yield key, _array(buf), part, len(buf)
+
+
+def _array(values: list[bytes]) -> bytes:
+    return values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
 
 
 def invoice_digest(invoice_json: dict) -> str:

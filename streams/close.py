@@ -175,20 +175,17 @@ class EmittedVersions:
         self.buckets: dict[int, dict[str, list]] = {}
         self.dirty: set[int] = set()
 
-    def _bucket(self, uid: str) -> tuple[int, dict[str, list]]:
+    def bucket(self, uid: str) -> tuple[int, dict[str, list]]:
+        """(b, uid -> [version, digest]) of the account's bucket: looked up, then `put`, with one hash."""
         b = zlib.crc32(uid.encode()) % self.nb if self.nb > 1 else 0
         bk = self.buckets.get(b)
         if bk is None:
             bk = self.buckets[b] = dict(self.table.raw.get(f"{self.hkey}{SEP}{b}") or {})
         return b, bk
 
-    def get(self, uid: str) -> list | None:
-        return self._bucket(uid)[1].get(uid)
-
-    def set(self, uid: str, version: int, digest: str) -> None:
-        b, bk = self._bucket(uid)
-        bk[uid] = [version, digest]
-        self.dirty.add(b)
+    def put(self, bucket: tuple[int, dict[str, list]], uid: str, version: int, digest: str) -> None:
+        bucket[1][uid] = [version, digest]
+        self.dirty.add(bucket[0])
 
     def save(self) -> None:
         for b in self.dirty:
@@ -418,7 +415,8 @@ class Closer:
             uid = d.user_id
             mask = mask_of(uid)
             masks.append(mask)
-            prev = versions.get(uid)
+            bucket = versions.bucket(uid)
+            prev = bucket[1].get(uid)
             version = 1 if prev is None else prev[0] + 1
             msg, dg = encoder.encode(
                 d, version=version,
@@ -430,7 +428,7 @@ class Closer:
             if prev is not None and prev[1] == dg:
                 continue
             yield key, msg, None
-            versions.set(uid, version, dg)
+            versions.put(bucket, uid, version, dg)
             changed += 1
             self._count_decision(cid, uid, month_s, version, prev, reason)
         if users is not None:

@@ -14,7 +14,8 @@ Scenarios: `single` (one event per message), `packed` (~500 events of one compan
 `close --month`: time from the markers to the last partition_done; RSS delta of the worker
 process over the ingestion divided by account-months), and `--complete-accounts N ...` (the same
 events, a worker and a sink as subprocesses: `seatledger close` to `month_closes.complete` in
-DuckDB, with the CPU seconds both processes spent meanwhile; docs/performance.md).
+DuckDB, with the CPU seconds both processes spent meanwhile and the sink's transactions: how
+many, the largest and the longest, which a reader of the file may wait for; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -309,6 +310,7 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
                 await asyncio.sleep(0.1)
             complete_s = time.perf_counter() - t0
             worker_cpu, sink_cpu = cpu_s(w.proc.pid) - cpu0[0], cpu_s(sink.pid) - cpu0[1]
+            batches = sink_batches(sink_log)
         finally:
             sink.terminate()
             sink.wait(120)
@@ -323,8 +325,17 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
         "ingest_s": round(ingest_s, 1), "worker_closed_s": round(closed_s or complete_s, 2),
         "close_to_complete_s": round(complete_s, 2), "accounts_per_s": round(accounts / complete_s),
         "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
-        "load_average": round(os.getloadavg()[0], 1),
+        "sink_batches": len(batches), "sink_batch_max_messages": max((m for m, _ in batches), default=0),
+        "sink_batch_max_s": max((t for _, t in batches), default=0.0), "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
+
+
+def sink_batches(path: Path) -> list[tuple[int, float]]:
+    """(messages, seconds) of each transaction the sink logged: how long a reader may wait for the file."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return [
+        (int(m), float(t)) for m, t in re.findall(r"event=batch_written .*?messages=(\d+) .*?seconds=([\d.]+)", text)
+    ]
 
 
 async def main() -> None:

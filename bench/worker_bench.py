@@ -14,7 +14,8 @@ Scenarios: `single` (one event per message), `packed` (~500 events of one compan
 `close --month`: time from the markers to the last partition_done; RSS delta of the worker
 process over the ingestion divided by account-months), and `--complete-accounts N ...` (the same
 events, a worker and a sink as subprocesses: `seatledger close` to `month_closes.complete` in
-DuckDB, with the CPU seconds both processes spent meanwhile; docs/performance.md).
+DuckDB, with the CPU seconds both processes spent meanwhile and the sink's transactions: how
+many, the largest and the longest, which a reader of the file may wait for; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -238,13 +239,15 @@ async def scenario_close(base: Settings, accounts: int, partitions: int) -> dict
                 until = done_for(MONTH, partitions)
                 while True:
                     await reader.poll(500)
-                    if until([orjson.loads(r.value) for r in reader.records[-(partitions * 4) :]]) or until(
-                        reader.values() if len(reader.records) > accounts else []
-                    ):
+                    # partition_done markers are single records (JSON objects); packed records are arrays
+                    tail = [
+                        v for r in reader.records[-(partitions * 4) :] if isinstance(v := orjson.loads(r.value), dict)
+                    ]
+                    if until(tail) or until(reader.values() if len(reader.records) > accounts else []):
                         break
                     assert w.alive(), w.tail()
                 close_s = time.perf_counter() - t0
-                decisions = sum(1 for r in reader.records if b'"kind":"decision"' in r.value[:40])
+                decisions = sum(1 for m in reader.values() if m.get("kind") == "decision")
             rss2 = rss_kb(worker_pid(w))
         finally:
             w.stop()
@@ -307,6 +310,7 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
                 await asyncio.sleep(0.1)
             complete_s = time.perf_counter() - t0
             worker_cpu, sink_cpu = cpu_s(w.proc.pid) - cpu0[0], cpu_s(sink.pid) - cpu0[1]
+            batches = sink_batches(sink_log)
         finally:
             sink.terminate()
             sink.wait(120)
@@ -321,8 +325,17 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
         "ingest_s": round(ingest_s, 1), "worker_closed_s": round(closed_s or complete_s, 2),
         "close_to_complete_s": round(complete_s, 2), "accounts_per_s": round(accounts / complete_s),
         "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
-        "load_average": round(os.getloadavg()[0], 1),
+        "sink_batches": len(batches), "sink_batch_max_messages": max((m for m, _ in batches), default=0),
+        "sink_batch_max_s": max((t for _, t in batches), default=0.0), "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
+
+
+def sink_batches(path: Path) -> list[tuple[int, float]]:
+    """(messages, seconds) of each transaction the sink logged: how long a reader may wait for the file."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return [
+        (int(m), float(t)) for m, t in re.findall(r"event=batch_written .*?messages=(\d+) .*?seconds=([\d.]+)", text)
+    ]
 
 
 async def main() -> None:

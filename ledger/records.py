@@ -18,6 +18,7 @@ from ledger.batch import Batch
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.estimate import STATUSES
+from projections.money import cents
 from projections.prices import MAX_USD
 from projections.snapshots import KINDS, DecisionEncoder, decision_from_row, digest
 from schemas.decode import deeper_than as _deeper_than
@@ -58,6 +59,9 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
     shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH  # then no element can nest too deep
     out = []
     for i, el in enumerate(elems):
+        if type(el) is dict and plain_decision(el):
+            out.append(Item(partition, offset, el, i))  # what shape_problem would accept, in one pass
+            continue
         try:
             problem = shape_problem(el, check_depth=not shallow)
         except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
@@ -141,6 +145,34 @@ def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
         counts = el.get("counts") or {}
         problem = _fields_problem(counts, dict.fromkeys(counts, "int64?"), "counts.")
     return problem
+
+
+_NESTED = frozenset({dict, list})  # the only types orjson decodes to besides scalars
+_OPTIONAL_STR = ("plan", "amend_reason", "close_id", "emitted_at")
+_INT32_MIN, _INT32_MAX = _INT_RANGES["int32"]
+
+
+def plain_decision(el: dict) -> bool:
+    """The common decision message, checked in one pass (most of a close's messages): every value
+    a scalar (so nothing nests), each field of `_SHAPES["decision"]` of its type and range, the
+    month one `Month.parse` accepted before. True implies `shape_problem(el) is None`; False says
+    nothing (the caller asks `shape_problem`, which names the problem)."""
+    g = el.get
+    month = g("month")
+    if g("kind") != "decision" or type(g("digest")) is not str or type(month) is not str or month not in _VALID_MONTHS:
+        return False
+    for name in _OPTIONAL_STR:
+        v = g(name)
+        if v is not None and type(v) is not str:
+            return False
+    for name in ("version", "partition"):
+        v = g(name)
+        if v is not None and not (type(v) is int and _INT32_MIN <= v <= _INT32_MAX):
+            return False
+    v = g("in_report")
+    if v is not None and type(v) is not bool:
+        return False
+    return _NESTED.isdisjoint(map(type, el.values()))
 
 
 def _company_month_problem(el: dict) -> str | None:
@@ -246,9 +278,62 @@ def decision_of(msg: dict, encoder: DecisionEncoder | None = None) -> tuple[Deci
     decision read back with projections.snapshots.decision_from_row (price rounded to cents), so
     the sink checks exactly what the emitter fingerprinted.
     """
+    d = _plain_decision_values(msg)
+    if d is None:
+        d = _checked_decision_values(msg)
+    return d, (encoder.digest(d) if encoder is not None else digest(d)) == msg["digest"]
+
+
+_PRICES: dict[str, Decimal] = {}  # price text -> its value in cents, for the texts seen (few)
+
+
+def _price(text: str) -> Decimal | None:
+    """`cents(text)` when it is in range (cached), else None."""
+    p = _PRICES.get(text)
+    if p is None:
+        try:
+            p = cents(text)
+            if not abs(p) < MAX_USD:
+                return None
+        except ArithmeticError:  # not a number, NaN: the checked path names it
+            return None
+        if len(_PRICES) < 10_000:
+            _PRICES[text] = p
+    return p
+
+
+def _plain_decision_values(msg: dict) -> Decision | None:
+    """`_checked_decision_values(msg)` for the common message (every column of its type, the price
+    a text, the evidence an array of objects), with fewer steps; None for anything else (then the
+    checked path raises with the reason). The same Decision: decision_from_row's values."""
     try:
-        row = {c: msg[c] for c in DECISION_COLUMNS}
-        claimed = msg["digest"]
+        cid, uid, month, billable, charged, tier, rule, reason, evidence, price, rsv = map(
+            msg.__getitem__, DECISION_COLUMNS
+        )
+        msg["digest"]
+    except KeyError:
+        return None
+    if not (type(cid) is str and type(uid) is str and type(month) is str and type(tier) is str
+            and type(rule) is str and type(reason) is str and type(evidence) is str and type(rsv) is str
+            and type(billable) is bool and type(charged) is bool and type(price) is str):  # fmt: skip
+        return None
+    usd = _price(price)
+    if usd is None:
+        return None
+    try:
+        ev = orjson.loads(evidence)
+    except orjson.JSONDecodeError:
+        return None
+    if type(ev) is not list or not all(type(e) is dict for e in ev):
+        return None
+    plan = msg.get("plan")
+    return Decision(cid, uid, month, billable, charged, tier, rule, reason, evidence, usd, rsv, str(plan or ""))
+
+
+def _checked_decision_values(msg: dict) -> Decision:
+    """Every check of decision_of, one by one (raises ValueError naming the first that fails)."""
+    try:
+        row = {c: msg[c] for c in (*DECISION_COLUMNS, "digest")}
     except KeyError as exc:
         raise ValueError(f"decision message lacks {exc.args[0]}") from None
     for c in _STR_COLUMNS:
@@ -265,7 +350,7 @@ def decision_of(msg: dict, encoder: DecisionEncoder | None = None) -> tuple[Deci
     d = decision_from_row(row, plan=str(msg.get("plan") or ""))
     if abs(d.unit_price_usd) >= MAX_USD:
         raise ValueError(f"unit_price_usd out of range: {row['unit_price_usd']!r}")
-    return d, (encoder.digest(d) if encoder is not None else digest(d)) == claimed
+    return d
 
 
 # Company months ------------------------------------------------------------------------------

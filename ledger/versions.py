@@ -13,8 +13,8 @@ invoice (ledger.invoicing).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import duckdb
 import orjson
@@ -33,9 +33,8 @@ def charged_usd(charged: bool, unit_price_usd: Decimal) -> Decimal:
     return unit_price_usd if charged else ZERO
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
-    """The latest stored version of a decision."""
+class Head(NamedTuple):
+    """The latest stored version of a decision (a tuple: one is built per stored decision)."""
 
     version: int
     digest: str

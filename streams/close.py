@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +50,35 @@ BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog 
 LATE_EVENT = "late_event"
 
 Emission = tuple[bytes, bytes, int | None]  # (key, value, partition or None: the key's home)
+PACK_BYTES = 256 * 1024  # most a packed snapshot record holds (the fold's producer batches 512 KiB)
+
+
+def packed(
+    emissions: Iterable[tuple[bytes, bytes, int]], limit: int = PACK_BYTES
+) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """Consecutive messages with one key and partition as one record, a JSON array of them (up
+    to `limit` bytes; a message alone stays a JSON object): (key, value, partition, messages).
+
+    A close sends a company's decisions and its company_month in a few records instead of one
+    per account: the producer's and the sink's consumer's cost is per record. The sink reads each
+    element as its own message (ledger.records.parse_record), in order, and rejects a bad one
+    alone; all of a record's elements are stored in one transaction, so a record is never half
+    stored."""
+    buf: list[bytes] = []
+    key, part, size = b"", 0, 1  # size: the array's bytes so far ("[" and each message with its "," or "]")
+    for k, v, p in emissions:
+        if buf and (k != key or p != part or size + len(v) + 1 > limit):
+            yield key, _array(buf), part, len(buf)
+            buf, size = [], 1
+        key, part = k, p
+        buf.append(v)
+        size += len(v) + 1
+    if buf:
+        yield key, _array(buf), part, len(buf)
+
+
+def _array(values: list[bytes]) -> bytes:
+    return values[0] if len(values) == 1 else b"[" + b",".join(values) + b"]"
 
 
 def invoice_digest(invoice_json: dict) -> str:
@@ -146,20 +175,17 @@ class EmittedVersions:
         self.buckets: dict[int, dict[str, list]] = {}
         self.dirty: set[int] = set()
 
-    def _bucket(self, uid: str) -> tuple[int, dict[str, list]]:
+    def bucket(self, uid: str) -> tuple[int, dict[str, list]]:
+        """(b, uid -> [version, digest]) of the account's bucket: looked up, then `put`, with one hash."""
         b = zlib.crc32(uid.encode()) % self.nb if self.nb > 1 else 0
         bk = self.buckets.get(b)
         if bk is None:
             bk = self.buckets[b] = dict(self.table.raw.get(f"{self.hkey}{SEP}{b}") or {})
         return b, bk
 
-    def get(self, uid: str) -> list | None:
-        return self._bucket(uid)[1].get(uid)
-
-    def set(self, uid: str, version: int, digest: str) -> None:
-        b, bk = self._bucket(uid)
-        bk[uid] = [version, digest]
-        self.dirty.add(b)
+    def put(self, bucket: tuple[int, dict[str, list]], uid: str, version: int, digest: str) -> None:
+        bucket[1][uid] = [version, digest]
+        self.dirty.add(bucket[0])
 
     def save(self) -> None:
         for b in self.dirty:
@@ -389,7 +415,8 @@ class Closer:
             uid = d.user_id
             mask = mask_of(uid)
             masks.append(mask)
-            prev = versions.get(uid)
+            bucket = versions.bucket(uid)
+            prev = bucket[1].get(uid)
             version = 1 if prev is None else prev[0] + 1
             msg, dg = encoder.encode(
                 d, version=version,
@@ -401,7 +428,7 @@ class Closer:
             if prev is not None and prev[1] == dg:
                 continue
             yield key, msg, None
-            versions.set(uid, version, dg)
+            versions.put(bucket, uid, version, dg)
             changed += 1
             self._count_decision(cid, uid, month_s, version, prev, reason)
         if users is not None:

@@ -33,7 +33,7 @@ from projections.rulesets import RuleSet
 from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, REJECTED, control_of
 from streams import faults
 from streams.changelog import ChangelogWrites
-from streams.close import Closer, Emission
+from streams.close import Closer, Emission, packed
 from streams.metrics import WorkerMetrics
 from streams.routing import dead_letter, home_partition
 from streams.sender import BatchSender, Record
@@ -45,7 +45,7 @@ log = logging.getLogger("seatledger.worker")
 
 FOLD_BATCH = 500  # routed messages per fold batch (their changelog writes are coalesced)
 FOLD_WITHIN = 0.1  # seconds a partial fold batch waits: fewer, larger changelog flushes
-SEND_YIELD_EVERY = 2000  # snapshot sends between yields to the event loop during a close
+SEND_YIELD_EVERY = 2000  # snapshot messages handed to the producer between yields to the event loop
 
 
 class RoutedRecord(NamedTuple):
@@ -135,19 +135,20 @@ class Fold:
 
     async def emit(self, emissions: Iterable[Emission]) -> int:
         """Snapshot messages, keyed by company (partition_done: by partition number); a company's
-        messages all go to its home partition of the snapshots topic, in order. Their deliveries
-        are awaited by `flush`, before the batch's changelog records are sent."""
+        messages all go to its home partition of the snapshots topic, in order, consecutive ones
+        packed into JSON arrays (streams.close.packed). Their deliveries are awaited by `flush`,
+        before the batch's changelog records are sent. Returns how many messages."""
         n = self.n
-        sent = 0
+        homed = ((k, v, (home_partition(k.decode(), n) if p is None else p) % n) for k, v, p in emissions)
+        sent = unsent = 0
         chunk: list[Record] = []
-        for key, value, part in emissions:
-            if part is None:
-                part = home_partition(key.decode(), n)
-            chunk.append((self.topic_snapshots, part % n, key, value))
-            sent += 1
-            if len(chunk) >= SEND_YIELD_EVERY:
+        for key, value, part, count in packed(homed):
+            chunk.append((self.topic_snapshots, part, key, value))
+            sent += count
+            unsent += count
+            if unsent >= SEND_YIELD_EVERY:
                 self._inflight += await self.sender.send(chunk)
-                chunk = []
+                chunk, unsent = [], 0
         self._inflight += await self.sender.send(chunk)
         return sent
 

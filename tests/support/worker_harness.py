@@ -140,7 +140,16 @@ class TopicReader:
         return n
 
     def values(self) -> list[dict]:
-        return [orjson.loads(r.value) for r in self.records]
+        """Every message read, in order: a record holding a JSON array (a packed record of the
+        snapshots topic, streams.close.packed) gives each element."""
+        out: list[dict] = []
+        for r in self.records:
+            v = orjson.loads(r.value)
+            if isinstance(v, list):
+                out.extend(v)
+            else:
+                out.append(v)
+        return out
 
 
 async def wait_snapshots(

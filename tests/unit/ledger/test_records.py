@@ -8,8 +8,18 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ledger.records import company_month_of, content_digest, decision_of, parse_record
+from ledger.records import (
+    _checked_decision_values,
+    company_month_of,
+    content_digest,
+    decision_of,
+    parse_record,
+    plain_decision,
+    shape_problem,
+)
 from projections.snapshots import company_month_message, decision_from_row, decision_message, digest
 from tests.unit.ledger.closes import MONTH, dec, invoice_json
 
@@ -133,3 +143,35 @@ def test_a_deep_or_evidence_less_decision_is_unreadable_and_nothing_raises():
     msg = decision_message(dec(), version=1) | {"evidence": "not json"}
     with pytest.raises(ValueError, match="evidence must be a JSON array of objects"):
         decision_of(msg)
+
+
+_ODD_VALUES = st.sampled_from(
+    [None, 0, 7, 7.5, 2**40, True, False, "", "x", "4.00", "7", "1e10", "-3.999", "NaN", "sNaN", "abc",
+     "[]", '[{"a": 1}]', "[1]", "{}", "not json", "2026-10", "9999-12", [], [1], {}, {"a": [1]}]
+)  # fmt: skip
+_FIELDS = st.sampled_from(
+    ["company_id", "user_id", "month", "billable", "charged", "tier", "rule", "reason", "evidence",
+     "unit_price_usd", "ruleset_version", "plan", "digest", "version", "partition", "amend_reason",
+     "in_report", "close_id", "emitted_at", "kind", "extra"]
+)  # fmt: skip
+
+
+def _outcome(f, *args):
+    try:
+        return ("ok", f(*args))
+    except Exception as exc:
+        return ("raises", type(exc), str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(changes=st.dictionaries(_FIELDS, _ODD_VALUES, max_size=3), drop=st.lists(_FIELDS, max_size=2))
+def test_the_one_pass_decision_checks_agree_with_the_field_by_field_ones(changes, drop):
+    msg = decision_message(dec(price="12.50"), version=1, partition=2, close_id="c") | changes
+    for name in drop:
+        msg.pop(name, None)
+    if plain_decision(msg):  # accepted in one pass: the full checks find nothing either
+        assert shape_problem(msg) is None
+    want = _outcome(_checked_decision_values, msg)
+    if want[0] == "ok":
+        want = _outcome(lambda m: (want[1], digest(want[1]) == m["digest"]), msg)
+    assert _outcome(decision_of, msg) == want

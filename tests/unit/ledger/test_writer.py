@@ -142,3 +142,38 @@ def test_tampered_digest_is_counted(db):
     m["charged"] = False
     r = write_batch(db, parse_record(0, 0, encode(m)), topic=TOPIC)
     assert r.digest_mismatches == 1
+
+
+def test_a_packed_record_with_one_bad_element_stores_the_others_and_rejects_that_one_alone(db):
+    good = [decision_message(dec(user=f"u{i}"), version=1, partition=0) for i in range(3)]
+    bad_shape = decision_message(dec(user="u-shape"), version=1) | {"version": "one"}
+    bad_value = decision_message(dec(user="u-value"), version=1) | {"tier": None}
+    cm = company_month_message(invoice_json("c1", MONTH, [dec()]), [], partition=0)
+    record = orjson.dumps([good[0], bad_shape, good[1], bad_value, good[2], cm])
+    r = write_batch(db, parse_record(0, 0, record), topic=TOPIC)
+    assert r.stored["snapshot_versions"] == 3 and r.stored["company_month_versions"] == 1 and r.rejects == 2
+    assert q(db, "SELECT user_id, kafka_offset FROM snapshot_versions ORDER BY user_id") == [
+        ("u0", 0),
+        ("u1", 0),
+        ("u2", 0),
+    ]
+    rejects = q(db, "SELECT kafka_offset, error, raw FROM sink_rejects ORDER BY error")
+    assert [(off, err) for off, err, _ in rejects] == [
+        (0, "bad decision: tier must be a string"),
+        (0, "version must be an integer from -2147483648 to 2147483647"),
+    ]
+    assert [orjson.loads(raw)["user_id"] for _, _, raw in rejects] == ["u-value", "u-shape"]  # each its own bytes
+    assert read_positions(db, TOPIC) == {0: 1}
+
+
+def test_a_redelivered_packed_record_stores_nothing_twice(db):
+    msgs = [decision_message(dec(user=f"u{i}"), version=1, partition=0) for i in range(4)]
+    record = orjson.dumps(msgs)
+    first = write_batch(db, parse_record(0, 0, record), topic=TOPIC)
+    again = write_batch(db, parse_record(0, 0, record), topic=TOPIC)  # a sink restart re-reading it
+    resent = write_batch(db, parse_record(0, 1, record), topic=TOPIC)  # the worker sending it again
+    assert first.stored["snapshot_versions"] == 4
+    assert (again.already_written, again.rows_written) == (4, 0)
+    assert (resent.duplicates["decision"], resent.rows_written) == (4, 0)
+    assert q(db, "SELECT count(*), max(version) FROM snapshot_versions") == [(4, 1)]
+    assert read_positions(db, TOPIC) == {0: 2}

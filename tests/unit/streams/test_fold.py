@@ -98,9 +98,10 @@ async def test_the_month_closes_on_a_partition_once_every_source_partitions_mark
     assert not [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
     await fold.fold_batch(markers[1:])
     snaps = [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
-    assert [orjson.loads(r[3])["kind"] for r in snaps] == ["decision"] * 3 + ["company_month", "partition_done"]
+    # the company's messages packed into one record (a JSON array, in order), then the done marker
+    assert [_kinds(orjson.loads(r[3])) for r in snaps] == [["decision"] * 3 + ["company_month"], "partition_done"]
     assert {r[1] for r in snaps} == {p}  # a company's messages on its home partition
-    assert snaps[-1][2] == str(p).encode()
+    assert [r[2] for r in snaps] == [b"c1", str(p).encode()]
     assert fold.stores.closes.raw[f"{MONTH}\x1f{p}"]["closed"] is True
     assert fold.closer.counts.decisions == 3
 
@@ -272,6 +273,19 @@ def _sent(sender: RecordingSender, topic: str) -> list[tuple]:
     return [r for batch in sender.sent for r in batch if r[0] == topic]
 
 
+def _kinds(value: dict | list) -> str | list[str]:
+    return [m["kind"] for m in value] if isinstance(value, list) else value["kind"]
+
+
+def _messages(sender: RecordingSender, topic: str) -> list[dict]:
+    """The messages sent to `topic`, each element of a packed record (a JSON array) on its own."""
+    out: list[dict] = []
+    for r in _sent(sender, topic):
+        v = orjson.loads(r[3])
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
 async def test_closing_a_month_drops_the_facts_of_months_past_the_late_window_with_tombstones():
     sender = RecordingSender()
     fold = await _closed_through_october(sender)
@@ -305,7 +319,7 @@ async def test_a_late_event_inside_the_window_is_amended_exactly_once():
     sender.sent.clear()
     late = RoutedRecord(0, 9, orjson.dumps([_ev("late-u2-sep", "login", "2026-09-15T09:00:00Z", user_id="u2")]))
     await fold.fold_batch([late])
-    amended = [orjson.loads(r[3]) for r in _sent(sender, "snapshots")]
+    amended = _messages(sender, "snapshots")
     decisions = [m for m in amended if m["kind"] == "decision"]
     assert [(m["user_id"], m["month"], m["version"]) for m in decisions] == [("u2", "2026-09", 2)]
     assert decisions[0]["billable"] is True
@@ -326,7 +340,7 @@ async def test_an_estimate_marker_from_every_source_emits_the_partitions_bill_so
     await fold.fold_batch([RoutedRecord(p, 1, orjson.dumps(marker[0]))])
     assert _sent(sender, "snapshots") == []  # not every source partition's marker yet
     await fold.fold_batch([RoutedRecord(p, 2, orjson.dumps(marker[1])), RoutedRecord(p, 3, orjson.dumps(marker[1]))])
-    msgs = [orjson.loads(r[3]) for r in _sent(sender, "snapshots")]
+    msgs = _messages(sender, "snapshots")
     assert [m["kind"] for m in msgs] == ["estimate"] * 3 + ["company_estimate"]
     assert all(m["provisional"] and m["estimate_id"] == "e1" for m in msgs)
     # u0..u2 logged in on Oct 1..3, provisioned in September: billable so far

@@ -1,0 +1,135 @@
+"""The month close and the sink's writes in-process, no Kafka: CPU seconds of each side.
+
+    .venv/bin/python bench/close_inprocess_bench.py [--accounts 100000] [--batch 5000] [--pack 1] [--profile close|sink]
+
+Folds bench/worker_bench.py's close workload (2 events per account, 2,000 accounts per company)
+into a `FoldState`, runs `Closer.close` on every partition, then hands the emitted records to
+the sink's own steps as `seatledger sink` would: `parse_record` per Kafka record and
+`write_batch` per batch of `--batch` messages, on a DuckDB file opened and closed per batch.
+`--profile` prints the cProfile of one side (docs/performance.md, "Month close to DuckDB").
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from bench.worker_bench import MONTH, close_messages  # noqa: E402
+from ledger.connection import connect, read_connection  # noqa: E402
+from ledger.records import Item, parse_record  # noqa: E402
+from ledger.tables import ensure_schema  # noqa: E402
+from ledger.writer import write_batch  # noqa: E402
+from projections.prices import PriceBook  # noqa: E402
+from streams.close import Closer, packed  # noqa: E402
+from streams.routing import home_partition  # noqa: E402
+from streams.state import FoldState, Stores  # noqa: E402
+
+PARTITIONS = 4
+Record = tuple[bytes, bytes, int]  # key, value, partition
+
+
+def folded(accounts: int) -> FoldState:
+    state = FoldState(Stores(), PARTITIONS)
+    for cid, value, _ in close_messages(accounts, seed=1):
+        state.fold_items(orjson.loads(value), home_partition(cid.decode(), PARTITIONS))
+    return state
+
+
+def close_all(state: FoldState, pack: bool) -> list[Record]:
+    """Every partition's close, as records of the snapshots topic (packed as streams.fold.Fold.emit
+    packs them, or one per message)."""
+    closer = Closer(state, PriceBook.load(None))
+    out: list[Record] = []
+    for p in range(PARTITIONS):
+        for sp in range(PARTITIONS):
+            month = closer.on_marker({"month": MONTH, "partitions": PARTITIONS, "source_partition": sp}, p)
+            if month:
+                homed = (
+                    (k, v, home_partition(k.decode(), PARTITIONS) if q is None else q)
+                    for k, v, q in closer.close(p, month)
+                )
+                out.extend((k, v, q) for k, v, q, _ in packed(homed)) if pack else out.extend(homed)
+    return out
+
+
+def sink_all(records: list[Record], db: Path, batch: int) -> int:
+    """parse_record + write_batch as the sink does; the number of messages stored or rejected."""
+    offsets = [0] * PARTITIONS
+    items: list[Item] = []
+    n = 0
+    con = connect(db)
+    ensure_schema(con)
+    con.close()
+    for _, value, p in records:
+        items.extend(parse_record(p, offsets[p], value))
+        offsets[p] += 1
+        if len(items) >= batch:
+            n += _write(db, items)
+            items = []
+    if items:
+        n += _write(db, items)
+    return n
+
+
+def _write(db: Path, items: list[Item]) -> int:
+    con = connect(db)
+    try:
+        write_batch(con, items, topic="bench")
+    finally:
+        con.close()
+    return len(items)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--accounts", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--profile", choices=("close", "sink"))
+    ap.add_argument(
+        "--pack", type=int, default=1, help="1: records packed as the worker sends them; 0: one per message"
+    )
+    args = ap.parse_args()
+    state = folded(args.accounts)
+    prof = cProfile.Profile()
+    c0 = time.process_time()
+    if args.profile == "close":
+        prof.enable()
+    records = close_all(state, bool(args.pack))
+    prof.disable()
+    close_cpu = time.process_time() - c0
+    with tempfile.TemporaryDirectory(prefix="close-bench-") as tmp:
+        db = Path(tmp) / "ledger.duckdb"
+        s0 = time.process_time()
+        if args.profile == "sink":
+            prof.enable()
+        messages = sink_all(records, db, args.batch)
+        prof.disable()
+        sink_cpu = time.process_time() - s0
+        with read_connection(db) as con:
+            complete = con.execute("SELECT complete FROM month_closes WHERE month = ?", [MONTH]).fetchall()
+            stored = con.execute("SELECT count(*) FROM account_decisions WHERE month = ?", [MONTH]).fetchall()
+    print(
+        orjson.dumps(
+            {
+                "accounts": args.accounts, "records": len(records), "messages": messages,
+                "close_cpu_s": round(close_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
+                "sink_rows_per_cpu_s": round(stored[0][0] / sink_cpu), "complete": complete == [(True,)],
+            }
+        ).decode()
+    )  # fmt: skip
+    if args.profile:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -122,10 +122,6 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
 EvidenceItem = Record | Evidence | None  # None: a proof the account does not have, skipped
 
 
-def _json_text(text: str) -> str:
-    return orjson.dumps(text).decode()
-
-
 _TYPE_JSON: dict[str, str] = {}  # an event type as a JSON string (a few dozen types)
 
 
@@ -145,9 +141,15 @@ def evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
         seen.append(eid)
         kind_json = _TYPE_JSON.get(kind)
         if kind_json is None:
-            kind_json = _TYPE_JSON[kind] = _json_text(kind)
+            kind_json = _TYPE_JSON[kind] = orjson.dumps(kind).decode()
         parts.append(
-            '{"event_id":' + _json_text(eid) + ',"type":' + kind_json + ',"occurred_at":"' + local_iso(ts, tz) + '"}'
+            '{"event_id":'
+            + orjson.dumps(eid).decode()
+            + ',"type":'
+            + kind_json
+            + ',"occurred_at":"'
+            + local_iso(ts, tz)
+            + '"}'
         )
     return "[" + ",".join(parts) + "]"
 
@@ -417,11 +419,14 @@ def decide_company(
     cm = company_month(company_id, company, month)
     end = cm.bounds.end_us
     bulk = company_decider(cm, prices, rs)
-    out = [
-        bulk.decide(uid, ordered_records(acc), acc.first_seen, activity.get(uid))
-        for uid, acc in sorted(accounts.items())
-        if known_by(acc, end)
-    ]
+    decide, get_activity = bulk.decide, activity.get
+    out = []
+    for uid, acc in sorted(accounts.items()):
+        fs = acc.first_seen
+        if fs is None or fs[0] >= end:  # not known_by(acc, end), inlined: a loop over every account
+            continue
+        recs = acc.records
+        out.append(decide(uid, ordered(recs) if len(recs) > 1 else list(recs.values()), fs, get_activity(uid)))
     return cm, out
 
 
@@ -442,11 +447,18 @@ def decide_month(
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
     accounts: dict[str, dict[str, AccountFacts]] = {}
     for (cid, uid), acc in facts.accounts.items():
-        accounts.setdefault(cid, {})[uid] = acc
+        by_user = accounts.get(cid)
+        if by_user is None:
+            by_user = accounts[cid] = {}
+        by_user[uid] = acc
     activity: dict[str, dict[str, MonthActivity]] = {}
+    year, mon = month.year, month.month  # compared as ints: Month's dataclass __eq__ is slow per row
     for (cid, uid, mo), act in facts.activity.items():
-        if mo == month:
-            activity.setdefault(cid, {})[uid] = act
+        if mo.month == mon and mo.year == year:
+            per = activity.get(cid)
+            if per is None:
+                per = activity[cid] = {}
+            per[uid] = act
     for cid in cids:
         cm, decisions = decide_company(
             cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs

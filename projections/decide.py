@@ -291,31 +291,43 @@ class Template:
 class BulkDecider:
     """`decide_account` for the accounts of one company-month, with the rules run once per shape.
 
-    Within a company-month the verdict depends on an account only through its *shape*: its records
-    up to the month's end as (type, which of [.., start), [start, day 2), [day 2, end) the instant
-    falls in, the attributes the rules read), whether it has a billing proof and a notification
-    (R2). `account_verdict` runs on the first account of each shape, with every evidence source
-    its own object; each evidence item is then known by where it came from (record i, the proof,
-    the first notification, the first event seen, or a company record), and the accounts of that
-    shape get their own items from the same places. Equal to `decide_account` for every account:
+    Within a company-month the verdict depends on an account only through its *shape*: the
+    presence of a billing proof, a notification (R2) and a first event; its records up to the
+    month's end other than profile updates (lifecycle and guest events, R1/R3/R5) as (type, which
+    of [.., start), [start, day 2), [day 2, end) the instant falls in, whether an invite names
+    another home company); and what its profile on day 1 gives the rules: the tier (R7) and the
+    employment (R8). `account_verdict` runs on the first account of each shape, with every evidence
+    source its own object; each evidence item is then known by where it came from (lifecycle
+    record i, the proof, the first notification, the first event seen, or a company record), and
+    the accounts of that shape get their own items from the same places.
+
+    The profile costs a pass over the records, so accounts are first looked up by their raw key
+    (every record with its attributes, `raw_key`), which is finer; only an account whose raw key
+    is new pays for its shape. Equal to `decide_account` for every account:
     tests/unit/projections/test_bulk_decide.py checks it on random facts.
     """
 
-    __slots__ = ("cm", "prices", "ruleset", "templates", "_bounds", "_month", "_version")
+    __slots__ = ("cm", "prices", "ruleset", "templates", "shapes", "_bounds", "_month", "_version")
 
     def __init__(self, cm: CompanyMonth, prices: UnitPrices, ruleset: RuleSet = CURRENT):
         self.cm = cm
         self.prices = prices
         self.ruleset = ruleset
-        self.templates: dict[tuple, Template] = {}
+        self.templates: dict[tuple, Template] = {}  # by raw key
+        self.shapes: dict[tuple, Template] = {}  # by shape: raw keys of one shape share a template
         b = cm.bounds
         self._bounds = (b.start_us, b.day1_cutoff_us, b.end_us)
         self._month = str(cm.month)
         self._version = ruleset.version
 
-    def shape(self, records: list[Record], first_seen: object, proof: object, notif: object) -> tuple:
+    def raw_key(
+        self, records: list[Record], first_seen: object, proof: object, notif: object
+    ) -> tuple[tuple, list[Record]]:
+        """(every record up to the month's end with its bucket and attributes, the lifecycle
+        records among them: those an evidence slot indexes)."""
         start, cut, end = self._bounds
         key: list = [proof is not None, notif is not None, first_seen is not None]
+        kept: list[Record] = []
         for r in records:
             ts = r.ts
             if ts >= end:  # no rule reads a record from after the month (records are in time order)
@@ -326,7 +338,17 @@ class BulkDecider:
                 key.append((t, 0 if ts < start else 1 if ts < cut else 2, bool(home and home != self.cm.company_id)))
             else:
                 key.append((t, 0 if ts < start else 1 if ts < cut else 2, r.attrs))
-        return tuple(key)
+            if t != "profile_update":
+                kept.append(r)
+        return tuple(key), kept
+
+    def shape(self, raw_key: tuple, records: list[Record], kept: list[Record]) -> tuple:
+        """The shape (see the class): the raw key without profile updates and attributes, plus
+        the tier and employment of the profile on day 1."""
+        prof = profile_as_of(records, self._bounds[1])
+        life = tuple(k[:2] if k[0] != "invite" else k for k in raw_key[3:] if k[0] != "profile_update")
+        assert len(life) == len(kept)
+        return (*raw_key[:3], life, tier(prof), prof.employment)
 
     def verdict(
         self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
@@ -334,15 +356,19 @@ class BulkDecider:
         """The account's template and its own evidence items (`records` in (ts, event_id) order)."""
         proof = self.ruleset.billing_proof(activity)
         notif = activity.first_notify if activity is not None else None
-        key = self.shape(records, first_seen, proof, notif)
+        key, kept = self.raw_key(records, first_seen, proof, notif)
         tpl = self.templates.get(key)
         if tpl is None:
-            tpl = self.templates[key] = self._template(records, first_seen, activity)
+            shape = self.shape(key, records, kept)
+            tpl = self.shapes.get(shape)
+            if tpl is None:
+                tpl = self.shapes[shape] = self._template(records, kept, first_seen, activity)
+            self.templates[key] = tpl
         items: list[EvidenceItem] = []
         for slot in tpl.slots:
             tag = slot[0]
             if tag == "r":
-                items.append(records[slot[1]])
+                items.append(kept[slot[1]])
             elif tag == "p":
                 items.append(proof)
             elif tag == "n":
@@ -366,9 +392,11 @@ class BulkDecider:
             evidence_json(items, self.cm.tz), tpl.price, self._version, self.cm.plan,
         )  # fmt: skip
 
-    def _template(self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None) -> Template:
+    def _template(
+        self, records: list[Record], kept: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
+    ) -> Template:
         """Run the rules on copies that give every evidence source its own identity, then name
-        each evidence item by its source."""
+        each evidence item by its source (a record by its place among the lifecycle records)."""
         fs = _copy(first_seen)
         act = None
         if activity is not None:
@@ -382,7 +410,8 @@ class BulkDecider:
             )
         v = account_verdict(self.cm, records, fs, act, self.prices, self.ruleset)
         proof = self.ruleset.billing_proof(act)
-        index = {id(r): i for i, r in enumerate(records)}
+        index = {id(r): i for i, r in enumerate(kept)}
+        own = {id(r) for r in records}
         sources = [(proof, _PROOF)]
         if act is not None:
             sources += [(act.first_notify, _NOTIFY), (act.first_bill, _FIRST_BILL), (act.first_report, _FIRST_REPORT)]
@@ -395,6 +424,8 @@ class BulkDecider:
             if i is not None:
                 slots.append(("r", i))
                 continue
+            if id(it) in own:  # a record outside the shape would be another account's constant
+                raise AssertionError(f"evidence from a record the shape leaves out: {it}")
             slots.append(next((s for src, s in sources if src is not None and src is it), ("k", it)))
         return Template(v.billable, v.charged, v.tier, v.rule, v.reason, v.price, tuple(slots))
 

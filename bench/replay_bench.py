@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import shutil
 import statistics
@@ -63,6 +64,12 @@ KINDS = [  # activity kinds with weights
     ("chat_use", 8),
     ("admin_panel_use", 2),
 ]
+
+
+def cpu_s() -> float:
+    """CPU seconds of this process so far, user + system, every thread (DuckDB's included)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def generate(dirpath: Path, accounts: int, per_account: int, threads: int) -> tuple[Path, int]:
@@ -282,6 +289,8 @@ def main() -> None:
     month = Month(2026, 10)
     prices = PriceBook.load()
     raw_t, sql_t, facts_t, decide_t, rec_t, act_t = [], [], [], [], [], []
+    facts_cpu: list[float] = []  # CPU seconds of this process (DuckDB's threads included)
+    decide_cpu: list[float] = []
     digest = ""
     n_dec = 0
     for run in range(args.runs):
@@ -301,7 +310,7 @@ def main() -> None:
 
         # build_facts(con, "ev"), in its two passes so that each is timed
         # (build_facts pauses the cyclic GC around both passes; so does this split)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         view = _as_view(con, "ev")
         with no_gc():
             facts = _load_records(con, view, None)
@@ -309,11 +318,13 @@ def main() -> None:
             _load_activity(
                 con, view, facts, {cid: cf.timezone_name for cid, cf in facts.companies.items() if cf.records}, None
             )
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), cpu_s()
         rec_t.append(tr - t0)
         act_t.append(t1 - tr)
         res = month_from_facts(facts, month, prices=prices, with_mau=False)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), cpu_s()
+        facts_cpu.append(c1 - c0)
+        decide_cpu.append(c2 - c1)
         facts_t.append(t1 - t0)
         decide_t.append(t2 - t1)
         n_dec = len(res.decisions)
@@ -324,7 +335,8 @@ def main() -> None:
         print(
             f"run {run + 1}: raw {raw_t[-1]:.2f}s | replay activity SQL {sql_t[-1]:.2f}s | "
             f"build_facts {facts_t[-1]:.2f}s (records {rec_t[-1]:.2f}s, activity {act_t[-1]:.2f}s) | "
-            f"decide {decide_t[-1]:.2f}s ({n_dec:,} decisions, digest {digest})",
+            f"decide {decide_t[-1]:.2f}s ({n_dec:,} decisions, digest {digest}) | "
+            f"CPU: build_facts {facts_cpu[-1]:.2f}s, decide {decide_cpu[-1]:.2f}s | load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         del facts, res
@@ -348,6 +360,10 @@ def main() -> None:
         f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw"
     )
     print(f"split of the replay: facts {fb / (fb + dec):.0%}, decide {dec / (fb + dec):.0%}")
+    print(
+        f"CPU seconds (medians): build_facts {statistics.median(facts_cpu):.2f}s, "
+        f"decide {statistics.median(decide_cpu):.2f}s"
+    )
     print(f"decisions digest: {digest}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
     if not args.keep and not args.dir:

@@ -41,26 +41,57 @@ def local_date(us: int, tz: ZoneInfo) -> date:
     return from_us(us, tz).date()
 
 
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_QUARTER_HOUR_US = 900_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
-@lru_cache(maxsize=262144)
-def _offset(tz: ZoneInfo, quarter_hour: int) -> tuple[int, str]:
-    """The zone's UTC offset in a quarter hour (zone transitions fall on quarter hours), cached."""
-    off = from_us(quarter_hour * _QUARTER_HOUR_US, tz).utcoffset()
+def _offset(tz: ZoneInfo, us: int) -> tuple[int, str]:
+    """The zone's UTC offset at an instant: (microseconds, its text as isoformat writes it)."""
+    off = from_us(us, tz).utcoffset()
     assert off is not None  # an aware datetime in a ZoneInfo always has one
-    secs = int(off.total_seconds())
+    secs = off.days * 86_400 + off.seconds
     sign = "+" if secs >= 0 else "-"
-    hh, mm = divmod(abs(secs) // 60, 60)
-    return secs * 1_000_000, f"{sign}{hh:02d}:{mm:02d}"
+    mins, ss = divmod(abs(secs), 60)
+    hh, mm = divmod(mins, 60)
+    return secs * 1_000_000, f"{sign}{hh:02d}:{mm:02d}" + (f":{ss:02d}" if ss else "")
+
+
+_DAY_US = 86_400_000_000
+_day_offsets: dict[tuple[ZoneInfo, int], tuple[int, str]] = {}  # (zone, UTC day) -> offset
+_CHANGES = (0, "")  # in _day_offsets: the offset changes within that day
+_day_texts: dict[int, str] = {}  # days since the epoch -> "YYYY-MM-DD"
+_MINUTE_TEXTS = [f"T{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]  # minute of the day
+_SECOND_TEXTS = [f"{s:02d}" for s in range(60)]
+
+
+def _day_offset(tz: ZoneInfo, day: int) -> tuple[int, str]:
+    """The zone's offset over a whole UTC day, or `_CHANGES` when it changes within the day. Equal offsets
+    at the day's start and the next day's start mean no change in between, since tzdata has no two
+    transitions of a zone less than a day apart (the closest are 6.96 days, 2000-2100:
+    tests/unit/replay/test_facts_sql.py pins them)."""
+    first = _offset(tz, day * _DAY_US)
+    return first if _offset(tz, (day + 1) * _DAY_US) == first else _CHANGES
 
 
 def local_iso(us: int, tz: ZoneInfo) -> str:
-    """An instant as local wall time with its offset, as support reads it (2026-10-01T00:30:00+02:00)."""
-    off_us, suffix = _offset(tz, us // _QUARTER_HOUR_US)
-    wall = _NAIVE_EPOCH + timedelta(microseconds=us + off_us)
-    return wall.isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds") + suffix
+    """An instant as local wall time with its offset, as support reads it (2026-10-01T00:30:00+02:00).
+
+    Equal to `from_us(us, tz).isoformat(timespec=...)` (seconds when whole, else microseconds),
+    computed from integers and per-day caches: it runs once per evidence item of every decision."""
+    key = (tz, us // _DAY_US)
+    off = _day_offsets.get(key)
+    if off is None:
+        off = _day_offsets[key] = _day_offset(tz, key[1])
+    if off is _CHANGES:  # a day with a transition (a few a year): the instant's own offset
+        off = _offset(tz, us)
+    secs, frac = divmod(us + off[0], 1_000_000)
+    days, sod = divmod(secs, 86_400)
+    text = _day_texts.get(days)
+    if text is None:
+        text = _day_texts[days] = date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+    mins, ss = divmod(sod, 60)
+    if frac:
+        return f"{text}{_MINUTE_TEXTS[mins]}{_SECOND_TEXTS[ss]}.{frac:06d}{off[1]}"
+    return text + _MINUTE_TEXTS[mins] + _SECOND_TEXTS[ss] + off[1]
 
 
 def utc_iso(ts: datetime) -> str:

@@ -7,7 +7,7 @@ differential test between them only has to compare facts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -50,8 +50,12 @@ DECISION_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Decision:
+    """One account's decision for one month. Frozen; `__init__` is written out (same parameters as
+    the generated one, a test holds them to the fields) because the generated one of a frozen
+    dataclass looks up `object.__setattr__` per field, a third of bulk decide's cost per account."""
+
     company_id: str
     user_id: str
     month: str
@@ -64,6 +68,35 @@ class Decision:
     unit_price_usd: Decimal
     ruleset_version: str
     plan: str = ""  # not part of the published row: invoices group by it
+
+    def __init__(
+        self,
+        company_id: str,
+        user_id: str,
+        month: str,
+        billable: bool,
+        charged: bool,
+        tier: str,
+        rule: str,
+        reason: str,
+        evidence: str,
+        unit_price_usd: Decimal,
+        ruleset_version: str,
+        plan: str = "",
+    ) -> None:
+        setattr_ = object.__setattr__  # frozen: the fields are set once, here
+        setattr_(self, "company_id", company_id)
+        setattr_(self, "user_id", user_id)
+        setattr_(self, "month", month)
+        setattr_(self, "billable", billable)
+        setattr_(self, "charged", charged)
+        setattr_(self, "tier", tier)
+        setattr_(self, "rule", rule)
+        setattr_(self, "reason", reason)
+        setattr_(self, "evidence", evidence)
+        setattr_(self, "unit_price_usd", unit_price_usd)
+        setattr_(self, "ruleset_version", ruleset_version)
+        setattr_(self, "plan", plan)
 
     def row(self) -> dict:
         """The published row (replay output, `account_decisions`), same columns everywhere."""
@@ -122,18 +155,29 @@ def company_month(company_id: str, company: CompanyFacts, month: Month) -> Compa
 EvidenceItem = Record | Evidence | None  # None: a proof the account does not have, skipped
 
 
+_TYPE_JSON: dict[str, str] = {}  # an event type as a JSON string (a few dozen types)
+
+
 def evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
-    seen = set()
-    out = []
+    """The evidence column: a JSON array of {"event_id", "type", "occurred_at"}, each event once.
+
+    Written as text, byte for byte what `orjson.dumps` of the list of dicts gives (the event id and
+    type through orjson's string encoder): one per decision, so it is kept to string joins."""
+    seen: list[str] = []
+    parts: list[str] = []
+    dumps = orjson.dumps
     for it in items:
         if it is None:
             continue
-        ev = it.evidence if isinstance(it, Record) else it
-        if ev[1] in seen:
+        ts, eid, kind = it.evidence if isinstance(it, Record) else it
+        if eid in seen:
             continue
-        seen.add(ev[1])
-        out.append({"event_id": ev[1], "type": ev[2], "occurred_at": local_iso(ev[0], tz)})
-    return orjson.dumps(out).decode()
+        seen.append(eid)
+        kind_json = _TYPE_JSON.get(kind)
+        if kind_json is None:
+            kind_json = _TYPE_JSON[kind] = dumps(kind).decode()
+        parts.append(f'{{"event_id":{dumps(eid).decode()},"type":{kind_json},"occurred_at":"{local_iso(ts, tz)}"}}')
+    return "[" + ",".join(parts) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,31 +291,43 @@ class Template:
 class BulkDecider:
     """`decide_account` for the accounts of one company-month, with the rules run once per shape.
 
-    Within a company-month the verdict depends on an account only through its *shape*: its records
-    up to the month's end as (type, which of [.., start), [start, day 2), [day 2, end) the instant
-    falls in, the attributes the rules read), whether it has a billing proof and a notification
-    (R2). `account_verdict` runs on the first account of each shape, with every evidence source
-    its own object; each evidence item is then known by where it came from (record i, the proof,
-    the first notification, the first event seen, or a company record), and the accounts of that
-    shape get their own items from the same places. Equal to `decide_account` for every account:
+    Within a company-month the verdict depends on an account only through its *shape*: the
+    presence of a billing proof, a notification (R2) and a first event; its records up to the
+    month's end other than profile updates (lifecycle and guest events, R1/R3/R5) as (type, which
+    of [.., start), [start, day 2), [day 2, end) the instant falls in, whether an invite names
+    another home company); and what its profile on day 1 gives the rules: the tier (R7) and the
+    employment (R8). `account_verdict` runs on the first account of each shape, with every evidence
+    source its own object; each evidence item is then known by where it came from (lifecycle
+    record i, the proof, the first notification, the first event seen, or a company record), and
+    the accounts of that shape get their own items from the same places.
+
+    The profile costs a pass over the records, so accounts are first looked up by their raw key
+    (every record with its attributes, `raw_key`), which is finer; only an account whose raw key
+    is new pays for its shape. Equal to `decide_account` for every account:
     tests/unit/projections/test_bulk_decide.py checks it on random facts.
     """
 
-    __slots__ = ("cm", "prices", "ruleset", "templates", "_bounds", "_month", "_version")
+    __slots__ = ("cm", "prices", "ruleset", "templates", "shapes", "_bounds", "_month", "_version")
 
     def __init__(self, cm: CompanyMonth, prices: UnitPrices, ruleset: RuleSet = CURRENT):
         self.cm = cm
         self.prices = prices
         self.ruleset = ruleset
-        self.templates: dict[tuple, Template] = {}
+        self.templates: dict[tuple, Template] = {}  # by raw key
+        self.shapes: dict[tuple, Template] = {}  # by shape: raw keys of one shape share a template
         b = cm.bounds
         self._bounds = (b.start_us, b.day1_cutoff_us, b.end_us)
         self._month = str(cm.month)
         self._version = ruleset.version
 
-    def shape(self, records: list[Record], first_seen: object, proof: object, notif: object) -> tuple:
+    def raw_key(
+        self, records: list[Record], first_seen: object, proof: object, notif: object
+    ) -> tuple[tuple, list[Record]]:
+        """(every record up to the month's end with its bucket and attributes, the lifecycle
+        records among them: those an evidence slot indexes)."""
         start, cut, end = self._bounds
         key: list = [proof is not None, notif is not None, first_seen is not None]
+        kept: list[Record] = []
         for r in records:
             ts = r.ts
             if ts >= end:  # no rule reads a record from after the month (records are in time order)
@@ -282,7 +338,17 @@ class BulkDecider:
                 key.append((t, 0 if ts < start else 1 if ts < cut else 2, bool(home and home != self.cm.company_id)))
             else:
                 key.append((t, 0 if ts < start else 1 if ts < cut else 2, r.attrs))
-        return tuple(key)
+            if t != "profile_update":
+                kept.append(r)
+        return tuple(key), kept
+
+    def shape(self, raw_key: tuple, records: list[Record], kept: list[Record]) -> tuple:
+        """The shape (see the class): the raw key without profile updates and attributes, plus
+        the tier and employment of the profile on day 1."""
+        prof = profile_as_of(records, self._bounds[1])
+        life = tuple(k[:2] if k[0] != "invite" else k for k in raw_key[3:] if k[0] != "profile_update")
+        assert len(life) == len(kept)
+        return (*raw_key[:3], life, tier(prof), prof.employment)
 
     def verdict(
         self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
@@ -290,15 +356,19 @@ class BulkDecider:
         """The account's template and its own evidence items (`records` in (ts, event_id) order)."""
         proof = self.ruleset.billing_proof(activity)
         notif = activity.first_notify if activity is not None else None
-        key = self.shape(records, first_seen, proof, notif)
+        key, kept = self.raw_key(records, first_seen, proof, notif)
         tpl = self.templates.get(key)
         if tpl is None:
-            tpl = self.templates[key] = self._template(records, first_seen, activity)
+            shape = self.shape(key, records, kept)
+            tpl = self.shapes.get(shape)
+            if tpl is None:
+                tpl = self.shapes[shape] = self._template(records, kept, first_seen, activity)
+            self.templates[key] = tpl
         items: list[EvidenceItem] = []
         for slot in tpl.slots:
             tag = slot[0]
             if tag == "r":
-                items.append(records[slot[1]])
+                items.append(kept[slot[1]])
             elif tag == "p":
                 items.append(proof)
             elif tag == "n":
@@ -322,21 +392,26 @@ class BulkDecider:
             evidence_json(items, self.cm.tz), tpl.price, self._version, self.cm.plan,
         )  # fmt: skip
 
-    def _template(self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None) -> Template:
+    def _template(
+        self, records: list[Record], kept: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
+    ) -> Template:
         """Run the rules on copies that give every evidence source its own identity, then name
-        each evidence item by its source."""
+        each evidence item by its source (a record by its place among the lifecycle records)."""
         fs = _copy(first_seen)
         act = None
         if activity is not None:
-            act = replace(
-                activity,
-                first_bill=_copy(activity.first_bill),
-                first_report=_copy(activity.first_report),
-                first_notify=_copy(activity.first_notify),
+            act = MonthActivity(  # not dataclasses.replace: a template per shape, thousands per month
+                activity.bill_days,
+                activity.report_days,
+                activity.notify_days,
+                _copy(activity.first_bill),
+                _copy(activity.first_report),
+                _copy(activity.first_notify),
             )
         v = account_verdict(self.cm, records, fs, act, self.prices, self.ruleset)
         proof = self.ruleset.billing_proof(act)
-        index = {id(r): i for i, r in enumerate(records)}
+        index = {id(r): i for i, r in enumerate(kept)}
+        own = {id(r) for r in records}
         sources = [(proof, _PROOF)]
         if act is not None:
             sources += [(act.first_notify, _NOTIFY), (act.first_bill, _FIRST_BILL), (act.first_report, _FIRST_REPORT)]
@@ -349,6 +424,8 @@ class BulkDecider:
             if i is not None:
                 slots.append(("r", i))
                 continue
+            if id(it) in own:  # a record outside the shape would be another account's constant
+                raise AssertionError(f"evidence from a record the shape leaves out: {it}")
             slots.append(next((s for src, s in sources if src is not None and src is it), ("k", it)))
         return Template(v.billable, v.charged, v.tier, v.rule, v.reason, v.price, tuple(slots))
 
@@ -401,11 +478,14 @@ def decide_company(
     cm = company_month(company_id, company, month)
     end = cm.bounds.end_us
     bulk = company_decider(cm, prices, rs)
-    out = [
-        bulk.decide(uid, ordered_records(acc), acc.first_seen, activity.get(uid))
-        for uid, acc in sorted(accounts.items())
-        if known_by(acc, end)
-    ]
+    decide, get_activity = bulk.decide, activity.get
+    out = []
+    for uid, acc in sorted(accounts.items()):
+        fs = acc.first_seen
+        if fs is None or fs[0] >= end:  # not known_by(acc, end), inlined: a loop over every account
+            continue
+        recs = acc.records
+        out.append(decide(uid, ordered(recs) if len(recs) > 1 else list(recs.values()), fs, get_activity(uid)))
     return cm, out
 
 
@@ -426,11 +506,18 @@ def decide_month(
     rs = get_ruleset(ruleset) if isinstance(ruleset, str) else ruleset
     accounts: dict[str, dict[str, AccountFacts]] = {}
     for (cid, uid), acc in facts.accounts.items():
-        accounts.setdefault(cid, {})[uid] = acc
+        by_user = accounts.get(cid)
+        if by_user is None:
+            by_user = accounts[cid] = {}
+        by_user[uid] = acc
     activity: dict[str, dict[str, MonthActivity]] = {}
+    year, mon = month.year, month.month  # compared as ints: Month's dataclass __eq__ is slow per row
     for (cid, uid, mo), act in facts.activity.items():
-        if mo == month:
-            activity.setdefault(cid, {})[uid] = act
+        if mo.month == mon and mo.year == year:
+            per = activity.get(cid)
+            if per is None:
+                per = activity[cid] = {}
+            per[uid] = act
     for cid in cids:
         cm, decisions = decide_company(
             cid, month, facts.company(cid), accounts.get(cid, {}), activity.get(cid, {}), prices, rs

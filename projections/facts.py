@@ -12,6 +12,7 @@ company facts per company. Instants are integer microseconds since the epoch (UT
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 from projections.calendar import Month, local_date, to_us
@@ -92,14 +93,24 @@ class MonthActivity:
         return cls(t[0], t[1], t[2], *(tuple(e) if e is not None else None for e in t[3:6]))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Record:
-    """An account or company event reduced to what the rules read; `attrs` is a sorted tuple."""
+    """An account or company event reduced to what the rules read; `attrs` is a sorted tuple.
+
+    Frozen; `__init__` is written out (the generated one looks up `object.__setattr__` per field,
+    and the batch path builds a Record per account event; a test holds it to the fields)."""
 
     ts: int
     event_id: str
     type: str
     attrs: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, ts: int, event_id: str, type: str, attrs: tuple[tuple[str, object], ...] = ()) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "ts", ts)
+        setattr_(self, "event_id", event_id)
+        setattr_(self, "type", type)
+        setattr_(self, "attrs", attrs)
 
     def get(self, key: str, default=None):
         for k, v in self.attrs:
@@ -137,8 +148,11 @@ def guest_key(guest_of: str, invite_id: str) -> str:
     return guest_of + "\x1f" + invite_id
 
 
+_TIME_THEN_ID = attrgetter("ts", "event_id")
+
+
 def ordered(records: dict[str, Record]) -> list[Record]:
-    return sorted(records.values(), key=lambda r: (r.ts, r.event_id))
+    return sorted(records.values(), key=_TIME_THEN_ID)
 
 
 @dataclass(slots=True)

@@ -452,14 +452,12 @@ def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], compan
     activity = facts.activity
     fb, fr, fn = (_earliest(col, c, cids, uids, repaired) for c, _ in _CLASSES)
     bd, rd, nd = (col[f"{c}_days"] for c, _ in _CLASSES)
-    for i in range(n):
-        cid, uid = cids[i], uids[i]
-        ym = (ys[i], ms[i])
-        mo = months.get(ym)
+    del col
+    for cid, uid, y, m, b, r, x, bdays, rdays, ndays in zip(cids, uids, ys, ms, fb, fr, fn, bd, rd, nd, strict=True):
+        mo = months.get((y, m))
         if mo is None:
-            mo = months[ym] = Month(*ym)
-        b, r, x = fb[i], fr[i], fn[i]
-        activity[(cid, uid, mo)] = MonthActivity(bd[i] or 0, rd[i] or 0, nd[i] or 0, b, r, x)
+            mo = months[(y, m)] = Month(y, m)
+        activity[(cid, uid, mo)] = MonthActivity(bdays or 0, rdays or 0, ndays or 0, b, r, x)
         first = b
         if r is not None and (first is None or r < first):
             first = r

@@ -147,3 +147,33 @@ def test_bulk_decisions_equal_decide_account_for_every_account(facts, version, r
             assert got == expected
             _, via_company = decide_company(cid, month, company, accounts, activity, PRICES, rs)
             assert via_company == [expected[u] for u in sorted(expected)]
+
+
+def test_accounts_with_other_profile_values_of_the_same_tier_share_one_template():
+    """The shape keeps what the rules read of a profile (tier, employment), not its values, and
+    leaves out profile updates after day 1: three raw keys, one template, each its own evidence."""
+    events = [{"type": "company_registered", "company_id": "acme", "occurred_at": "2026-09-01T00:00:00Z",
+               "timezone": "Europe/Amsterdam"}]  # fmt: skip
+    for uid, pct, late in (("u1", 0, False), ("u2", 49, False), ("u3", 10, True)):
+        base = {"company_id": "acme", "user_id": uid}
+        events += [
+            {**base, "type": "account_provisioned", "occurred_at": "2026-09-02T00:00:00Z"},
+            {**base, "type": "profile_update", "occurred_at": "2026-09-03T00:00:00Z", "away_from_desk_pct": pct},
+            {**base, "type": "login", "occurred_at": f"2026-10-0{uid[1]}T09:00:00Z"},
+        ]
+        if late:
+            events.append(
+                {**base, "type": "profile_update", "occurred_at": "2026-10-20T00:00:00Z", "hourly_paid": True}
+            )
+    facts = fold_all(validate_event({"event_id": f"e{i}", **e}) for i, e in enumerate(events))
+    month = Month(2026, 10)
+    cm = company_month("acme", facts.company("acme"), month)
+    memo = _PriceMemo(PRICES)
+    bulk = BulkDecider(cm, memo)
+    for uid in ("u1", "u2", "u3"):
+        acc = facts.accounts[("acme", uid)]
+        act = facts.activity[("acme", uid, month)]
+        got = bulk.decide(uid, ordered_records(acc), acc.first_seen, act)
+        assert got == decide_account(cm, uid, acc, act, memo)
+        assert got.rule == "R2" and got.tier == "standard" and act.first_bill[1] in got.evidence
+    assert (len(bulk.templates), len(bulk.shapes)) == (3, 1)

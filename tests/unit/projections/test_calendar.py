@@ -77,3 +77,35 @@ def test_output_timestamps_are_utc_milliseconds_with_z():
     assert datetime.fromisoformat(utc_iso(datetime(2026, 3, 29, 1, 30, tzinfo=UTC))) == datetime(
         2026, 3, 29, 1, 30, tzinfo=UTC
     )
+
+
+def _transition_instants(tz: ZoneInfo, year: int) -> list[int]:
+    """The instants (whole seconds) where the zone's offset changes in `year`, found hour by hour
+    and then to the second."""
+    out = []
+    t = to_us(datetime(year, 1, 1, tzinfo=UTC))
+    end = to_us(datetime(year + 1, 1, 1, tzinfo=UTC))
+    hour = 3_600_000_000
+    while t < end:
+        if from_us(t, tz).utcoffset() != from_us(t + hour, tz).utcoffset():
+            a, b = t, t + hour
+            while b - a > 1_000_000:
+                mid = (a + b) // 2 // 1_000_000 * 1_000_000
+                a, b = (mid, b) if from_us(mid, tz).utcoffset() == from_us(a, tz).utcoffset() else (a, mid)
+            out.append(b)
+        t += hour
+    return out
+
+
+def test_local_iso_is_exact_around_every_transition():
+    """Either side of each offset change, to the microsecond: days with a change are read per
+    instant. St. John's changed at 00:01 local time until 2011 (not on a quarter hour)."""
+    for zone_name, year in [("America/St_Johns", 2002), ("Europe/Amsterdam", 2026), ("Australia/Lord_Howe", 2026),
+                            ("America/Los_Angeles", 2026), ("Asia/Gaza", 2040)]:  # fmt: skip
+        tz = ZoneInfo(zone_name)
+        instants = _transition_instants(tz, year)
+        assert instants
+        for t in instants:
+            for us in (t - 86_400_000_000, t - 60_000_000, t - 1, t, t + 1, t + 59_000_000, t + 86_400_000_000):
+                spec = "seconds" if us % 1_000_000 == 0 else "microseconds"
+                assert local_iso(us, tz) == from_us(us, tz).isoformat(timespec=spec)

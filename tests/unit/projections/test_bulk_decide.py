@@ -17,6 +17,7 @@ from projections.facts import fold_all
 from projections.rulesets import RULESETS
 from schemas.decode import validate_event
 from tests.support.given import PRICES
+from tests.unit.projections.test_properties import ACTIVITY_KINDS
 
 COMPANIES = ("acme", "globex")
 USERS = tuple(f"u{i}" for i in range(10))
@@ -61,15 +62,6 @@ ACCOUNT_KINDS = {
     "reactivate": st.just({}),
     "profile_update": FRONTLINE,
 }
-ACTIVITY_KINDS = (
-    "visit",
-    "login",
-    "notification_view",
-    "chat_use",
-    "admin_panel_use",
-    "push_notification_received",
-    "email_notification_received",
-)
 COMPANY_KINDS = {
     "company_registered": st.fixed_dictionaries({"timezone": st.sampled_from(ZONES)}),
     "plan_changed": st.fixed_dictionaries({"plan": st.sampled_from(["premium", "advanced", "enterprise"])}),

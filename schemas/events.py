@@ -61,6 +61,9 @@ def parse_rfc3339(value: object) -> datetime:
         raise ValueError(f"unparsable timestamp {value!r}; expected RFC 3339 such as 2026-10-02T08:14:03Z")
     if m.group("offset") is None:
         raise ValueError(f"timestamp {value!r} has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'")
+    offset = m.group("offset")
+    if offset not in "Zz" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
+        raise ValueError(f"timestamp {value!r} has UTC offset {offset}, out of range (-23:59 to +23:59)")
     text = value
     frac = m.group(1)
     if frac and len(frac) > 7:  # Python keeps microseconds: cut nanoseconds, never round up a second

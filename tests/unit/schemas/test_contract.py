@@ -111,6 +111,14 @@ def test_profile_fields_are_strictly_typed():
     )
 
 
+def test_an_offset_beyond_a_day_is_rejected_by_name():
+    assert reason_for(event(occurred_at="2026-10-02T10:14:03+25:00")) == (
+        "field 'occurred_at': timestamp '2026-10-02T10:14:03+25:00' has UTC offset +25:00, out of range (-23:59 to +23:59)"
+    )
+    assert "out of range" in reason_for(event(occurred_at="2026-10-02T10:14:03-01:60"))
+    assert validate_event(event(occurred_at="2026-10-02T10:14:03-23:59")).occurred_at.utcoffset() is not None
+
+
 def test_an_unsupported_schema_version_is_rejected():
     assert reason_for(event(schema_version=2)) == "field 'schema_version': 2 is not allowed; input should be 1"
 

@@ -275,16 +275,8 @@ def main() -> None:
 
     from devtools import local_broker
 
-    base = load_settings(bootstrap=args.bootstrap)
-    host, port = local_broker.broker_address(base.bootstrap)
-    owned = None
-    if not local_broker.answers(host, port):
-        port = local_broker.free_port_pair()
-        owned = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
-        local_broker.start(owned)
-        base = owned
-    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    try:
+    with local_broker.session_broker(load_settings(bootstrap=args.bootstrap)) as (base, _owned):
+        work = Path(tempfile.mkdtemp(prefix="bench-api-"))
         if args.events:
             print(
                 orjson.dumps(scenario_ingest(base, args.events, args.batch, args.partitions, work)).decode(), flush=True
@@ -292,9 +284,6 @@ def main() -> None:
         if args.accounts:
             base_topics = fresh_topics(base, "reads", args.partitions)
             print(orjson.dumps(scenario_reads(base_topics, args.accounts, args.requests, work)).decode(), flush=True)
-    finally:
-        if owned is not None:
-            local_broker.stop(owned)
 
 
 if __name__ == "__main__":

@@ -29,28 +29,13 @@ class KafkaBroker:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one started for this
-    session and stopped after it.
-
-    A session's own broker gets two free ports, not 9092: a broker on the default port would be
-    adopted by another test session started meanwhile, and vanish under it when this one ends.
-    """
+    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one on free ports,
+    started for this session and stopped after it (devtools.local_broker.session_broker)."""
     from devtools import local_broker
 
     data_dir = tmp_path_factory.mktemp("kafka-broker")
-    wanted = Settings()
-    host, port = local_broker.broker_address(wanted.bootstrap)
-    if local_broker.answers(host, port):
-        yield KafkaBroker(load_settings(data_dir=data_dir), owned=False)
-        return
-    host = "127.0.0.1"
-    port = local_broker.free_port_pair(host)
-    settings = load_settings(bootstrap=f"{host}:{port}", data_dir=data_dir)
-    local_broker.start(settings)
-    try:
-        yield KafkaBroker(settings, owned=True)
-    finally:
-        local_broker.stop(settings)
+    with local_broker.session_broker(load_settings(data_dir=data_dir), data_dir) as (settings, owned):
+        yield KafkaBroker(settings, owned=owned)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from random import Random
@@ -169,10 +170,9 @@ def decision(company: str, i: int, rng: Random) -> Decision:
     )  # fmt: skip
 
 
-def build_ledger(path: Path, accounts: int) -> dict[str, int]:
-    """One complete month of `accounts` decisions, 1 % amended, and an estimate of every account."""
-    rng = Random(7)
-    layout = companies_of(accounts)
+def ledger_writer(path: Path) -> Callable[[list[dict]], None]:
+    """A new ledger file at `path` and a function that stores snapshot messages in it as the sink
+    does (its writer, one transaction per call), as if read one after another from one partition."""
     offset = 0
 
     def write(msgs: list[dict]) -> None:
@@ -186,6 +186,14 @@ def build_ledger(path: Path, accounts: int) -> dict[str, int]:
 
     with write_connection(path) as con:
         ensure_schema(con)
+    return write
+
+
+def build_ledger(path: Path, accounts: int) -> dict[str, int]:
+    """One complete month of `accounts` decisions, 1 % amended, and an estimate of every account."""
+    rng = Random(7)
+    layout = companies_of(accounts)
+    write = ledger_writer(path)
     every: list[Decision] = []
     for company, n in layout.items():
         ds = [decision(company, i, rng) for i in range(n)]

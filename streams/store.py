@@ -117,11 +117,12 @@ class TableStore:
         if not gone:
             return 0
         dropped = 0
-        for table, data in self.raw.items():
-            doomed = [k for k in data if self.partition_of(table, k) in gone]
-            for k in doomed:
-                del data[k]
-            dropped += len(doomed)
+        for tables in self.partition_tables(gone).values():
+            for table, doomed in tables.items():
+                data = self.raw[table]
+                for k in doomed:
+                    del data[k]
+                dropped += len(doomed)
         self.owned -= gone
         self.recovered_to = {k: v for k, v in self.recovered_to.items() if k[1] not in gone}
         return dropped

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from random import Random
@@ -169,10 +170,9 @@ def decision(company: str, i: int, rng: Random) -> Decision:
     )  # fmt: skip
 
 
-def build_ledger(path: Path, accounts: int) -> dict[str, int]:
-    """One complete month of `accounts` decisions, 1 % amended, and an estimate of every account."""
-    rng = Random(7)
-    layout = companies_of(accounts)
+def ledger_writer(path: Path) -> Callable[[list[dict]], None]:
+    """A new ledger file at `path` and a function that stores snapshot messages in it as the sink
+    does (its writer, one transaction per call), as if read one after another from one partition."""
     offset = 0
 
     def write(msgs: list[dict]) -> None:
@@ -186,6 +186,14 @@ def build_ledger(path: Path, accounts: int) -> dict[str, int]:
 
     with write_connection(path) as con:
         ensure_schema(con)
+    return write
+
+
+def build_ledger(path: Path, accounts: int) -> dict[str, int]:
+    """One complete month of `accounts` decisions, 1 % amended, and an estimate of every account."""
+    rng = Random(7)
+    layout = companies_of(accounts)
+    write = ledger_writer(path)
     every: list[Decision] = []
     for company, n in layout.items():
         ds = [decision(company, i, rng) for i in range(n)]
@@ -275,16 +283,8 @@ def main() -> None:
 
     from devtools import local_broker
 
-    base = load_settings(bootstrap=args.bootstrap)
-    host, port = local_broker.broker_address(base.bootstrap)
-    owned = None
-    if not local_broker.answers(host, port):
-        port = local_broker.free_port_pair()
-        owned = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
-        local_broker.start(owned)
-        base = owned
-    work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    try:
+    with local_broker.session_broker(load_settings(bootstrap=args.bootstrap)) as (base, _owned):
+        work = Path(tempfile.mkdtemp(prefix="bench-api-"))
         if args.events:
             print(
                 orjson.dumps(scenario_ingest(base, args.events, args.batch, args.partitions, work)).decode(), flush=True
@@ -292,9 +292,6 @@ def main() -> None:
         if args.accounts:
             base_topics = fresh_topics(base, "reads", args.partitions)
             print(orjson.dumps(scenario_reads(base_topics, args.accounts, args.requests, work)).decode(), flush=True)
-    finally:
-        if owned is not None:
-            local_broker.stop(owned)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from api_bench import MONTH, decision, percentile  # noqa: E402
+from api_bench import MONTH, decision, ledger_writer, percentile  # noqa: E402
 
-from ledger.connection import write_connection  # noqa: E402
-from ledger.records import parse_record  # noqa: E402
-from ledger.tables import ensure_schema  # noqa: E402
-from ledger.writer import write_batch  # noqa: E402
-from projections.snapshots import checksum, company_month_message, decision_message, encode, partition_done_message  # noqa: E402
+from projections.snapshots import checksum, company_month_message, decision_message, partition_done_message  # noqa: E402
 from streams.settings import load_settings  # noqa: E402
 from tests.support.api_server import ApiServer, api_env, make_keys  # noqa: E402
 
@@ -44,19 +40,7 @@ COMPANY = "c-big"
 def build_ledger(path: Path, accounts: int) -> None:
     """One complete month of one company of `accounts` decisions, 1 % amended, with daily MAU."""
     rng = Random(7)
-    offset = 0
-
-    def write(msgs: list[dict]) -> None:
-        nonlocal offset
-        items = []
-        for m in msgs:
-            items.extend(parse_record(0, offset, encode(m)))
-            offset += 1
-        with write_connection(path, timeout=60) as con:
-            write_batch(con, items, topic="bench")
-
-    with write_connection(path) as con:
-        ensure_schema(con)
+    write = ledger_writer(path)
     every = [decision(COMPANY, i, rng) for i in range(accounts)]
     for i in range(0, accounts, 20_000):
         write([decision_message(d, version=1, partition=0, close_id="bench") for d in every[i : i + 20_000]])

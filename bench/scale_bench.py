@@ -200,15 +200,7 @@ async def main() -> None:
 
     from devtools import local_broker
 
-    base = load_settings(bootstrap=args.bootstrap)
-    host, port = local_broker.broker_address(base.bootstrap)
-    owned = None
-    if not local_broker.answers(host, port):
-        port = local_broker.free_port_pair()
-        owned = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
-        local_broker.start(owned)
-        base = owned
-    try:
+    with local_broker.session_broker(load_settings(bootstrap=args.bootstrap)) as (base, _owned):
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
             # each run its own topics, the same events published once its workers own their share
             one = await one_worker(settings_for(base, "scale1", args.partitions), Path(tmp), args.accounts)
@@ -219,9 +211,6 @@ async def main() -> None:
                "partitions": args.partitions, **one, **two,
                "two_vs_one_throughput": round(two["two_workers_events_per_s"] / one["one_worker_events_per_s"], 2)}  # fmt: skip
         print(orjson.dumps(out).decode(), flush=True)
-    finally:
-        if owned is not None:
-            local_broker.stop(owned)
 
 
 if __name__ == "__main__":

@@ -353,15 +353,7 @@ async def main() -> None:
 
     from devtools import local_broker
 
-    base = load_settings(bootstrap=args.bootstrap)
-    host, port = local_broker.broker_address(base.bootstrap)
-    owned = None
-    if not local_broker.answers(host, port):
-        port = local_broker.free_port_pair()
-        owned = load_settings(bootstrap=f"127.0.0.1:{port}", data_dir=Path(tempfile.mkdtemp(prefix="bench-kafka-")))
-        local_broker.start(owned)
-        base = owned
-    try:
+    with local_broker.session_broker(load_settings(bootstrap=args.bootstrap)) as (base, _owned):
         results = []
         if args.single:
             results.append(await scenario_ingest(base, "single", args.single, 1, args.partitions))
@@ -375,9 +367,6 @@ async def main() -> None:
         for n in args.complete_accounts:
             results.append(await scenario_close_to_complete(base, n, args.partitions))
             print(orjson.dumps(results[-1]).decode(), flush=True)
-    finally:
-        if owned is not None:
-            local_broker.stop(owned)
 
 
 if __name__ == "__main__":

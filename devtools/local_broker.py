@@ -19,9 +19,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -428,6 +430,29 @@ def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> str:
     graceful = _terminate(pid, timeout)
     p.pid.unlink(missing_ok=True)
     return f"stopped pid {pid}" + ("" if graceful else f" (killed after {timeout:.0f}s)")
+
+
+@contextmanager
+def session_broker(wanted: Settings, data_dir: Path | None = None) -> Iterator[tuple[Settings, bool]]:
+    """(settings, owned) for the length of the block: `wanted` itself when a broker answers at its
+    bootstrap address; else a broker started for the block and stopped after it, its data in
+    `data_dir` (a fresh temporary directory when None).
+
+    The block's own broker gets two free ports, not 9092: a broker on the default port would be
+    adopted by another session (a test run, a benchmark) started meanwhile, and vanish under it
+    when this one ends.
+    """
+    host, port = broker_address(wanted.bootstrap)
+    if answers(host, port):
+        yield wanted, False
+        return
+    data = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="seatledger-kafka-"))
+    own = load_settings(bootstrap=f"127.0.0.1:{free_port_pair()}", data_dir=data)
+    start(own)
+    try:
+        yield own, True
+    finally:
+        stop(own)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m devtools.local_broker` resolves the jars

@@ -127,22 +127,8 @@ Channel = Literal["web", "mobile"]
 Employment = Literal["employee", "contractor", "volunteer", "other"]
 RoleCategory = Literal["customer_facing", "backstage", "public_service", "medical", "other"]
 Plan = Literal["premium", "advanced", "enterprise"]
-ELIGIBLE_ORG_TYPES = ("charity", "ngo", "foundation", "community_group", "other_nonprofit")
-EXCLUDED_ORG_TYPES = (
-    "health_insurance",
-    "education",
-    "government",
-    "political",
-    "religious",
-    "professional_sports",
-    "cooperative",
-)
-OrganizationType = Literal[
-    "charity",
-    "ngo",
-    "foundation",
-    "community_group",
-    "other_nonprofit",
+EligibleOrgType = Literal["charity", "ngo", "foundation", "community_group", "other_nonprofit"]
+ExcludedOrgType = Literal[
     "health_insurance",
     "education",
     "government",
@@ -151,6 +137,9 @@ OrganizationType = Literal[
     "professional_sports",
     "cooperative",
 ]
+OrganizationType = Literal[EligibleOrgType, ExcludedOrgType]  # one flat Literal of both lists, in this order
+ELIGIBLE_ORG_TYPES: tuple[str, ...] = get_args(EligibleOrgType)
+EXCLUDED_ORG_TYPES: tuple[str, ...] = get_args(ExcludedOrgType)
 CardBrand = Literal["amex", "visa", "discover", "mastercard"]
 TimeZoneName = Annotated[
     StrictStr,

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from streams.fold import FOLD_BATCH, Fold, RoutedRecord
+from streams.kafka_task import batch_producer, run_restarting, set_lag
 from streams.local_state import LocalState
 from streams.metrics import WorkerMetrics
 from streams.sender import BatchSender
@@ -39,7 +40,6 @@ from streams.store import TableStore, recover, refresh_standbys, save_snapshots
 log = logging.getLogger("seatledger.worker")
 
 FOLD_WITHIN = 0.1  # seconds getmany waits for a first record
-RESTART_DELAY = 1.0  # seconds before the fold restarts after an error
 
 
 class FoldRunner(ConsumerRebalanceListener):
@@ -61,16 +61,7 @@ class FoldRunner(ConsumerRebalanceListener):
 
     async def run_restarting(self) -> None:
         """Run until cancelled; after an error, start again from the last commit."""
-        while True:
-            try:
-                await self.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("event=fold_restart error=%r", exc)
-                self._forget_all()
-                await asyncio.sleep(RESTART_DELAY)
+        await run_restarting(self.run, "fold_restart", self._forget_all)
 
     async def run(self) -> None:
         producer = self._producer()
@@ -94,11 +85,7 @@ class FoldRunner(ConsumerRebalanceListener):
         return f"{self.settings.worker_app_id}-fold"
 
     def _producer(self) -> AIOKafkaProducer:
-        s = self.settings
-        return AIOKafkaProducer(
-            **s.kafka_client_kwargs(), enable_idempotence=True, linger_ms=5, max_batch_size=512 * 1024,
-            max_request_size=4 * 1024 * 1024, client_id=f"{s.worker_id}-fold",
-        )  # fmt: skip
+        return batch_producer(self.settings, f"{self.settings.worker_id}-fold")
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -250,18 +237,9 @@ class FoldRunner(ConsumerRebalanceListener):
 
     def update_lag(self) -> None:
         """The consumer-lag gauge of the routed partitions this worker owns."""
-        consumer = self.consumer
-        if consumer is None:
+        if self.consumer is None:
             return
-        try:
-            tps = consumer.assignment()
-        except Exception:
-            return
-        for tp in tps:
-            hw = consumer.highwater(tp)
-            if hw is not None:
-                lag = max(0, hw - self.committed.get(tp.partition, 0))
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
+        set_lag(self.metrics.lag, self.consumer, lambda tp: self.committed.get(tp.partition, 0))
         self.update_state_size()
 
 

@@ -1,4 +1,4 @@
-"""Control markers on every partition of the events topic (`seatledger estimate`).
+"""Control markers on every partition of the events topic (`seatledger close`, `seatledger estimate`).
 
 A marker is sent to every partition so that each source partition's copy is ordered after the
 events published on it before; the worker acts once it has seen the marker from every one.

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from schemas.control import (
@@ -30,6 +30,7 @@ from schemas.control import (
     routed_close_marker,
     routed_estimate_marker,
 )
+from streams.kafka_task import batch_producer, run_restarting, set_lag
 from streams.metrics import WorkerMetrics
 from streams.routing import Packer, Routed, Source, failed, home_partition, route_message
 from streams.settings import Settings
@@ -39,7 +40,6 @@ log = logging.getLogger("seatledger.worker")
 ROUTER_BATCH = 5000  # messages per router batch (getmany max_records)
 ROUTER_WITHIN = 0.05  # seconds getmany waits for a first record
 ROUTER_COMMIT_INTERVAL = 0.5  # seconds between router commits (each after all acks) while busy
-RESTART_DELAY = 1.0  # seconds before the router restarts after an error
 
 # source partition -> [(offset, rejected elements)] of the messages of a batch with rejections
 Rejections = dict[int, list[tuple[int, int]]]
@@ -58,15 +58,7 @@ class Router:
 
     async def run_restarting(self) -> None:
         """Run until cancelled; a broken connection or a failed send: restart from the last commit."""
-        while True:
-            try:
-                await self.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.exception("event=router_restart error=%r", exc)
-                await asyncio.sleep(RESTART_DELAY)
+        await run_restarting(self.run, "router_restart")
 
     async def run(self) -> None:
         self.producer, self.consumer = self._clients()
@@ -87,10 +79,7 @@ class Router:
         s = self.settings
         conf = self.app.conf
         kw = s.kafka_client_kwargs()
-        producer = AIOKafkaProducer(
-            **kw, enable_idempotence=True, linger_ms=5, max_batch_size=512 * 1024,
-            max_request_size=4 * 1024 * 1024, client_id=f"{s.worker_app_id}-router",
-        )  # fmt: skip
+        producer = batch_producer(s, f"{s.worker_app_id}-router")
         consumer = AIOKafkaConsumer(
             s.topic_events, **kw, group_id=f"{s.worker_app_id}-router", enable_auto_commit=False,
             auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20,
@@ -213,18 +202,4 @@ class Router:
 
     async def update_lag(self) -> None:
         """The consumer-lag gauge of the events topic: highwater - last committed offset."""
-        consumer = self.consumer
-        if consumer is None:
-            return
-        try:
-            tps = consumer.assignment()
-        except Exception:
-            return
-        for tp in tps:
-            try:
-                hw = consumer.highwater(tp)
-            except Exception:
-                continue
-            if hw is not None:
-                committed = self.committed.get(tp, 0)
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, hw - committed))
+        set_lag(self.metrics.lag, self.consumer, lambda tp: self.committed.get(tp, 0))

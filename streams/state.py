@@ -46,6 +46,7 @@ from projections.facts import (
     CompanyFacts,
     MonthActivity,
     Record,
+    activity_delta,
     company_deltas,
     event_fields,
     ordered,
@@ -434,7 +435,7 @@ class FoldState:
         kind = KIND_STR[kind]
         ev = [ts, eid, kind]
         s = self.s
-        # _touch_company, inlined: keep the earliest own event of the company (`first_own`)
+        # keep the earliest own event of the company (`first_own`), inline: the hot path, and the only place
         cur = s.companies.raw.get(cid)
         if cur is None:
             s.companies.put(cid, {"r": [], "f": ev, "g": []})
@@ -465,18 +466,6 @@ class FoldState:
             if month > self._retired:  # a retired month's activity is gone: not folded back in
                 changed |= self._merge_activity(akey + SEP + month, kind, day, ev)
         return changed, company_changed, month, ts
-
-    def _touch_company(self, cid: str, ev: list) -> bool:
-        """Keep the earliest own event of the company (`first_own`)."""
-        cur = self.s.companies.get(cid)
-        if cur is None:
-            self.s.companies.put(cid, {"r": [], "f": ev, "g": []})
-            self._tz.pop(cid, None)
-            return True
-        if cur["f"] is None or ev < cur["f"]:
-            self.s.companies.put(cid, {"r": cur["r"], "f": ev, "g": cur["g"]})
-            return True
-        return False
 
     def _merge_activity(self, akey: str, kind: str, day: int, ev: list) -> bool:
         bit = 1 << (day - 1)
@@ -615,18 +604,8 @@ class FoldState:
         out: dict[tuple[str, str], MonthActivity] = {}
         for uid, entries in self.pending_of(cid).items():
             for kind, ts, eid in entries:
-                month, day = self.local_day(ts, UTC)
-                bit = 1 << (day - 1)
-                b, r, n = KIND_CLASS[kind]
-                e = (ts, eid, kind)
-                delta = MonthActivity(
-                    bit if b else 0,
-                    bit if r else 0,
-                    bit if n else 0,
-                    e if b else None,
-                    e if r else None,
-                    e if n else None,
-                )
+                m, delta = activity_delta(kind, ts, eid, UTC)
+                month = str(m)
                 cur = out.get((uid, month))
                 out[(uid, month)] = delta if cur is None else cur.merge(delta)
         return out

@@ -117,11 +117,12 @@ class TableStore:
         if not gone:
             return 0
         dropped = 0
-        for table, data in self.raw.items():
-            doomed = [k for k in data if self.partition_of(table, k) in gone]
-            for k in doomed:
-                del data[k]
-            dropped += len(doomed)
+        for tables in self.partition_tables(gone).values():
+            for table, doomed in tables.items():
+                data = self.raw[table]
+                for k in doomed:
+                    del data[k]
+                dropped += len(doomed)
         self.owned -= gone
         self.recovered_to = {k: v for k, v in self.recovered_to.items() if k[1] not in gone}
         return dropped
@@ -162,40 +163,54 @@ async def recover(
     if not parts:
         return rec
     t0 = time.monotonic()
-    tps = {TopicPartition(store.changelog(t), p): t for t in TABLES for p in parts}
     c = consumer()
     await c.start()
     try:
-        c.assign(list(tps))
-        ends = await c.end_offsets(list(tps))
-        starts = await _snapshot_starts(store, parts, ends, tps, local, rec)
-        for tp, offset in starts.items():
-            c.seek(tp, offset)
-        from_start = [tp for tp in tps if tp not in starts]
-        if from_start:
-            await c.seek_to_beginning(*from_start)  # one offset reset for all (each costs a fetch round)
-        todo = {tp for tp, end in ends.items() if end > starts.get(tp, 0)}
-        remaining = sum(ends[tp] - starts.get(tp, 0) for tp in todo)  # an upper bound (compaction)
-        while todo:
-            if progress is not None:
-                progress(max(0, remaining - rec.records))
-            batches = await c.getmany(*todo, timeout_ms=500, max_records=RECOVERY_FETCH)
-            for tp, msgs in batches.items():
-                table = tps[tp]
-                for m in msgs:
-                    if m.offset < ends[tp]:
-                        store.apply(table, m.key, m.value)
-                        rec.records += 1
-            todo = {tp for tp in todo if await c.position(tp) < ends[tp]}
+        await _read_to_end(c, store, parts, local, rec, progress)
     finally:
         await c.stop()
         if progress is not None:
             progress(0)
     store.owned |= set(parts)
-    rec.ends = {(tps[tp], tp.partition): end for tp, end in ends.items()}
     store.recovered_to.update(rec.ends)
     rec.seconds = time.monotonic() - t0
     return rec
+
+
+async def _read_to_end(
+    c: AIOKafkaConsumer,
+    store: TableStore,
+    parts: list[int],
+    local: LocalState | None,
+    rec: Recovery,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """On the started consumer `c` (its assignment replaced by these changelog partitions): load
+    the usable snapshots of `parts`, then apply each changelog from there (or its start) up to the
+    end it had when this began; what was read goes into `rec`."""
+    tps = {TopicPartition(store.changelog(t), p): t for t in TABLES for p in parts}
+    c.assign(list(tps))
+    ends = await c.end_offsets(list(tps))
+    starts = await _snapshot_starts(store, parts, ends, tps, local, rec)
+    for tp, offset in starts.items():
+        c.seek(tp, offset)
+    from_start = [tp for tp in tps if tp not in starts]
+    if from_start:
+        await c.seek_to_beginning(*from_start)  # one offset reset for all (each costs a fetch round)
+    todo = {tp for tp, end in ends.items() if end > starts.get(tp, 0)}
+    remaining = sum(ends[tp] - starts.get(tp, 0) for tp in todo)  # an upper bound (compaction)
+    while todo:
+        if progress is not None:
+            progress(max(0, remaining - rec.records))
+        batches = await c.getmany(*todo, timeout_ms=500, max_records=RECOVERY_FETCH)
+        for tp, msgs in batches.items():
+            table = tps[tp]
+            for m in msgs:
+                if m.offset < ends[tp]:
+                    store.apply(table, m.key, m.value)
+                    rec.records += 1
+        todo = {tp for tp in todo if await c.position(tp) < ends[tp]}
+    rec.ends = {(tps[tp], tp.partition): end for tp, end in ends.items()}
 
 
 async def _snapshot_starts(
@@ -262,17 +277,27 @@ async def refresh_standbys(
 ) -> tuple[int, int]:
     """Bring the snapshots of partitions this worker does not own up to their changelogs' end,
     one partition at a time (a warm standby on disk: a takeover then reads only what was written
-    since); (partitions refreshed, changelog records read). A snapshot with nothing new is
-    rewritten only once it is a quarter of the way to its maximum age (to keep it usable)."""
+    since), all through one consumer; (partitions refreshed, changelog records read). A snapshot
+    with nothing new is rewritten only once it is a quarter of the way to its maximum age (to keep
+    it usable)."""
+    parts = sorted(set(partitions))
     refreshed = records = 0
-    for p in sorted(set(partitions)):
-        scratch = TableStore(app_id, n)
-        rec = await recover(scratch, [p], consumer, local)
-        fresh = rec.oldest_snapshot is not None and time.time() - rec.oldest_snapshot < local.max_age / 4
-        if rec.records == 0 and fresh:
-            continue
-        ends = {t: end for (t, q), end in rec.ends.items() if q == p}
-        await asyncio.to_thread(local.save, p, ends, scratch.raw)
-        refreshed += 1
-        records += rec.records
+    if not parts:
+        return refreshed, records
+    c = consumer()  # one for all the partitions: each read replaces its assignment
+    await c.start()
+    try:
+        for p in parts:
+            scratch = TableStore(app_id, n)
+            rec = Recovery([p])
+            await _read_to_end(c, scratch, [p], local, rec, None)
+            fresh = rec.oldest_snapshot is not None and time.time() - rec.oldest_snapshot < local.max_age / 4
+            if rec.records == 0 and fresh:
+                continue
+            ends = {t: end for (t, q), end in rec.ends.items() if q == p}
+            await asyncio.to_thread(local.save, p, ends, scratch.raw)
+            refreshed += 1
+            records += rec.records
+    finally:
+        await c.stop()
     return refreshed, records

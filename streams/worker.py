@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import uuid
 from typing import TYPE_CHECKING
 
-import orjson
-from aiokafka import AIOKafkaProducer
-
 from projections.calendar import Month
 from schemas.control import close_marker
+from streams.markers import send_to_every_partition
 from streams.metrics import WorkerMetrics
 from streams.settings import Settings
 
@@ -115,17 +112,6 @@ async def send_close_markers(settings: Settings, month: str, close_id: str | Non
     """Put a close marker for `month` on every partition of the events topic; (close_id, partitions)."""
     month = str(Month.parse(month))
     close_id = close_id or f"{month}-{uuid.uuid4().hex[:12]}"
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), enable_idempotence=True)
-    await producer.start()
-    try:
-        parts = await producer.partitions_for(settings.topic_events)
-        if not parts:
-            raise RuntimeError(f"topic {settings.topic_events!r} does not exist or has no partitions")
-        n = len(parts)
-        value = orjson.dumps(close_marker(month, close_id, n))
-        futs = [await producer.send(settings.topic_events, value, partition=p) for p in sorted(parts)]
-        await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
+    n = await send_to_every_partition(settings, close_marker(month, close_id, 0))
     log.info("event=close_requested month=%s close_id=%s partitions=%d", month, close_id, n)
     return close_id, n

@@ -11,6 +11,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -29,28 +30,13 @@ class KafkaBroker:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one started for this
-    session and stopped after it.
-
-    A session's own broker gets two free ports, not 9092: a broker on the default port would be
-    adopted by another test session started meanwhile, and vanish under it when this one ends.
-    """
+    """The broker at SEATLEDGER_BOOTSTRAP when one answers; else a local one on free ports,
+    started for this session and stopped after it (devtools.local_broker.session_broker)."""
     from devtools import local_broker
 
     data_dir = tmp_path_factory.mktemp("kafka-broker")
-    wanted = Settings()
-    host, port = local_broker.broker_address(wanted.bootstrap)
-    if local_broker.answers(host, port):
-        yield KafkaBroker(load_settings(data_dir=data_dir), owned=False)
-        return
-    host = "127.0.0.1"
-    port = local_broker.free_port_pair(host)
-    settings = load_settings(bootstrap=f"{host}:{port}", data_dir=data_dir)
-    local_broker.start(settings)
-    try:
-        yield KafkaBroker(settings, owned=True)
-    finally:
-        local_broker.stop(settings)
+    with local_broker.session_broker(load_settings(data_dir=data_dir), data_dir) as (settings, owned):
+        yield KafkaBroker(settings, owned=owned)
 
 
 @pytest.fixture(scope="session")
@@ -69,16 +55,16 @@ def _slug(text: str, limit: int = 60) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:limit].strip("-.") or "test"
 
 
-@pytest.fixture
-def kafka_topics(kafka_broker: KafkaBroker, request: pytest.FixtureRequest) -> Iterator[Callable[..., Settings]]:
-    """Factory: `kafka_topics(partitions=3)` -> Settings whose four topics are uniquely named for
-    this test and already created. Topics are deleted afterwards when the broker is shared."""
+@contextmanager
+def _fresh_topics(kafka_broker: KafkaBroker, name: str) -> Iterator[Callable[..., Settings]]:
+    """Factory of Settings with four topics uniquely named after `name`, created at once; deleted
+    afterwards when the broker is shared."""
     from streams.topics import create_topics_sync, delete_topics, run_sync
 
     made: list[Settings] = []
 
     def make(partitions: int | None = None, **overrides) -> Settings:
-        stem = f"t.{_slug(request.node.name)}.{uuid.uuid4().hex[:8]}"
+        stem = f"t.{_slug(name)}.{uuid.uuid4().hex[:8]}"
         settings = kafka_broker.settings.model_copy(
             update={
                 "topic_events": f"{stem}.events",
@@ -97,3 +83,18 @@ def kafka_topics(kafka_broker: KafkaBroker, request: pytest.FixtureRequest) -> I
     if not kafka_broker.owned:
         for s in made:
             run_sync(delete_topics(s, [s.topic_events, s.topic_routed, s.topic_dlq, s.topic_snapshots]))
+
+
+@pytest.fixture
+def kafka_topics(kafka_broker: KafkaBroker, request: pytest.FixtureRequest) -> Iterator[Callable[..., Settings]]:
+    """Factory: `kafka_topics(partitions=3)` -> Settings whose four topics are uniquely named for
+    this test and already created. Topics are deleted afterwards when the broker is shared."""
+    with _fresh_topics(kafka_broker, request.node.name) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def kafka_module_topics(kafka_broker: KafkaBroker, request: pytest.FixtureRequest) -> Iterator[Callable[..., Settings]]:
+    """`kafka_topics` for module-scoped fixtures: the topics are the module's, deleted after it."""
+    with _fresh_topics(kafka_broker, request.module.__name__.rpartition(".")[2]) as make:
+        yield make

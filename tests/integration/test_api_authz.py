@@ -15,7 +15,6 @@ import pytest
 
 from api.keys import KeyStore
 from streams.settings import Settings
-from streams.topics import create_topics_sync, delete_topics, run_sync
 from tests.support.api_server import ApiServer, api_env, make_keys
 from tests.support.kafka_readback import read_all
 from tests.support.ledger_file import sample_ledger
@@ -45,13 +44,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(kafka_broker, tmp_path_factory) -> Iterator[Served]:
+def served(kafka_module_topics, tmp_path_factory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("api-authz")
-    stem = f"t.authz.{uuid.uuid4().hex[:8]}"
-    settings = kafka_broker.settings.model_copy(
-        update={f"topic_{t}": f"{stem}.{t}" for t in ("events", "routed", "dlq", "snapshots")} | {"partitions": 2}
-    )
-    create_topics_sync(settings)
+    settings = kafka_module_topics(partitions=2)
     ledger, _world = sample_ledger(root / "ledger.duckdb")
     tokens = make_keys(root, {role: (role, [IN]) for role in ROLES} | {"revoked": ("admin", None)})
     KeyStore(root / "api-keys.json").revoke("revoked")
@@ -60,13 +55,6 @@ def served(kafka_broker, tmp_path_factory) -> Iterator[Served]:
         yield Served(server, tokens, settings)
     finally:
         assert server.stop() == 0, server.tail()  # SIGTERM: a clean exit
-        if not kafka_broker.owned:
-            run_sync(
-                delete_topics(
-                    settings,
-                    [settings.topic_events, settings.topic_routed, settings.topic_dlq, settings.topic_snapshots],
-                )
-            )
 
 
 def call(served: Served, method: str, path: str, company: str, token: str | None) -> httpx.Response:

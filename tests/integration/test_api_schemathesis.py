@@ -5,7 +5,6 @@ response's status code, content type, headers and body as the document declares 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +13,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from streams.topics import create_topics_sync
 from tests.support.api_server import ApiServer, api_env, make_keys
 from tests.support.ledger_file import sample_ledger
 
@@ -38,13 +36,9 @@ def ndjson(ctx, value) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def served(kafka_broker, tmp_path_factory) -> Iterator[tuple[ApiServer, str]]:
+def served(kafka_module_topics, tmp_path_factory) -> Iterator[tuple[ApiServer, str]]:
     root = tmp_path_factory.mktemp("api-schemathesis")
-    stem = f"t.schemathesis.{uuid.uuid4().hex[:8]}"
-    topics = kafka_broker.settings.model_copy(
-        update={f"topic_{t}": f"{stem}.{t}" for t in ("events", "routed", "dlq", "snapshots")} | {"partitions": 2}
-    )
-    create_topics_sync(topics)
+    topics = kafka_module_topics(partitions=2)
     ledger, _world = sample_ledger(root / "ledger.duckdb")
     token = make_keys(root, {"admin": ("admin", None)})["admin"]
     server = ApiServer(api_env(topics, ledger.path, root), root / "api.log").start()

@@ -21,7 +21,15 @@ from devtools.workload import iter_events
 from ledger.connection import read_connection
 from replay.archive.layout import read_manifest
 from tests.support.kafka_readback import end_offsets
-from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
+from tests.support.worker_harness import (
+    WorkerProcess,
+    close_month,
+    done_for,
+    one_per_message,
+    publish,
+    wait_snapshots,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -123,7 +131,7 @@ def test_dispute_end_to_end(kafka_topics, tmp_path):
     try:
         bulk = list(iter_events(companies=3, accounts=30, month=MONTH, seed=3, activity=0.3))
         events = [e for e in bulk if e["occurred_at"] < "2026-11"] + OWN
-        asyncio.run(publish(settings, [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]))
+        asyncio.run(publish(settings, one_per_message(events)))
         asyncio.run(close_month(settings, MONTH))
         asyncio.run(wait_snapshots(settings, worker, done_for(MONTH, settings.partitions), timeout=240))
         wait(

@@ -7,9 +7,6 @@ one archived rejection, or (on the snapshots topic) one `sink_rejects` row."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,11 +22,13 @@ from replay.archive.writer import message_rows
 from replay.month import run_month
 from schemas.control import parse_control
 from tests.support.hostile import POISON_CLASSES, nested
+from tests.support.services import Service
 from tests.support.worker_harness import (
     TopicReader,
     WorkerProcess,
     close_month,
     done_for,
+    one_per_message,
     publish,
     wait_snapshots,
     worker_env,
@@ -41,14 +40,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 MONTH = "2026-10"
 PARTITIONS = 4
-
-
-def service(command: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "seatledger.cli", command, *args],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
 
 
 def snapshot_poison() -> list[bytes]:
@@ -113,8 +104,8 @@ async def test_poison_between_good_events_stops_nothing_and_bills_the_good_ones(
     try:
         await publish(settings, messages)
         worker.start()
-        archive = service("archive", env, logs[1], "--flush-seconds", "0.2")
-        sink = service("sink", env, logs[2])
+        archive = Service(["archive", "--flush-seconds", "0.2"], env, logs[1]).start()
+        sink = Service(["sink"], env, logs[2]).start()
         await close_month(settings, MONTH)
 
         # The worker bills the good events exactly.
@@ -174,14 +165,13 @@ async def test_poison_between_good_events_stops_nothing_and_bills_the_good_ones(
 
         # And all three are still up.
         assert worker.alive(), worker.tail()
-        assert archive.poll() is None, logs[1].read_text()[-2000:]
-        assert sink.poll() is None, logs[2].read_text()[-2000:]
+        assert archive.alive(), archive.tail()
+        assert sink.alive(), sink.tail()
     finally:
         worker.stop()
-        for proc in (archive, sink):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, 15)
-                proc.wait(30)
+        for svc in (archive, sink):
+            if svc is not None:
+                svc.stop()
 
 
 @pytest.mark.parametrize("attacker_first", [True, False], ids=["attacker first", "victim first"])
@@ -195,7 +185,7 @@ async def test_reused_ids_across_tenants_bill_alike_on_a_running_worker_and_in_b
 
     events = victim_and_attacker(attacker_first)
     settings = kafka_topics(partitions=PARTITIONS)
-    await publish(settings, [(e["company_id"].encode(), orjson.dumps(e), None) for e in events])
+    await publish(settings, one_per_message(events))
     worker = WorkerProcess(worker_env(settings, tmp_path / "data"), tmp_path / "worker.log").start()
     try:
         await close_month(settings, OCT)

@@ -10,13 +10,20 @@ import re
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from devtools.workload import iter_events
 from streams.settings import Settings
-from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
-from tests.support.worker_oracle import diff, latest_decisions, oracle
+from tests.support.worker_harness import (
+    WorkerProcess,
+    close_month,
+    done_for,
+    one_per_message,
+    publish,
+    wait_snapshots,
+    worker_env,
+)
+from tests.support.worker_oracle import assert_equal_to_the_oracle, oracle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -46,15 +53,6 @@ async def until(check, w: WorkerProcess, what: str, timeout: float = 90) -> None
         await asyncio.sleep(0.1)
 
 
-def messages(events: list[dict]) -> list[tuple[bytes, bytes, None]]:
-    return [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]
-
-
-def assert_equal_to_the_oracle(expected: dict, got: list[dict]) -> None:
-    assert diff(expected, latest_decisions(got)) == []
-    assert {m["version"] for m in got if m["kind"] == "decision"} == {1}
-
-
 @pytest.fixture
 def workers():
     started: list[WorkerProcess] = []
@@ -71,7 +69,7 @@ async def test_a_restarted_worker_reads_its_snapshot_and_only_the_changelog_tail
     a = start(settings, tmp_path, app_id, "a", "data")
     workers.append(a)
     await until(lambda: assignments(a), a, "assignment")
-    await publish(settings, messages(events[:half]))
+    await publish(settings, one_per_message(events[:half]))
     await asyncio.sleep(3)
     assert a.stop() == 0, a.tail()
     assert "event=state_snapshot kind=stop" in a.log.read_text(), a.tail()
@@ -83,7 +81,7 @@ async def test_a_restarted_worker_reads_its_snapshot_and_only_the_changelog_tail
     assert parts == set(range(PARTITIONS)) and keys > 0, a2.tail()
     assert records < keys, "the restart read more changelog records than its snapshots held keys"
 
-    await publish(settings, messages(events[half:]))
+    await publish(settings, one_per_message(events[half:]))
     await close_month(settings, MONTH)
     got = await wait_snapshots(settings, a2, done_for(MONTH, PARTITIONS), timeout=180)
     assert_equal_to_the_oracle(oracle(events, MONTH), got)
@@ -102,7 +100,7 @@ async def test_a_survivor_takes_a_dead_workers_partitions_from_its_standby_snaps
     workers.append(b)
     await until(lambda: assignments(b) and len(assignments(a)) > 1, b, "the rebalance")
     owned_by_a = assignments(a)[-1][0]
-    await publish(settings, messages(events[:half]))
+    await publish(settings, one_per_message(events[:half]))
     await asyncio.sleep(3)
     await until(lambda: "event=standby_refreshed" in b.log.read_text(errors="replace"), b, "standby refresh")
     await asyncio.sleep(4)  # a few more refreshes (every second): the standbys reach the changelogs' end
@@ -113,7 +111,7 @@ async def test_a_survivor_takes_a_dead_workers_partitions_from_its_standby_snaps
     assert owned_by_a and keys > 0, b.tail()
     assert records < keys, "the takeover replayed more of the changelogs than its standby snapshots held"
 
-    await publish(settings, messages(events[half:]))
+    await publish(settings, one_per_message(events[half:]))
     await close_month(settings, MONTH)
     got = await wait_snapshots(settings, b, done_for(MONTH, PARTITIONS), timeout=180)
     assert_equal_to_the_oracle(oracle(events, MONTH), got)

@@ -14,13 +14,20 @@ import random
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from devtools.workload import iter_events
 from streams.settings import Settings
-from tests.support.worker_harness import WorkerProcess, close_month, done_for, publish, wait_snapshots, worker_env
-from tests.support.worker_oracle import diff, latest_decisions, oracle
+from tests.support.worker_harness import (
+    WorkerProcess,
+    close_month,
+    done_for,
+    one_per_message,
+    publish,
+    wait_snapshots,
+    worker_env,
+)
+from tests.support.worker_oracle import assert_equal_to_the_oracle, oracle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -44,7 +51,7 @@ class Group:
         return w
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n}\n{w.tail(40)}" for n, w in self.workers.items())
+        return "\n".join(w.tail(40) for w in self.workers.values())  # each headed by its log's name
 
     def stop_all(self) -> None:
         for w in self.workers.values():
@@ -59,21 +66,11 @@ async def until_logged(w: WorkerProcess, needle: str, timeout: float = 60) -> No
 
 
 async def publish_slowly(settings: Settings, events: list[dict], slices: int = 20, pause: float = 0.4) -> None:
-    msgs = [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]
+    msgs = one_per_message(events)
     step = -(-len(msgs) // slices)
     for i in range(0, len(msgs), step):
         await publish(settings, msgs[i : i + step])
         await asyncio.sleep(pause)
-
-
-def assert_equal_to_the_oracle(expected: dict, got: list[dict]) -> None:
-    assert diff(expected, latest_decisions(got)) == []
-    seen: dict = {}
-    for m in got:
-        if m["kind"] == "decision":
-            k = (m["company_id"], m["user_id"], m["month"], m["version"])
-            assert seen.setdefault(k, m["digest"]) == m["digest"], f"{k} emitted with two contents"
-    assert {m["version"] for m in got if m["kind"] == "decision"} == {1}, "no amendment without a late event"
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from tests.support.worker_harness import (
     WorkerProcess,
     close_month,
     done_for,
+    one_per_message,
     packed,
     publish,
     wait_snapshots,
@@ -68,10 +69,6 @@ async def wait_log(w: WorkerProcess, needle: str, count: int, timeout: float = 6
         await asyncio.sleep(0.05)
 
 
-def keyed(events: list[dict]) -> list[tuple[bytes, bytes, None]]:
-    return [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]
-
-
 async def test_packed_workload_equals_oracle_then_one_late_event_is_one_amendment(
     kafka_topics, worker_factory, workload, expected
 ):
@@ -95,7 +92,7 @@ async def test_packed_workload_equals_oracle_then_one_late_event_is_one_amendmen
         cid, uid, _ = next(k for k, v in sorted(expected.items()) if v["billable"])
         late = {"event_id": "late-deactivate-1", "type": "deactivate", "occurred_at": "2026-10-20T10:00:00Z",
                 "company_id": cid, "user_id": uid}  # fmt: skip
-        await publish(settings, keyed([late, late]))
+        await publish(settings, one_per_message([late, late]))
         before = len(msgs)
 
         def amended(ms):
@@ -148,7 +145,7 @@ async def test_kill_9_during_ingestion_recovers_from_changelogs(kafka_topics, wo
     app_id = f"crash-{random.randrange(1 << 30):x}"
     rng = random.Random(9)
     # One event per message: slow enough to be killed mid-stream.
-    await publish(settings, keyed(workload))
+    await publish(settings, one_per_message(workload))
     kills = 0
     for delay in (rng.uniform(0.2, 1.0), rng.uniform(1.0, 2.5), rng.uniform(0.5, 2.0)):
         w = worker_factory(settings, app_id).start()
@@ -201,11 +198,11 @@ async def test_bad_messages_go_to_the_dlq_and_good_ones_around_them_are_processe
     # a pack mixing companies: the first company's events are kept, the other's rejected
     other = next(e for e in workload if e["company_id"] != user["company_id"] and "user_id" in e)
     mixed = [user, {**other, "event_id": "mixed-other"}]
-    msgs = keyed(workload[:3000])
+    msgs = one_per_message(workload[:3000])
     for i, (_, raw) in enumerate(bad):
         msgs.insert(100 + i * 300, (b"junk", raw, None))
     msgs.insert(50, (user["company_id"].encode(), orjson.dumps(mixed), None))
-    msgs += keyed(workload[3000:])
+    msgs += one_per_message(workload[3000:])
     await publish(settings, msgs)
     w = worker_factory(settings).start()
     await close_month(settings, MONTH)

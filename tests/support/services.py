@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +22,7 @@ class Service:
         self.log = log
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Service:
+    def start(self) -> Self:
         with open(self.log, "ab") as out:  # the child has its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "seatledger.cli", *self.args],

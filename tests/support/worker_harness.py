@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,8 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.services import Service
 
 
 def worker_env(settings: Settings, data_dir: Path, app_id: str | None = None) -> dict[str, str]:
@@ -41,45 +38,21 @@ def worker_env(settings: Settings, data_dir: Path, app_id: str | None = None) ->
     }
 
 
-class WorkerProcess:
+class WorkerProcess(Service):
     """`seatledger worker` in its own process group; logs to `log`."""
 
     def __init__(self, env: dict[str, str], log: Path):
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> WorkerProcess:
-        with open(self.log, "ab") as out:  # the child has its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "seatledger.cli", "worker"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-            )  # fmt: skip
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        super().__init__(["worker"], env, log)
 
     def kill9(self) -> None:
-        if self.alive():
+        if self.proc is not None and self.alive():
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
-    def stop(self, timeout: float = 30) -> int | None:
-        if not self.alive():
-            return self.proc.returncode if self.proc else None
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill9()
-            return None
 
-    def tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
+def one_per_message(events: list[dict]) -> list[tuple[bytes, bytes, None]]:
+    """Each event its own message keyed by its company, for `publish` (as `seatledger publish` sends)."""
+    return [(e["company_id"].encode(), orjson.dumps(e), None) for e in events]
 
 
 async def publish(

@@ -68,6 +68,18 @@ def diff(expected: dict[Key, dict], got: dict[Key, dict], limit: int = 10) -> li
     return out
 
 
+def assert_equal_to_the_oracle(expected: dict[Key, dict], got: list[dict]) -> None:
+    """The latest decision of every account equals the oracle's; no decision was amended (nothing
+    arrived late), and one emitted twice (by a restarted or a second owner) has the same content."""
+    assert diff(expected, latest_decisions(got)) == []
+    seen: dict = {}
+    for m in got:
+        if m["kind"] == "decision":
+            k = (m["company_id"], m["user_id"], m["month"], m["version"])
+            assert seen.setdefault(k, m["digest"]) == m["digest"], f"{k} emitted with two contents"
+    assert {m["version"] for m in got if m["kind"] == "decision"} == {1}, "no amendment without a late event"
+
+
 def simulate(messages: Iterable[bytes], month: str, partitions: int = 4, prices: PriceBook | None = None):
     """Route and fold raw messages in-process, close `month` on every partition, then return
     (snapshot messages, dead letters, state). Close markers inside `messages` are honoured too."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from contextlib import contextmanager
 
 import duckdb
 import pytest
@@ -12,23 +13,33 @@ from ledger.connection import DatabaseBusy, SharedReadOnly, connect, run, write_
 from ledger.tables import ensure_schema
 
 
-def _hold_open(path, seconds, ready):
-    con = duckdb.connect(str(path), read_only=True)
+def _hold(path, read_only, seconds, ready):
+    con = duckdb.connect(str(path), read_only=read_only)
     ready.set()
     time.sleep(seconds)
     con.close()
+
+
+@contextmanager
+def held_by_another_process(path, read_only: bool, seconds: float = 1.0):
+    """The block runs once another process opened the file (read-only or for writing); that
+    process closes it `seconds` later."""
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Event()
+    p = ctx.Process(target=_hold, args=(path, read_only, seconds, ready))
+    p.start()
+    try:
+        assert ready.wait(30)
+        yield
+    finally:
+        p.join(10)
 
 
 def test_connect_waits_for_a_reader_in_another_process(tmp_path):
     path = tmp_path / "l.duckdb"
     with write_connection(path) as con:
         ensure_schema(con)
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    p = ctx.Process(target=_hold_open, args=(path, 1.0, ready))
-    p.start()
-    try:
-        assert ready.wait(30)
+    with held_by_another_process(path, read_only=True):
         with pytest.raises(DatabaseBusy):
             connect(path, timeout=0.1)
         waits = []
@@ -36,15 +47,6 @@ def test_connect_waits_for_a_reader_in_another_process(tmp_path):
         con = connect(path, timeout=10, on_wait=waits.append)
         con.close()
         assert 0.3 < time.monotonic() - t0 < 5 and waits
-    finally:
-        p.join(10)
-
-
-def _hold_for_writing(path, seconds, ready):
-    con = duckdb.connect(str(path))
-    ready.set()
-    time.sleep(seconds)
-    con.close()
 
 
 def _can_write(path, answer):
@@ -86,17 +88,10 @@ def test_shared_read_only_waits_for_a_writer_then_gives_up(tmp_path):
     path = tmp_path / "l.duckdb"
     with write_connection(path) as con:
         ensure_schema(con)
-    ctx = multiprocessing.get_context("spawn")
-    ready = ctx.Event()
-    p = ctx.Process(target=_hold_for_writing, args=(path, 1.0, ready))
-    p.start()
-    try:
-        assert ready.wait(30)
+    with held_by_another_process(path, read_only=False):
         with pytest.raises(DatabaseBusy), SharedReadOnly(path, timeout=0.1).cursor():
             pass
         t0 = time.monotonic()
         with SharedReadOnly(path, timeout=10).cursor() as cur:
             assert run(cur, "SELECT count(*) FROM month_completions") == [(0,)]
         assert 0.3 < time.monotonic() - t0 < 5
-    finally:
-        p.join(10)

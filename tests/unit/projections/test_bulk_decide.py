@@ -17,6 +17,7 @@ from projections.facts import fold_all
 from projections.rulesets import RULESETS
 from schemas.decode import validate_event
 from tests.support.given import PRICES
+from tests.unit.projections.test_properties import ACCOUNT_KINDS as PROPERTY_ACCOUNT_KINDS
 from tests.unit.projections.test_properties import ACTIVITY_KINDS
 
 COMPANIES = ("acme", "globex")
@@ -50,18 +51,8 @@ FRONTLINE = st.fixed_dictionaries(
         "away_from_desk_pct": st.sampled_from([0, 49, 50, 100]),
     },
 )
-ACCOUNT_KINDS = {
-    "account_provisioned": st.fixed_dictionaries(
-        {}, optional={"employment": st.sampled_from(["employee", "other", "volunteer"])}
-    ),
-    "invite": st.fixed_dictionaries(
-        {}, optional={"guest_home_company_id": st.sampled_from(["globex", "initech", "acme"])}
-    ),
-    "claim": st.just({}),
-    "deactivate": st.just({}),
-    "reactivate": st.just({}),
-    "profile_update": FRONTLINE,
-}
+# test_properties' account kinds, with profiles that reach every frontline condition
+ACCOUNT_KINDS = PROPERTY_ACCOUNT_KINDS | {"profile_update": FRONTLINE}
 COMPANY_KINDS = {
     "company_registered": st.fixed_dictionaries({"timezone": st.sampled_from(ZONES)}),
     "plan_changed": st.fixed_dictionaries({"plan": st.sampled_from(["premium", "advanced", "enterprise"])}),

@@ -10,18 +10,7 @@ import pytest
 from schemas.decode import MAX_EVENT_BYTES, TOO_DEEP, decode_message, parse_message
 from schemas.timezones import ZONE_NAMES, load_zone
 from tests.support.hostile import nested, with_extra
-
-
-def event(**overrides) -> dict:
-    base = {
-        "event_id": "e-1",
-        "type": "login",
-        "occurred_at": "2026-10-02T08:14:03Z",
-        "company_id": "acme",
-        "user_id": "u-17",
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+from tests.unit.schemas.test_contract import event
 
 
 def reasons(raw: bytes) -> list[tuple[int, str]]:

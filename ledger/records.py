@@ -7,6 +7,7 @@ becomes a `sink_rejects` row (with its bytes), so one bad message neither stops 
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -59,12 +60,14 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
     except orjson.JSONDecodeError as exc:
         return [Item(partition, offset, None, 0, f"not JSON: {exc}", value)]
     elems = obj if isinstance(obj, list) else [obj]
-    shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH  # then no element can nest too deep
+    shallow: bool | None = None  # few brackets in the record: no element can nest too deep (counted once needed)
     out = []
     for i, el in enumerate(elems):
         if type(el) is dict and plain_decision(el):
             out.append(Item(partition, offset, el, i, plain=True))  # what shape_problem accepts, in one pass
             continue
+        if shallow is None:
+            shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH
         try:
             problem = shape_problem(el, check_depth=not shallow)
         except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
@@ -333,7 +336,10 @@ def _evidence_ok(text: str) -> bool:
         ev = orjson.loads(text)
     except orjson.JSONDecodeError:
         return False
-    return type(ev) is list and all(type(e) is dict for e in ev)
+    return type(ev) is list and set(map(type, ev)) <= _DICT_ONLY
+
+
+_DICT_ONLY = {dict}
 
 
 class DecisionColumns(NamedTuple):
@@ -364,7 +370,7 @@ def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColu
     each problem). The checks of `_plain_decision_values`, a column at a time."""
     try:
         cid, uid, month, billable, charged, tier, rule, reason, evidence, price, rsv, digests = (
-            [m[name] for m in msgs] for name in _DECISION_FIELDS
+            list(map(operator.itemgetter(name), msgs)) for name in _DECISION_FIELDS
         )
     except KeyError:  # a field missing
         return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from itertools import repeat
 from typing import NamedTuple
 
 import duckdb
@@ -175,7 +176,7 @@ def store_plain_decisions(
         return False
     keep, versions, corrects = _new_versions(keys, cols.digest, _heads(con, keys), res)
     pick = (lambda c: c) if keep is None else (lambda c: [c[i] for i in keep])
-    fields = {name: [m.get(name) for m in msgs] for name in _MESSAGE_FIELDS}
+    fields = {name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS}
     rows.version_columns = {
         **{name: pick(getattr(cols, name)) for name in (*DECISION_COLUMNS, "plan", "digest")},
         "version": versions, "corrects_version": corrects, "amend_reason": pick(fields["amend_reason"]),

@@ -1,12 +1,14 @@
 """The month close and the sink's writes in-process, no Kafka: CPU seconds of each side.
 
     .venv/bin/python bench/close_inprocess_bench.py [--accounts 100000] [--batch 5000] [--pack 1] [--profile close|sink]
+        [--columnar 1]
 
 Folds bench/worker_bench.py's close workload (2 events per account, 2,000 accounts per company)
 into a `FoldState`, runs `Closer.close` on every partition, then hands the emitted records to
 the sink's own steps as `seatledger sink` would: `parse_record` per Kafka record and
 `write_batch` per batch of `--batch` messages, on a DuckDB file opened and closed per batch.
-`--profile` prints the cProfile of one side (docs/performance.md, "Month close to DuckDB").
+`--profile` prints the cProfile of one side (docs/performance.md, "Month close to DuckDB");
+`--columnar 0` stores every decision through the per-message path (`write_batch(columnar=False)`).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def close_all(state: FoldState, pack: bool) -> list[Record]:
     return out
 
 
-def sink_all(records: list[Record], db: Path, batch: int) -> int:
+def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True) -> int:
     """parse_record + write_batch as the sink does; the number of messages stored or rejected."""
     offsets = [0] * PARTITIONS
     items: list[Item] = []
@@ -74,17 +76,17 @@ def sink_all(records: list[Record], db: Path, batch: int) -> int:
         items.extend(parse_record(p, offsets[p], value))
         offsets[p] += 1
         if len(items) >= batch:
-            n += _write(db, items)
+            n += _write(db, items, columnar)
             items = []
     if items:
-        n += _write(db, items)
+        n += _write(db, items, columnar)
     return n
 
 
-def _write(db: Path, items: list[Item]) -> int:
+def _write(db: Path, items: list[Item], columnar: bool) -> int:
     con = connect(db)
     try:
-        write_batch(con, items, topic="bench")
+        write_batch(con, items, topic="bench", columnar=columnar)
     finally:
         con.close()
     return len(items)
@@ -95,6 +97,7 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--profile", choices=("close", "sink"))
+    ap.add_argument("--columnar", type=int, default=1, help="0: every decision through the per-message path")
     ap.add_argument(
         "--pack", type=int, default=1, help="1: records packed as the worker sends them; 0: one per message"
     )
@@ -112,7 +115,7 @@ def main() -> None:
         s0 = time.process_time()
         if args.profile == "sink":
             prof.enable()
-        messages = sink_all(records, db, args.batch)
+        messages = sink_all(records, db, args.batch, bool(args.columnar))
         prof.disable()
         sink_cpu = time.process_time() - s0
         with read_connection(db) as con:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +20,15 @@ class Batch:
 class Rows(defaultdict[str, list[dict]]):
     """The rows a batch will insert, per table (ledger.tables.insert_rows), in arrival order;
     `versions`: the snapshot_versions rows as tuples in `ledger.versions.VERSION_COLUMNS` order
-    (ledger.tables.insert_tuples), the bulk of a close."""
+    (ledger.tables.insert_tuples), the bulk of a close; or, from the columnar path, the same rows
+    as `version_columns` (column -> values) and `version_constants` (column -> the value of every
+    row) (ledger.tables.insert_columns)."""
 
     def __init__(self) -> None:
         super().__init__(list)
         self.versions: list[tuple] = []
+        self.version_columns: dict[str, list] = {}
+        self.version_constants: dict[str, Any] = {}
 
 
 @dataclass

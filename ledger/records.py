@@ -7,10 +7,12 @@ becomes a `sink_rejects` row (with its bytes), so one bad message neither stops 
 from __future__ import annotations
 
 import hashlib
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,6 +34,7 @@ class Item:
 
     `msg` is the decoded JSON object, or None with `error` set when the record could not be read.
     A Kafka record holding a JSON array yields one Item per element (same offset, `index` 0, 1, ...).
+    `plain`: `plain_decision` accepted it (the writer's columnar path takes only those messages).
     """
 
     kafka_partition: int
@@ -40,6 +43,7 @@ class Item:
     index: int = 0
     error: str | None = None
     raw: bytes | None = None
+    plain: bool = False
 
 
 def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]:
@@ -56,12 +60,14 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
     except orjson.JSONDecodeError as exc:
         return [Item(partition, offset, None, 0, f"not JSON: {exc}", value)]
     elems = obj if isinstance(obj, list) else [obj]
-    shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH  # then no element can nest too deep
+    shallow: bool | None = None  # few brackets in the record: no element can nest too deep (counted once needed)
     out = []
     for i, el in enumerate(elems):
         if type(el) is dict and plain_decision(el):
-            out.append(Item(partition, offset, el, i))  # what shape_problem would accept, in one pass
+            out.append(Item(partition, offset, el, i, plain=True))  # what shape_problem accepts, in one pass
             continue
+        if shallow is None:
+            shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH
         try:
             problem = shape_problem(el, check_depth=not shallow)
         except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
@@ -318,16 +324,77 @@ def _plain_decision_values(msg: dict) -> Decision | None:
             and type(billable) is bool and type(charged) is bool and type(price) is str):  # fmt: skip
         return None
     usd = _price(price)
-    if usd is None:
-        return None
-    try:
-        ev = orjson.loads(evidence)
-    except orjson.JSONDecodeError:
-        return None
-    if type(ev) is not list or not all(type(e) is dict for e in ev):
+    if usd is None or not _evidence_ok(evidence):
         return None
     plan = msg.get("plan")
     return Decision(cid, uid, month, billable, charged, tier, rule, reason, evidence, usd, rsv, str(plan or ""))
+
+
+def _evidence_ok(text: str) -> bool:
+    """The evidence text is a JSON array of objects (what `_checked_decision_values` requires)."""
+    try:
+        ev = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return type(ev) is list and set(map(type, ev)) <= _DICT_ONLY
+
+
+_DICT_ONLY = {dict}
+
+
+class DecisionColumns(NamedTuple):
+    """A batch's plain decision messages as columns: `_plain_decision_values` of each, by column
+    (`unit_price_usd` in cents, `plan` as the Decision's), and the digest each message carries."""
+
+    company_id: list[str]
+    user_id: list[str]
+    month: list[str]
+    billable: list[bool]
+    charged: list[bool]
+    tier: list[str]
+    rule: list[str]
+    reason: list[str]
+    evidence: list[str]
+    unit_price_usd: list[Decimal]
+    ruleset_version: list[str]
+    plan: list[str]
+    digest: list[str]
+
+
+_DECISION_FIELDS = (*DECISION_COLUMNS, "digest")
+
+
+def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColumns | None:
+    """`decision_of` of every message at once, by column, when each is the common case and its
+    digest matches: the columns; else None (the caller takes the per-message path, which names
+    each problem). The checks of `_plain_decision_values`, a column at a time."""
+    try:
+        cid, uid, month, billable, charged, tier, rule, reason, evidence, price, rsv, digests = (
+            list(map(operator.itemgetter(name), msgs)) for name in _DECISION_FIELDS
+        )
+    except KeyError:  # a field missing
+        return None
+    str_columns = (cid, uid, month, tier, rule, reason, evidence, rsv, price, digests)
+    if not (all(_only(str, c) for c in str_columns) and _only(bool, billable) and _only(bool, charged)):
+        return None
+    prices = {text: cents_ for text in set(price) if (cents_ := _price(text)) is not None}
+    if len(prices) < len(set(price)) or not all(map(_evidence_ok, evidence)):
+        return None
+    plan = [str(m.get("plan") or "") for m in msgs]
+    groups: dict[tuple, list[int]] = {}  # the messages of one verdict share the digest's pieces
+    for i, key in enumerate(zip(cid, month, billable, charged, tier, rule, reason, price, rsv, plan, strict=True)):
+        groups.setdefault(key, []).append(i)
+    for (c, mo, b, ch, t, r, rs, p, v, pl), idx in groups.items():
+        template = Decision(c, uid[idx[0]], mo, b, ch, t, r, rs, evidence[idx[0]], prices[p], v, pl)
+        if encoder.digests(template, [evidence[i] for i in idx], [uid[i] for i in idx]) != [digests[i] for i in idx]:
+            return None
+    usd = [prices[text] for text in price]
+    return DecisionColumns(cid, uid, month, billable, charged, tier, rule, reason, evidence, usd, rsv, plan, digests)
+
+
+def _only(type_: type, column: Sequence[Any]) -> bool:
+    """Every value of the column is exactly of `type_` (not a subclass: bool is not an int here)."""
+    return set(map(type, column)) <= {type_}
 
 
 def _checked_decision_values(msg: dict) -> Decision:

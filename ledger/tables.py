@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -136,6 +137,28 @@ def insert_tuples(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[
     arrays = [pa.array(v, type=schema.field(c).type) for c, v in zip(columns, values, strict=True)]
     insert_arrow(con, table, pa.Table.from_arrays(arrays, names=list(columns)))
     return len(rows)
+
+
+def insert_columns(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], constants: dict[str, Any]
+) -> int:
+    """Insert rows given by column (name -> values) and `constants` (name -> every row's value), as
+    one Arrow batch: the sink's columnar decisions. Together they must name exactly the table's
+    columns."""
+    n = len(next(iter(columns.values()), []))
+    if not n:
+        return 0
+    schema = arrow_schema(table)
+    names = columns.keys() | constants.keys()
+    if names != set(schema.names) or len(columns) + len(constants) != len(schema.names):
+        raise ValueError(
+            f"{table} columns differ from ledger/sql/{table}.sql: "
+            f"unknown {sorted(names - set(schema.names))}, missing {sorted(set(schema.names) - names)}"
+        )
+    arrays = {c: pa.array(v, type=schema.field(c).type) for c, v in columns.items()}
+    arrays |= {c: pa.repeat(pa.scalar(v, type=schema.field(c).type), n) for c, v in constants.items()}
+    insert_arrow(con, table, pa.Table.from_pydict(arrays))
+    return n
 
 
 @contextmanager

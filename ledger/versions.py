@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from itertools import repeat
 from typing import NamedTuple
 
 import duckdb
 import orjson
 
 from ledger.batch import Batch, BatchResult, Rows
-from ledger.records import CompanyMonthRecord, Item, int_or_none, message, provenance
+from ledger.records import (
+    CompanyMonthRecord,
+    Item,
+    decision_columns,
+    int_or_none,
+    message,
+    plain_decision,
+    provenance,
+)
 from ledger.tables import key_table
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.money import ZERO
+from projections.snapshots import DecisionEncoder
 
 log = logging.getLogger("seatledger.sink")
 
@@ -140,6 +150,62 @@ def store_decisions(
         if (d.company_id, d.month) in invoiced:
             rows["invoice_adjustments"].append(_adjustment_row(it, d, head, version, batch))
         heads[key] = Head(version, digest, charged_usd(d.charged, d.unit_price_usd))
+
+
+_MESSAGE_FIELDS = ("amend_reason", "version", "in_report", "close_id", "partition", "emitted_at")
+
+
+def store_plain_decisions(
+    con: duckdb.DuckDBPyConnection, items: list[Item], batch: Batch, res: BatchResult, rows: Rows
+) -> bool:
+    """`store_decisions` of a batch's decisions by column, for the common case of a close: every
+    message plain (`Item.plain`), its checks and digest passing (`ledger.records.decision_columns`),
+    each key once in the batch and no month invoiced (no adjustment). Then no Decision or row is
+    built per message and the versions need one heads lookup. False, with nothing done, otherwise:
+    the caller takes the per-message path (`decision_of` + `store_decisions`), which names every
+    problem; both store the same rows (tests/unit/ledger/test_columnar_decisions.py)."""
+    msgs = [message(it) for it in items]
+    # not plain: a month seen first in this batch (plain_decision knows it now), or a problem
+    if not items or not all(it.plain or plain_decision(m) for it, m in zip(items, msgs, strict=True)):
+        return False
+    cols = decision_columns(msgs, DecisionEncoder())
+    if cols is None:
+        return False
+    keys = list(zip(cols.company_id, cols.user_id, cols.month, strict=True))
+    if len(set(keys)) < len(keys) or _invoiced(con, keys):
+        return False
+    keep, versions, corrects = _new_versions(keys, cols.digest, _heads(con, keys), res)
+    pick = (lambda c: c) if keep is None else (lambda c: [c[i] for i in keep])
+    fields = {name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS}
+    rows.version_columns = {
+        **{name: pick(getattr(cols, name)) for name in (*DECISION_COLUMNS, "plan", "digest")},
+        "version": versions, "corrects_version": corrects, "amend_reason": pick(fields["amend_reason"]),
+        "emitted_version": pick(fields["version"]), "in_report": pick(fields["in_report"]),
+        "close_id": pick(fields["close_id"]), "partition": pick(fields["partition"]),
+        "emitted_at": pick(fields["emitted_at"]), "kafka_partition": pick([it.kafka_partition for it in items]),
+        "kafka_offset": pick([it.kafka_offset for it in items]),
+    }  # fmt: skip
+    rows.version_constants = {"received_at": batch.now, "batch_id": batch.batch_id}
+    return True
+
+
+def _new_versions(
+    keys: list[DecisionKey], digests: list[str], heads: dict[DecisionKey, Head], res: BatchResult
+) -> tuple[list[int] | None, list[int], list[int | None]]:
+    """Which messages are stored (None: all), their versions and the versions they correct: a
+    message whose digest is its key's latest is a redelivery (keys are distinct in the batch)."""
+    if not heads:  # the common case of a first close: every decision is version 1
+        return None, [1] * len(keys), [None] * len(keys)
+    keep, versions, corrects = [], [], []
+    for i, (key, dg) in enumerate(zip(keys, digests, strict=True)):
+        head = heads.get(key)
+        if head is None or head.digest != dg:
+            keep.append(i)
+            versions.append(1 if head is None else head.version + 1)
+            corrects.append(None if head is None else head.version)
+    if len(keep) < len(keys):
+        res.duplicates["decision"] += len(keys) - len(keep)
+    return keep, versions, corrects
 
 
 def _company_month_heads(

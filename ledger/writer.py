@@ -34,8 +34,8 @@ from ledger.records import (
     partition_report_row,
     reject_row,
 )
-from ledger.tables import insert_rows, insert_tuples, key_table
-from ledger.versions import VERSION_COLUMNS, store_company_months, store_decisions
+from ledger.tables import insert_columns, insert_rows, insert_tuples, key_table
+from ledger.versions import VERSION_COLUMNS, store_company_months, store_decisions, store_plain_decisions
 from projections.decide import Decision
 from projections.snapshots import DecisionEncoder
 
@@ -62,12 +62,16 @@ def write_batch(
     *,
     topic: str,
     now: datetime | None = None,
+    columnar: bool = True,
 ) -> BatchResult:
-    """Store `items` (in consumption order) and their Kafka positions in one transaction."""
+    """Store `items` (in consumption order) and their Kafka positions in one transaction.
+
+    `columnar=False` reads every decision message on its own: the reference the columnar path of
+    a close's decisions is held to (tests/unit/ledger/test_columnar_decisions.py)."""
     res = BatchResult(messages=len(items))
     run(con, "BEGIN TRANSACTION")
     try:
-        _write(con, items, topic, now or datetime.now(UTC), res)
+        _write(con, items, topic, now or datetime.now(UTC), res, columnar)
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")
@@ -75,7 +79,9 @@ def write_batch(
     return res
 
 
-def _write(con: duckdb.DuckDBPyConnection, items: list[Item], topic: str, now: datetime, res: BatchResult) -> None:
+def _write(
+    con: duckdb.DuckDBPyConnection, items: list[Item], topic: str, now: datetime, res: BatchResult, columnar: bool
+) -> None:
     stored_pos = read_positions(con, topic)
     fresh = [it for it in items if it.kafka_offset >= stored_pos.get(it.kafka_partition, 0)]
     res.already_written = len(items) - len(fresh)
@@ -83,11 +89,12 @@ def _write(con: duckdb.DuckDBPyConnection, items: list[Item], topic: str, now: d
     res.batch_id = batch.batch_id
 
     rows = Rows()
-    _messages_to_rows(con, fresh, batch, res, rows)
+    _messages_to_rows(con, fresh, batch, res, rows, columnar)
     for table in _MESSAGE_TABLES:
         n = insert_rows(con, table, rows[table])
         if table == "snapshot_versions":
             n += insert_tuples(con, table, VERSION_COLUMNS, rows.versions)
+            n += insert_columns(con, table, rows.version_columns, rows.version_constants)
         if n:
             res.stored[table] += n
     res.months_completed = complete_months(con, batch)
@@ -104,9 +111,14 @@ def _write(con: duckdb.DuckDBPyConnection, items: list[Item], topic: str, now: d
 
 
 def _messages_to_rows(
-    con: duckdb.DuckDBPyConnection, fresh: list[Item], batch: Batch, res: BatchResult, rows: Rows
+    con: duckdb.DuckDBPyConnection, fresh: list[Item], batch: Batch, res: BatchResult, rows: Rows, columnar: bool
 ) -> None:
-    """Every kind's rows, and a `sink_rejects` row for each message that could not be read."""
+    """Every kind's rows, and a `sink_rejects` row for each message that could not be read.
+
+    A close's decisions take the columnar path when they are all of the common case; otherwise
+    each is read on its own (`decision_of`), with the same outcome."""
+    decision_items = [it for it in fresh if it.msg is not None and it.msg["kind"] == "decision"]
+    columnar = columnar and store_plain_decisions(con, decision_items, batch, res, rows)
     decisions: list[tuple[Item, Decision, bool]] = []
     encoder = DecisionEncoder()  # the batch's digests, from pieces shared by equal verdicts
     by_kind: dict[str, list[Item]] = {"company_month": [], "partition_done": [], "dispute_applied": [], "estimates": []}
@@ -114,6 +126,8 @@ def _messages_to_rows(
         if it.msg is None:
             rows["sink_rejects"].append(reject_row(it, it.error or "unreadable", batch))
         elif it.msg["kind"] == "decision":
+            if columnar:
+                continue
             try:
                 decisions.append((it, *decision_of(it.msg, encoder)))
             except Exception as exc:

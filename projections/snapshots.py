@@ -17,6 +17,7 @@ Six kinds, all JSON objects keyed by company (the done marker by partition):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import orjson
 
@@ -148,6 +149,16 @@ class DecisionEncoder:
         """`digest(d)`, from the shared pieces (what the sink checks every decision with)."""
         digest_head, digest_mid, _, _, _ = self._pieces(d)
         return hashlib.sha256(digest_head + _dumps(d.evidence) + digest_mid + _dumps(d.user_id) + b"}").hexdigest()[:16]
+
+    def digests(self, d: Decision, evidence: Sequence[str], user_ids: Sequence[str]) -> list[str]:
+        """`digest(d)` with each (evidence, user id) pair in place of d's own, from d's shared pieces:
+        the sink's columnar check of many decisions of one verdict (ledger.records)."""
+        digest_head, digest_mid, _, _, _ = self._pieces(d)
+        sha = hashlib.sha256
+        return [
+            sha(digest_head + _dumps(e) + digest_mid + _dumps(u) + b"}").hexdigest()[:16]
+            for e, u in zip(evidence, user_ids, strict=True)
+        ]
 
     def encode(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import orjson
@@ -48,3 +49,12 @@ def test_encoded_decision_equals_decision_message_and_its_digest(data, company, 
         )  # fmt: skip
         assert raw == orjson.dumps(msg)
         assert dg == msg["digest"] == digest(d) == enc.digest(d)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), TEXT, st.lists(st.tuples(TEXT, TEXT), max_size=5))
+def test_digests_of_one_verdict_equal_each_decisions_digest(data, company, pairs):
+    """What the sink checks a column of decisions with: d's pieces, each account's evidence and id."""
+    d = data.draw(a_decision(company, "2026-10"))
+    got = DecisionEncoder().digests(d, [e for e, _ in pairs], [u for _, u in pairs])
+    assert got == [digest(dataclasses.replace(d, evidence=e, user_id=u)) for e, u in pairs]

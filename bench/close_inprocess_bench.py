@@ -33,6 +33,7 @@ from ledger.tables import ensure_schema  # noqa: E402
 from ledger.writer import write_batch  # noqa: E402
 from projections.prices import PriceBook  # noqa: E402
 from streams.close import Closer, packed  # noqa: E402
+from streams.fold import gc_paused, homed  # noqa: E402
 from streams.routing import home_partition  # noqa: E402
 from streams.state import FoldState, Stores  # noqa: E402
 
@@ -48,19 +49,17 @@ def folded(accounts: int) -> FoldState:
 
 
 def close_all(state: FoldState, pack: bool) -> list[Record]:
-    """Every partition's close, as records of the snapshots topic (packed as streams.fold.Fold.emit
-    packs them, or one per message)."""
+    """Every partition's close, as records of the snapshots topic (homed and packed as
+    streams.fold.Fold.emit does, with the collector paused as there, or one per message)."""
     closer = Closer(state, PriceBook.load(None))
     out: list[Record] = []
     for p in range(PARTITIONS):
         for sp in range(PARTITIONS):
             month = closer.on_marker({"month": MONTH, "partitions": PARTITIONS, "source_partition": sp}, p)
             if month:
-                homed = (
-                    (k, v, home_partition(k.decode(), PARTITIONS) if q is None else q)
-                    for k, v, q in closer.close(p, month)
-                )
-                out.extend((k, v, q) for k, v, q, _ in packed(homed)) if pack else out.extend(homed)
+                with gc_paused():
+                    records = homed(closer.close(p, month), PARTITIONS)
+                    out.extend((k, v, q) for k, v, q, _ in packed(records)) if pack else out.extend(records)
     return out
 
 

@@ -350,11 +350,12 @@ class BulkDecider:
         assert len(life) == len(kept)
         return (*raw_key[:3], life, tier(prof), prof.employment)
 
-    def verdict(
-        self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
-    ) -> tuple[Template, list[EvidenceItem]]:
-        """The account's template and its own evidence items (`records` in (ts, event_id) order)."""
-        proof = self.ruleset.billing_proof(activity)
+    def template(
+        self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None, proof: object
+    ) -> tuple[Template, list[Record]]:
+        """The template of the account's shape and its lifecycle records (what ("r", i) slots
+        index); `proof`: `ruleset.billing_proof(activity)`. For a caller that fills the slots
+        from its own copy of the account (the worker's close reads its stored values)."""
         notif = activity.first_notify if activity is not None else None
         key, kept = self.raw_key(records, first_seen, proof, notif)
         tpl = self.templates.get(key)
@@ -364,6 +365,14 @@ class BulkDecider:
             if tpl is None:
                 tpl = self.shapes[shape] = self._template(records, kept, first_seen, activity)
             self.templates[key] = tpl
+        return tpl, kept
+
+    def verdict(
+        self, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
+    ) -> tuple[Template, list[EvidenceItem]]:
+        """The account's template and its own evidence items (`records` in (ts, event_id) order)."""
+        proof = self.ruleset.billing_proof(activity)
+        tpl, kept = self.template(records, first_seen, activity, proof)
         items: list[EvidenceItem] = []
         for slot in tpl.slots:
             tag = slot[0]
@@ -372,7 +381,7 @@ class BulkDecider:
             elif tag == "p":
                 items.append(proof)
             elif tag == "n":
-                items.append(notif)
+                items.append(activity.first_notify if activity is not None else None)
             elif tag == "f":
                 items.append(first_seen)
             elif tag == "b":
@@ -387,9 +396,13 @@ class BulkDecider:
         self, user_id: str, records: list[Record], first_seen: Evidence | None, activity: MonthActivity | None
     ) -> Decision:
         tpl, items = self.verdict(records, first_seen, activity)
+        return self.decision(tpl, user_id, evidence_json(items, self.cm.tz))
+
+    def decision(self, tpl: Template, user_id: str, evidence: str) -> Decision:
+        """The account's decision from its template and its evidence column."""
         return Decision(
             self.cm.company_id, user_id, self._month, tpl.billable, tpl.charged, tpl.tier, tpl.rule, tpl.reason,
-            evidence_json(items, self.cm.tz), tpl.price, self._version, self.cm.plan,
+            evidence, tpl.price, self._version, self.cm.plan,
         )  # fmt: skip
 
     def _template(

@@ -103,7 +103,7 @@ class DecisionEncoder:
     after `decide`.
     """
 
-    __slots__ = ("_tail", "_shared")
+    __slots__ = ("_tail", "_shared", "_firsts")
 
     def __init__(self, *, close_id: str = "", partition: int | None = None, emitted_at: str | None = None):
         self._tail = b',"close_id":%s,"partition":%s,"emitted_at":%s}' % (
@@ -112,6 +112,11 @@ class DecisionEncoder:
             _dumps(emitted_at),
         )
         self._shared: dict[tuple, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
+        # version 1 of a close (no correction, no reason): the fields after `plan` up to the digest
+        self._firsts = {
+            r: b'1,"corrects_version":null,"amend_reason":null,"in_report":%s,"digest":"' % _dumps(r)
+            for r in (True, False, None)
+        }
 
     def _pieces(self, d: Decision) -> tuple[bytes, bytes, bytes, bytes, bytes]:
         key = (d.company_id, d.month, d.billable, d.charged, d.tier, d.rule, d.reason, str(d.unit_price_usd),
@@ -170,18 +175,48 @@ class DecisionEncoder:
         in_report: bool | None,
     ) -> tuple[bytes, str]:
         """(the message's JSON bytes, its digest)."""
-        digest_head, digest_mid, msg_head, msg_mid, msg_after = self._pieces(d)
-        uid = _dumps(d.user_id)
-        ev = _dumps(d.evidence)
-        dg = hashlib.sha256(digest_head + ev + digest_mid + uid + b"}").hexdigest()[:16]
-        msg = b"".join((
-            msg_head, uid, msg_mid, ev, msg_after,
-            b'%d,"corrects_version":%s,"amend_reason":%s,"in_report":%s,"digest":"%s"' % (
-                version, _dumps(corrects_version), _dumps(amend_reason), _dumps(in_report), dg.encode()
-            ),
-            self._tail,
-        ))  # fmt: skip
-        return msg, dg
+        return self.encode_with(
+            self._pieces(d), d.user_id, d.evidence,
+            version=version, corrects_version=corrects_version, amend_reason=amend_reason, in_report=in_report,
+        )  # fmt: skip
+
+    def pieces(self, d: Decision) -> Pieces:
+        """What every decision with the values of `d` but its user and evidence shares, encoded:
+        for `encode_with`."""
+        return self._pieces(d)
+
+    def encode_with(
+        self,
+        pieces: Pieces,
+        user_id: str,
+        evidence: str,
+        *,
+        version: int,
+        corrects_version: int | None,
+        amend_reason: str | None,
+        in_report: bool | None,
+    ) -> tuple[bytes, str]:
+        """`encode` of the decision with the values of `pieces` (`self.pieces(d)`), `user_id` and
+        `evidence`: a close that knows which accounts share their verdict needs no `Decision`."""
+        if version == 1 and corrects_version is None and amend_reason is None:
+            return self.encode_first(pieces, user_id, evidence, in_report)
+        fields = b'%d,"corrects_version":%s,"amend_reason":%s,"in_report":%s,"digest":"' % (
+            version, _dumps(corrects_version), _dumps(amend_reason), _dumps(in_report)
+        )  # fmt: skip
+        return self._joined(pieces, _dumps(user_id), _dumps(evidence), fields)
+
+    def encode_first(self, pieces: Pieces, user_id: str, evidence: str, in_report: bool | None) -> tuple[bytes, str]:
+        """`encode_with` of a version 1 without a correction or a reason (what a close emits),
+        with positional arguments: it runs once per account."""
+        return self._joined(pieces, _dumps(user_id), _dumps(evidence), self._firsts[in_report])
+
+    def _joined(self, pieces: Pieces, uid: bytes, ev: bytes, fields: bytes) -> tuple[bytes, str]:
+        digest_head, digest_mid, msg_head, msg_mid, msg_after = pieces
+        dg = hashlib.sha256(b"".join((digest_head, ev, digest_mid, uid, b"}"))).hexdigest()[:16]
+        return b"".join((msg_head, uid, msg_mid, ev, msg_after, fields, dg.encode(), b'"', self._tail)), dg
+
+
+Pieces = tuple[bytes, bytes, bytes, bytes, bytes]  # DecisionEncoder.pieces: encoded once per verdict
 
 
 _dumps = orjson.dumps

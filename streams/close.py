@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 
@@ -42,7 +42,8 @@ from projections.snapshots import (
     partition_done_message,
 )
 from streams.routing import home_partition
-from streams.state import KV, SEP, Affected, FoldState, decode_account_records, decode_activity, new_stats
+from streams.state import KV, SEP, Affected, FoldState, decode_activity, new_stats
+from streams.stored_decide import StoredDecider, StoredShape
 
 log = logging.getLogger("seatledger.worker")
 
@@ -50,6 +51,7 @@ BUCKET_ACCOUNTS = 2000  # accounts per `emitted` bucket record (keeps changelog 
 LATE_EVENT = "late_event"
 
 Emission = tuple[bytes, bytes, int | None]  # (key, value, partition or None: the key's home)
+Row = tuple[str, StoredShape, str, int]  # a decided account: (user, shape, evidence, report days mask)
 PACK_BYTES = 256 * 1024  # most a packed snapshot record holds (the fold's producer batches 512 KiB)
 
 
@@ -339,7 +341,8 @@ class Closer:
         n = self.state.partitions
         now = _now()
         for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
-            cm, decisions, _ = self._decide(cid, month, None)
+            cm, decider, rows = self._decided(cid, month, None)
+            decisions = [decider.bulk.decision(shape.template, uid, evidence) for uid, shape, evidence, _ in rows]
             est = estimate_company(cm, decisions, as_of_us)
             for msg in estimate_messages(
                 est, estimate_id=str(ctl["estimate_id"]), as_of=as_of, partition=partition, emitted_at=now
@@ -348,52 +351,48 @@ class Closer:
 
     # ---- one company-month -------------------------------------------------------------------------
 
-    def _decide(
-        self, cid: str, month: Month, users: set[str] | None
-    ) -> tuple[CompanyMonth, list[Decision], Callable[[str], int]]:
-        """decide_company over the stored facts (the same bulk decider, read straight from the raw
-        table values); also `mask_of(user)`: the user's report days over the months a report
-        window reaches (History), read from the raw table values."""
+    def _decided(self, cid: str, month: Month, users: set[str] | None) -> tuple[CompanyMonth, StoredDecider, list[Row]]:
+        """Every account of `users` (default: the company's) known by the month's end, by user:
+        (user, shape, evidence, mask), decided by the bulk decider over the stored values
+        (streams.stored_decide); `mask`: the user's report days over the months a report window
+        reaches (History)."""
         st = self.state
         cf = st.company(cid)
         cm = company_month(cid, cf, month)
-        bulk = company_decider(cm, self.prices, self.ruleset)
+        decider = StoredDecider(company_decider(cm, self.prices, self.ruleset))
         end = cm.bounds.end_us
         uids = self.users_of(cid) if users is None else users
         pend = st.pending_activity(cid) if not cf.registered else {}
         hist = history_of(str(month))
-        acc_raw, act_raw = self.s.accounts.raw, self.s.activity.raw
-        mstr = hist.names[-1]
+        acc_get, act_get = self.s.accounts.raw.get, self.s.activity.raw.get
+        mstr, first = hist.names[-1], hist.first
+        earlier = list(zip(hist.offsets[:-1], hist.names[:-1], strict=True))
+        pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
-        decisions = []
+        decide = decider.decide
+        rows: list[Row] = []
         for uid in sorted(uids):
-            raw = acc_raw.get(prefix + uid)
+            raw = acc_get(prefix + uid)
             if raw is None or raw[0] is None or raw[0] >= end:  # not known by the month's end (known_by)
                 continue
-            records, first_seen = decode_account_records(raw)
-            araw = act_raw.get(prefix + uid + SEP + mstr)
-            a = decode_activity(araw) if araw is not None else None
-            if pend:
-                p = pend.get((uid, mstr))
-                if p is not None:
-                    a = p if a is None else a.merge(p)
-            decisions.append(bulk.decide(uid, records, first_seen, a))
-        pairs = list(zip(hist.offsets, hist.names, strict=True))
-
-        def mask_of(uid: str) -> int:
-            mask = 0
             base = prefix + uid + SEP
-            for off, m in pairs:
-                raw = act_raw.get(base + m)
-                if raw is not None and raw[1]:
-                    mask |= raw[1] << off
-                if pend:
+            araw = act_get(base + mstr)
+            a, mask = (None, 0) if araw is None else (decode_activity(araw), araw[1] << first)
+            for off, m in earlier:
+                r = act_get(base + m)
+                if r is not None and r[1]:
+                    mask |= r[1] << off
+            if pend:
+                for off, m in pairs:
                     p = pend.get((uid, m))
                     if p is not None and p.report_days:
                         mask |= p.report_days << off
-            return mask
-
-        return cm, decisions, mask_of
+                p = pend.get((uid, mstr))
+                if p is not None:
+                    a = p if a is None else a.merge(p)
+            shape, evidence = decide(raw, a)
+            rows.append((uid, shape, evidence, mask))
+        return cm, decider, rows
 
     def _company_month(
         self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None
@@ -401,52 +400,54 @@ class Closer:
         """Decide and emit what differs from what was emitted; returns the digests of all decisions."""
         hist = history_of(month_s)
         month = hist.month
-        cm, decisions, mask_of = self._decide(cid, month, users)
+        cm, _, rows = self._decided(cid, month, users)
         hkey = f"{cid}{SEP}{month_s}"
         header = self.s.emitted.get(hkey)
-        nb = header["b"] if header else max(1, len(decisions) // BUCKET_ACCOUNTS + 1)
+        nb = header["b"] if header else max(1, len(rows) // BUCKET_ACCOUNTS + 1)
         versions = EmittedVersions(self.s.emitted, hkey, nb)
         digests: list[str] = []
-        masks: list[int] = []
         changed = 0
         key = cid.encode()
         encoder = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=_now())
-        for d in decisions:
-            uid = d.user_id
-            mask = mask_of(uid)
-            masks.append(mask)
-            bucket = versions.bucket(uid)
-            prev = bucket[1].get(uid)
-            version = 1 if prev is None else prev[0] + 1
-            msg, dg = encoder.encode(
-                d, version=version,
-                corrects_version=None if prev is None else prev[0],
-                amend_reason=None if (prev is None and reason is None) else (reason or LATE_EVENT),
-                in_report=hist.in_report(mask),
-            )  # fmt: skip
+        first, in_report, bucket = encoder.encode_first, hist.in_report, versions.bucket
+        for uid, shape, evidence, mask in rows:
+            pieces = shape.pieces
+            if pieces is None:
+                pieces = shape.pieces = encoder.pieces(shape.decision)
+            bk = bucket(uid)
+            prev = bk[1].get(uid)
+            if prev is None and reason is None:  # a close's first version, most messages
+                version = 1
+                msg, dg = first(pieces, uid, evidence, in_report(mask))
+            else:
+                version = 1 if prev is None else prev[0] + 1
+                msg, dg = encoder.encode_with(
+                    pieces, uid, evidence, version=version,
+                    corrects_version=None if prev is None else prev[0], amend_reason=reason or LATE_EVENT,
+                    in_report=in_report(mask),
+                )  # fmt: skip
             digests.append(dg)
             if prev is not None and prev[1] == dg:
                 continue
             yield key, msg, None
-            versions.put(bucket, uid, version, dg)
+            versions.put(bk, uid, version, dg)
             changed += 1
-            self._count_decision(cid, uid, month_s, version, prev, reason)
+            if prev is None:
+                self.counts.decisions += 1
+            else:
+                self._count_amendment(cid, uid, month_s, version, prev, reason)
         if users is not None:
             if not changed:
                 return digests
             # Some decision changed: the invoice needs every decision of the company.
-            cm, decisions, mask_of = self._decide(cid, month, None)
-            masks = [mask_of(d.user_id) for d in decisions]
+            cm, _, rows = self._decided(cid, month, None)
         versions.save()
+        decisions = [shape.decision for _, shape, _, _ in rows]  # the invoice reads the verdicts' values
+        masks = [mask for _, _, _, mask in rows]
         yield from self._company_message(cid, hist, cm, decisions, masks, header, nb, close_id, partition)
         return digests
 
-    def _count_decision(
-        self, cid: str, uid: str, month_s: str, version: int, prev: list | None, reason: str | None
-    ) -> None:
-        if prev is None:
-            self.counts.decisions += 1
-            return
+    def _count_amendment(self, cid: str, uid: str, month_s: str, version: int, prev: list, reason: str | None) -> None:
         self.counts.amendments += 1
         log.info(
             "event=amendment company=%s user=%s month=%s version=%d corrects=%d reason=%s",

@@ -21,9 +21,11 @@ rebuilt from the tables by `reset_caches` after every change of the partitions o
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import orjson
@@ -46,6 +48,33 @@ log = logging.getLogger("seatledger.worker")
 FOLD_BATCH = 500  # routed messages per fold batch (their changelog writes are coalesced)
 FOLD_WITHIN = 0.1  # seconds a partial fold batch waits: fewer, larger changelog flushes
 SEND_YIELD_EVERY = 2000  # snapshot messages handed to the producer between yields to the event loop
+
+
+def homed(emissions: Iterable[Emission], n: int) -> Iterator[tuple[bytes, bytes, int]]:
+    """Each emission with its partition of the snapshots topic: its own, or its key's home
+    (looked up once per run of one key: a close emits a company's messages one after another)."""
+    last, home = None, 0
+    for k, v, p in emissions:
+        if p is None:
+            if k is not last:
+                last, home = k, home_partition(k.decode(), n)
+            yield k, v, home
+        else:
+            yield k, v, p % n
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a close builds its ~10 acyclic objects per
+    account: with a worker's tables in memory its full scans cost a tenth or more of a close (as
+    `replay.facts_sql.no_gc` does for the batch path, which the worker does not import: DuckDB)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class RoutedRecord(NamedTuple):
@@ -138,11 +167,9 @@ class Fold:
         messages all go to its home partition of the snapshots topic, in order, consecutive ones
         packed into JSON arrays (streams.close.packed). Their deliveries are awaited by `flush`,
         before the batch's changelog records are sent. Returns how many messages."""
-        n = self.n
-        homed = ((k, v, (home_partition(k.decode(), n) if p is None else p) % n) for k, v, p in emissions)
         sent = unsent = 0
         chunk: list[Record] = []
-        for key, value, part, count in packed(homed):
+        for key, value, part, count in packed(homed(emissions, self.n)):
             chunk.append((self.topic_snapshots, part, key, value))
             sent += count
             unsent += count
@@ -186,7 +213,8 @@ class Fold:
         m = self.metrics
         t0 = time.monotonic()
         before = self.closer.counts.copy()
-        sent = await self.emit(self.closer.close(p, month))
+        with gc_paused():
+            sent = await self.emit(self.closer.close(p, month))
         dt = time.monotonic() - t0
         d = self.closer.counts.since(before)
         m.close_seconds.set(dt)

@@ -153,11 +153,16 @@ _NONE3: Evidence = (None, None, None)
 
 
 def decode_activity(v: list) -> MonthActivity:
-    ev: list[tuple[Any, Any, Any] | None] = [None, None, None]
-    for j, i in enumerate(range(3, len(v), 3)):
-        if v[i] is not None:
-            ev[j] = (v[i], v[i + 1], v[i + 2])
-    return MonthActivity(v[0], v[1], v[2], ev[0], ev[1], ev[2])
+    """Written out, without a loop: the close decodes one per account."""
+    n = len(v)
+    return MonthActivity(
+        v[0],
+        v[1],
+        v[2],
+        (v[3], v[4], v[5]) if n > 3 and v[3] is not None else None,
+        (v[6], v[7], v[8]) if n > 6 and v[6] is not None else None,
+        (v[9], v[10], v[11]) if n > 9 and v[9] is not None else None,
+    )
 
 
 class KV:

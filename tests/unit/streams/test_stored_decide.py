@@ -1,0 +1,152 @@
+"""The close decides from the stored values in bulk (streams.stored_decide); its messages must be
+byte for byte what the per-account path makes: `decide_account` on the decoded facts, then
+`orjson.dumps(decision_message(...))`, the invoice from those decisions and the MAU from the
+projection, for a close and for the amendments a late event causes.
+
+Random facts with many accounts over few instants (the strategies of test_bulk_decide), so that
+accounts share stored keys and templates with their own evidence; companies with and without a
+registration (activity waiting in `pending`), both rule sets."""
+
+from __future__ import annotations
+
+from unittest.mock import patch
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from projections.calendar import Month
+from projections.decide import company_month, decide_account, known_by
+from projections.facts import MonthActivity
+from projections.invoice import build_invoice
+from projections.mau import in_report, mau_daily, months_needed
+from projections.rulesets import RULESETS, RuleSet
+from projections.snapshots import checksum_of_digests, company_month_message, decision_message
+from schemas.decode import validate_event
+from streams.close import Closer
+from streams.state import SEP, FoldState, Stores, decode_account
+from tests.support.given import PRICES
+from tests.unit.projections.test_bulk_decide import COMPANIES, INSTANTS, USERS, a_company_event, an_account_event
+
+NOW = "2026-11-02T00:00:00.000Z"
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def events_of_many_accounts(draw, min_size: int = 1):
+    """Valid events of a few companies (each may lack its registration) and their accounts. Half
+    the time each company's accounts draw their events from a small palette at any of the
+    instants: accounts of one stored key with other evidence, and keys a bucket apart, meet."""
+    raw = []
+    palette = draw(st.booleans())
+    for cid in COMPANIES:
+        raw += draw(st.lists(a_company_event(cid), max_size=4))
+        kinds = draw(st.lists(an_account_event(cid, ""), min_size=1, max_size=3))
+        for uid in USERS[: draw(st.integers(1, len(USERS)))]:
+            if palette:
+                picks = draw(st.lists(st.sampled_from(kinds), min_size=min_size, max_size=4))
+                raw += [{**e, "user_id": uid, "occurred_at": draw(st.sampled_from(INSTANTS))} for e in picks]
+            else:
+                raw += draw(st.lists(an_account_event(cid, uid), min_size=min_size, max_size=4))
+    ids = draw(
+        st.lists(st.text("abcdef0123", min_size=6, max_size=6), min_size=len(raw), max_size=len(raw), unique=True)
+    )
+    events = [{"event_id": i, **e} for i, e in zip(ids, raw, strict=True)]
+    for e in events:
+        validate_event(e)  # every one valid: the fold must take them all
+    return events
+
+
+def history(state: FoldState, cid: str, uid: str, month: Month) -> dict[Month, MonthActivity | None]:
+    """The user's activity in the months a report window reaches, waiting activity merged in."""
+    pend = state.pending_activity(cid) if not state.company(cid).registered else {}
+    out: dict[Month, MonthActivity | None] = {}
+    for m in months_needed(month):
+        a = state.activity_of(cid, uid, str(m))
+        p = pend.get((uid, str(m)))
+        out[m] = p if a is None else a if p is None else a.merge(p)
+    return out
+
+
+def reference(state: FoldState, cid: str, month: Month, rs: RuleSet) -> tuple[list, dict, dict]:
+    """(the decisions, each user's report history, the company month) of the per-account path."""
+    cm = company_month(cid, state.company(cid), month)
+    prefix = cid + SEP
+    decisions, hists = [], {}
+    for key in sorted(k for k in state.s.accounts.raw if k.startswith(prefix)):
+        uid = key[len(prefix) :]
+        acc = decode_account(state.s.accounts.raw[key])
+        if not known_by(acc, cm.bounds.end_us):
+            continue
+        hists[uid] = history(state, cid, uid, month)
+        decisions.append(decide_account(cm, uid, acc, hists[uid][month], PRICES, rs))
+    return decisions, hists, cm
+
+
+@SETTINGS
+@given(events_of_many_accounts(), st.sampled_from(sorted(RULESETS)), st.sampled_from(["2026-09", "2026-10", "2026-11"]))
+def test_a_close_emits_the_bytes_of_the_per_account_path(events, version, month_s):
+    rs, month = RULESETS[version], Month.parse(month_s)
+    state = FoldState(Stores(), 1)
+    state.fold_items(events, 0)
+    expected, digests = [], []
+    for cid in sorted(state.s.companies.raw):
+        decisions, hists, cm = reference(state, cid, month, rs)
+        for d in decisions:
+            msg = decision_message(
+                d, version=1, in_report=in_report(month, hists[d.user_id]), close_id="", partition=0, emitted_at=NOW
+            )
+            expected.append(orjson.dumps(msg))
+            digests.append(msg["digest"])
+        inv = build_invoice(cm, decisions).to_json()
+        expected.append(orjson.dumps(company_month_message(inv, mau_daily(month, hists), partition=0, emitted_at=NOW)))
+    with patch("streams.close._now", lambda: NOW):
+        got = [v for _, v, _ in Closer(state, PRICES, rs).close(0, month_s)]
+    assert got[:-1] == expected
+    done = orjson.loads(got[-1])
+    assert (done["kind"], done["accounts"], done["checksum"]) == (
+        "partition_done",
+        len(digests),
+        checksum_of_digests(digests),
+    )
+
+
+@SETTINGS
+@given(events_of_many_accounts(), events_of_many_accounts(min_size=0), st.sampled_from(sorted(RULESETS)))
+def test_amendments_after_late_events_are_the_bytes_of_the_per_account_path(events, late, version):
+    """A late event re-decides the accounts it touched: every decision emitted again is the
+    per-account decision with the next version; the others keep the digest emitted before."""
+    rs, month_s = RULESETS[version], "2026-10"
+    month = Month.parse(month_s)
+    state = FoldState(Stores(), 1)
+    closer = Closer(state, PRICES, rs)
+    state.on_new_account = closer.account_seen
+    state.fold_items(events, 0)
+    last: dict[tuple[str, str], dict] = {}
+    with patch("streams.close._now", lambda: NOW):
+        for _, v, _ in closer.close(0, month_s):
+            msg = orjson.loads(v)
+            if msg["kind"] == "decision":
+                last[(msg["company_id"], msg["user_id"])] = msg
+        for item in late:
+            res = state.fold_items([item], 0)
+            for aff in res.affected.values():
+                for _, v, _ in closer.recompute(0, aff):
+                    msg = orjson.loads(v)
+                    if msg["kind"] != "decision":
+                        continue
+                    decisions, hists, _ = reference(state, msg["company_id"], month, rs)
+                    d = next(d for d in decisions if d.user_id == msg["user_id"])
+                    prev = last.get((d.company_id, d.user_id))
+                    want = decision_message(
+                        d, version=1 if prev is None else prev["version"] + 1,
+                        corrects_version=None if prev is None else prev["version"], amend_reason="late_event",
+                        in_report=in_report(month, hists[d.user_id]), close_id="", partition=0, emitted_at=NOW,
+                    )  # fmt: skip
+                    assert v == orjson.dumps(want)
+                    last[(d.company_id, d.user_id)] = want
+    for cid in {c for c, _ in last}:
+        decisions, hists, _ = reference(state, cid, month, rs)
+        for d in decisions:
+            want = decision_message(d, version=1, in_report=in_report(month, hists[d.user_id]))
+            assert last[(cid, d.user_id)]["digest"] == want["digest"]

@@ -31,9 +31,10 @@ from ledger.connection import connect, read_connection  # noqa: E402
 from ledger.records import Item, parse_record  # noqa: E402
 from ledger.tables import ensure_schema  # noqa: E402
 from ledger.writer import write_batch  # noqa: E402
+from projections.collector import no_gc  # noqa: E402
 from projections.prices import PriceBook  # noqa: E402
 from streams.close import Closer, packed  # noqa: E402
-from streams.fold import gc_paused, homed  # noqa: E402
+from streams.fold import homed  # noqa: E402
 from streams.routing import home_partition  # noqa: E402
 from streams.state import FoldState, Stores  # noqa: E402
 
@@ -57,7 +58,7 @@ def close_all(state: FoldState, pack: bool) -> list[Record]:
         for sp in range(PARTITIONS):
             month = closer.on_marker({"month": MONTH, "partitions": PARTITIONS, "source_partition": sp}, p)
             if month:
-                with gc_paused():
+                with no_gc():
                     records = homed(closer.close(p, month), PARTITIONS)
                     out.extend((k, v, q) for k, v, q, _ in packed(records)) if pack else out.extend(records)
     return out

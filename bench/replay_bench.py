@@ -257,6 +257,7 @@ def main() -> None:
         return
 
     from projections.calendar import Month
+    from projections.collector import no_gc
     from projections.prices import PriceBook
     from replay.facts_sql import (
         ACTIVITY_EVENTS,
@@ -266,7 +267,6 @@ def main() -> None:
         _offset_sql,
         _sql_list,
         activity_sql,
-        no_gc,
     )
     from replay.month import month_from_facts
 

@@ -26,9 +26,7 @@ Exactness notes
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -36,6 +34,7 @@ import orjson
 import pyarrow as pa
 
 from projections.calendar import Month, zone
+from projections.collector import no_gc
 from projections.facts import (
     ACCOUNT_EVENTS,
     BILLING_ACTIVITY,
@@ -77,20 +76,6 @@ def _as_view(con, rows, name: str = _VIEW) -> str:
     else:  # a DuckDBPyRelation
         rows.create_view(name, replace=True)
     return name
-
-
-@contextmanager
-def no_gc():
-    """Pause the cyclic garbage collector while millions of acyclic objects (tuples, records, facts)
-    are built: its generation scans grow with the heap and were half of the records pass's time.
-    Restores the previous state; nothing built here forms cycles, so nothing is left uncollected."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 # Time zones: offsets as exact integer microseconds ---------------------------------------------
@@ -512,7 +497,6 @@ def merge_factsets(*sets: FactSet) -> FactSet:
 __all__ = [
     "build_facts",
     "merge_factsets",
-    "no_gc",
     "zone_segments",
     "activity_sql",
     "ACTIVITY_EVENTS",

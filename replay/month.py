@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from projections.calendar import Month, zone
+from projections.collector import no_gc
 from projections.decide import CompanyMonth, Decision, decide_month
 from projections.facts import FactSet, MonthActivity
 from projections.invoice import Invoice, build_invoice
@@ -20,7 +21,7 @@ from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet, get_ruleset
 from replay.duck import batch_connection
 from replay.events_source import LoadedEvents, load_events
-from replay.facts_sql import build_facts, no_gc
+from replay.facts_sql import build_facts
 
 
 class UnknownCompany(LookupError):

@@ -21,15 +21,14 @@ rebuilt from the tables by `reset_caches` after every change of the partitions o
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import orjson
 
+from projections.collector import no_gc
 from projections.prices import PriceBook
 from projections.rulesets import RuleSet
 from schemas.control import CLOSE_MONTH, CONTROL_KEY, ESTIMATE_MONTH, REJECTED, control_of
@@ -61,20 +60,6 @@ def homed(emissions: Iterable[Emission], n: int) -> Iterator[tuple[bytes, bytes,
             yield k, v, home
         else:
             yield k, v, p % n
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while a close builds its ~10 acyclic objects per
-    account: with a worker's tables in memory its full scans cost a tenth or more of a close (as
-    `replay.facts_sql.no_gc` does for the batch path, which the worker does not import: DuckDB)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class RoutedRecord(NamedTuple):
@@ -213,7 +198,7 @@ class Fold:
         m = self.metrics
         t0 = time.monotonic()
         before = self.closer.counts.copy()
-        with gc_paused():
+        with no_gc():
             sent = await self.emit(self.closer.close(p, month))
         dt = time.monotonic() - t0
         d = self.closer.counts.since(before)

@@ -45,7 +45,7 @@ def _items(body: bytes, kind: str, max_events: int) -> Iterator[tuple[int, Any, 
         try:
             data = parse_json(body)
         except EventRejected as exc:
-            raise ApiProblem("bad-request", f"the body is {exc.reason}") from None
+            raise ApiProblem("bad-request", f"the body cannot be read: {exc.reason}") from None
         if not isinstance(data, list):
             raise ApiProblem("bad-request", f"a JSON body must be an array of events, got {type(data).__name__}")
         _check_count(len(data), max_events)

@@ -93,6 +93,14 @@ def decision_message(
     }
 
 
+Pieces = tuple[bytes, bytes, bytes, bytes, bytes]  # DecisionEncoder.pieces: encoded once per verdict
+
+
+def _fingerprint(digest_head: bytes, ev: bytes, digest_mid: bytes, uid: bytes) -> str:
+    """The digest of one decision from its verdict's pieces and its encoded evidence and user id."""
+    return hashlib.sha256(b"".join((digest_head, ev, digest_mid, uid, b"}"))).hexdigest()[:16]
+
+
 class DecisionEncoder:
     """`decision_message(...)` as JSON bytes and its digest, for the many decisions of a close.
 
@@ -111,14 +119,16 @@ class DecisionEncoder:
             _dumps(partition),
             _dumps(emitted_at),
         )
-        self._shared: dict[tuple, tuple[bytes, bytes, bytes, bytes, bytes]] = {}
+        self._shared: dict[tuple, Pieces] = {}
         # version 1 of a close (no correction, no reason): the fields after `plan` up to the digest
         self._firsts = {
             r: b'1,"corrects_version":null,"amend_reason":null,"in_report":%s,"digest":"' % _dumps(r)
             for r in (True, False, None)
         }
 
-    def _pieces(self, d: Decision) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+    def pieces(self, d: Decision) -> Pieces:
+        """What every decision with the values of `d` but its user and evidence shares, encoded:
+        for `encode_with`."""
         key = (d.company_id, d.month, d.billable, d.charged, d.tier, d.rule, d.reason, str(d.unit_price_usd),
                d.ruleset_version, d.plan)  # fmt: skip
         p = self._shared.get(key)
@@ -152,17 +162,15 @@ class DecisionEncoder:
 
     def digest(self, d: Decision) -> str:
         """`digest(d)`, from the shared pieces (what the sink checks every decision with)."""
-        digest_head, digest_mid, _, _, _ = self._pieces(d)
-        return hashlib.sha256(digest_head + _dumps(d.evidence) + digest_mid + _dumps(d.user_id) + b"}").hexdigest()[:16]
+        digest_head, digest_mid, _, _, _ = self.pieces(d)
+        return _fingerprint(digest_head, _dumps(d.evidence), digest_mid, _dumps(d.user_id))
 
     def digests(self, d: Decision, evidence: Sequence[str], user_ids: Sequence[str]) -> list[str]:
         """`digest(d)` with each (evidence, user id) pair in place of d's own, from d's shared pieces:
         the sink's columnar check of many decisions of one verdict (ledger.records)."""
-        digest_head, digest_mid, _, _, _ = self._pieces(d)
-        sha = hashlib.sha256
+        digest_head, digest_mid, _, _, _ = self.pieces(d)
         return [
-            sha(digest_head + _dumps(e) + digest_mid + _dumps(u) + b"}").hexdigest()[:16]
-            for e, u in zip(evidence, user_ids, strict=True)
+            _fingerprint(digest_head, _dumps(e), digest_mid, _dumps(u)) for e, u in zip(evidence, user_ids, strict=True)
         ]
 
     def encode(
@@ -176,14 +184,9 @@ class DecisionEncoder:
     ) -> tuple[bytes, str]:
         """(the message's JSON bytes, its digest)."""
         return self.encode_with(
-            self._pieces(d), d.user_id, d.evidence,
+            self.pieces(d), d.user_id, d.evidence,
             version=version, corrects_version=corrects_version, amend_reason=amend_reason, in_report=in_report,
         )  # fmt: skip
-
-    def pieces(self, d: Decision) -> Pieces:
-        """What every decision with the values of `d` but its user and evidence shares, encoded:
-        for `encode_with`."""
-        return self._pieces(d)
 
     def encode_with(
         self,
@@ -212,11 +215,8 @@ class DecisionEncoder:
 
     def _joined(self, pieces: Pieces, uid: bytes, ev: bytes, fields: bytes) -> tuple[bytes, str]:
         digest_head, digest_mid, msg_head, msg_mid, msg_after = pieces
-        dg = hashlib.sha256(b"".join((digest_head, ev, digest_mid, uid, b"}"))).hexdigest()[:16]
+        dg = _fingerprint(digest_head, ev, digest_mid, uid)
         return b"".join((msg_head, uid, msg_mid, ev, msg_after, fields, dg.encode(), b'"', self._tail)), dg
-
-
-Pieces = tuple[bytes, bytes, bytes, bytes, bytes]  # DecisionEncoder.pieces: encoded once per verdict
 
 
 _dumps = orjson.dumps

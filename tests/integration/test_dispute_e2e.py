@@ -18,9 +18,8 @@ import orjson
 import pytest
 
 from devtools.workload import iter_events
-from ledger.connection import read_connection
-from replay.archive.layout import read_manifest
-from tests.support.kafka_readback import end_offsets
+from tests.support.kafka_readback import archive_caught_up
+from tests.support.ledger_file import db_rows
 from tests.support.worker_harness import (
     WorkerProcess,
     close_month,
@@ -95,22 +94,6 @@ def wait(pred, timeout: float, what: str, logs: list[Path]):
         f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-40:]) for p in logs if p.exists()
     )
     pytest.fail(f"timed out waiting for {what}\n{tails}")
-
-
-def db_rows(db: Path, sql: str, params=None) -> list[tuple]:
-    if not db.exists():
-        return []
-    with read_connection(db) as con:
-        try:
-            return con.execute(sql, params or []).fetchall()
-        except duckdb.CatalogException:
-            return []
-
-
-def archive_caught_up(settings, root: Path) -> bool:
-    ends = asyncio.run(end_offsets(settings, settings.topic_events))
-    ms = {p: read_manifest(root, settings.topic_events, p) for p in ends}
-    return all(ms[p] is not None and ms[p].next_offset == off for p, off in ends.items())
 
 
 def test_dispute_end_to_end(kafka_topics, tmp_path):

@@ -11,22 +11,19 @@ and the adjustments carried to the next invoices add up to the change of each co
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import orjson
 import pytest
 
 from devtools.workload import iter_events, write_ndjson
 from ledger.connection import read_connection
 from projections.decide import DECISION_COLUMNS
-from replay.archive.layout import read_manifest
-from streams.settings import Settings
-from tests.support.kafka_readback import end_offsets
+from tests.support.kafka_readback import archive_caught_up
+from tests.support.ledger_file import db_rows
 from tests.support.services import ROOT, Service, wait_for
 from tests.support.worker_harness import WorkerProcess, worker_env
 
@@ -51,16 +48,6 @@ def write(path: Path, events: list[dict]) -> Path:
     return path
 
 
-def db_rows(db: Path, sql: str) -> list[tuple]:
-    if not db.exists():
-        return []
-    with read_connection(db) as con:
-        try:
-            return con.execute(sql).fetchall()
-        except duckdb.CatalogException:
-            return []
-
-
 def stored_decisions(db: Path) -> list[dict]:
     with read_connection(db) as con:
         cur = con.execute("SELECT * FROM account_decisions WHERE month = ? ORDER BY company_id, user_id", [MONTH])
@@ -75,13 +62,6 @@ def replayed_decisions(env: dict[str, str], events: Path) -> list[dict]:
     out = cli(env, "replay", "--events", str(events), "--month", MONTH, "--format", "jsonl").stdout
     rows = [orjson.loads(line) for line in out.splitlines() if line]
     return sorted(rows, key=lambda r: (r["company_id"], r["user_id"]))
-
-
-def archive_caught_up(settings: Settings, root: Path) -> bool:
-    """The archive has made durable every record of the events topic (close markers included)."""
-    ends = asyncio.run(end_offsets(settings, settings.topic_events))
-    ms = {p: read_manifest(root, settings.topic_events, p) for p in ends}
-    return all(ms[p] is not None and ms[p].next_offset == off for p, off in ends.items())
 
 
 def late_events(decisions: list[dict]) -> list[dict]:

@@ -1,11 +1,14 @@
-"""Read a topic back from the beginning, for tests that check what was published."""
+"""Read a topic back from the beginning, for tests that check what was published (and whether the
+archive holds all of it)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from replay.archive.layout import read_manifest
 from streams.settings import Settings
 
 
@@ -44,3 +47,11 @@ async def read_all(settings: Settings, topic: str, timeout: float = 30.0) -> lis
         return records
     finally:
         await consumer.stop()
+
+
+def archive_caught_up(settings: Settings, root: Path) -> bool:
+    """The archive under `root` has made durable every record of the events topic (close markers
+    included): each partition's manifest is at the topic's end offset."""
+    ends = asyncio.run(end_offsets(settings, settings.topic_events))
+    ms = {p: read_manifest(root, settings.topic_events, p) for p in ends}
+    return all(ms[p] is not None and ms[p].next_offset == off for p, off in ends.items())

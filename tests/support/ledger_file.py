@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
+
 from ledger.connection import read_connection, run, write_connection
 from ledger.records import Item, parse_record
 from ledger.tables import ensure_schema
@@ -32,6 +34,18 @@ from projections.snapshots import (
 from tests.support.given import PRICES, World
 
 TOPIC = "seatledger.snapshots"
+
+
+def db_rows(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """`sql`'s rows from the ledger file as a reader gets them (waiting while the sink writes);
+    none while the file or the queried table does not exist yet."""
+    if not db.exists():
+        return []
+    with read_connection(db) as con:
+        try:
+            return con.execute(sql, params or []).fetchall()
+        except duckdb.CatalogException:
+            return []
 
 
 def decide_all(world: World, month: str) -> dict[str, tuple]:

@@ -59,9 +59,9 @@ def parse_rfc3339(value: object) -> datetime:
     m = _RFC3339.fullmatch(value)  # not `match`: its `$` also matches before a final newline
     if not m:
         raise ValueError(f"unparsable timestamp {value!r}; expected RFC 3339 such as 2026-10-02T08:14:03Z")
-    if m.group("offset") is None:
-        raise ValueError(f"timestamp {value!r} has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'")
     offset = m.group("offset")
+    if offset is None:
+        raise ValueError(f"timestamp {value!r} has no UTC offset; use RFC 3339 with 'Z' or '+HH:MM'")
     if offset not in "Zz" and (int(offset[1:3]) > 23 or int(offset[4:6]) > 59):
         raise ValueError(f"timestamp {value!r} has UTC offset {offset}, out of range (-23:59 to +23:59)")
     text = value

@@ -1,14 +1,15 @@
 """The month close and the sink's writes in-process, no Kafka: CPU seconds of each side.
 
     .venv/bin/python bench/close_inprocess_bench.py [--accounts 100000] [--batch 5000] [--pack 1] [--profile close|sink]
-        [--columnar 1]
+        [--columnar 1] [--blocks 1]
 
 Folds bench/worker_bench.py's close workload (2 events per account, 2,000 accounts per company)
 into a `FoldState`, runs `Closer.close` on every partition, then hands the emitted records to
 the sink's own steps as `seatledger sink` would: `parse_record` per Kafka record and
 `write_batch` per batch of `--batch` messages, on a DuckDB file opened and closed per batch.
 `--profile` prints the cProfile of one side (docs/performance.md, "Month close to DuckDB");
-`--columnar 0` stores every decision through the per-message path (`write_batch(columnar=False)`).
+`--columnar 0` stores every decision through the per-message path (`write_batch(columnar=False)`);
+`--blocks 0` has the close send one `decision` message per account instead of `decision_block`s.
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def folded(accounts: int) -> FoldState:
     return state
 
 
-def close_all(state: FoldState, pack: bool) -> list[Record]:
+def close_all(state: FoldState, pack: bool, blocks: bool = True) -> list[Record]:
     """Every partition's close, as records of the snapshots topic (homed and packed as
     streams.fold.Fold.emit does, with the collector paused as there, or one per message)."""
-    closer = Closer(state, PriceBook.load(None))
+    closer = Closer(state, PriceBook.load(None), blocks=blocks)
     out: list[Record] = []
     for p in range(PARTITIONS):
         for sp in range(PARTITIONS):
@@ -72,12 +73,15 @@ def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True)
     con = connect(db)
     ensure_schema(con)
     con.close()
+    buffered = 0  # messages, as the sink counts them (a decision_block: its accounts)
     for _, value, p in records:
-        items.extend(parse_record(p, offsets[p], value))
+        parsed = parse_record(p, offsets[p], value)
+        items.extend(parsed)
+        buffered += sum(it.count for it in parsed)
         offsets[p] += 1
-        if len(items) >= batch:
+        if buffered >= batch:
             n += _write(db, items, columnar)
-            items = []
+            items, buffered = [], 0
     if items:
         n += _write(db, items, columnar)
     return n
@@ -86,10 +90,10 @@ def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True)
 def _write(db: Path, items: list[Item], columnar: bool) -> int:
     con = connect(db)
     try:
-        write_batch(con, items, topic="bench", columnar=columnar)
+        res = write_batch(con, items, topic="bench", columnar=columnar)
     finally:
         con.close()
-    return len(items)
+    return res.messages
 
 
 def main() -> None:
@@ -98,6 +102,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--profile", choices=("close", "sink"))
     ap.add_argument("--columnar", type=int, default=1, help="0: every decision through the per-message path")
+    ap.add_argument("--blocks", type=int, default=1, help="0: a close's decisions one message each, not in blocks")
     ap.add_argument(
         "--pack", type=int, default=1, help="1: records packed as the worker sends them; 0: one per message"
     )
@@ -107,7 +112,7 @@ def main() -> None:
     c0 = time.process_time()
     if args.profile == "close":
         prof.enable()
-    records = close_all(state, bool(args.pack))
+    records = close_all(state, bool(args.pack), bool(args.blocks))
     prof.disable()
     close_cpu = time.process_time() - c0
     with tempfile.TemporaryDirectory(prefix="close-bench-") as tmp:

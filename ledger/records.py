@@ -22,7 +22,15 @@ from projections.decide import DECISION_COLUMNS, Decision
 from projections.estimate import STATUSES
 from projections.money import cents
 from projections.prices import MAX_USD
-from projections.snapshots import KINDS, DecisionEncoder, decision_from_row, digest
+from projections.snapshots import (
+    BLOCK_COLUMNS,
+    KINDS,
+    VERDICT_FIELDS,
+    DecisionEncoder,
+    decision_from_row,
+    digest,
+    expand_block,
+)
 from schemas.decode import deeper_than as _deeper_than
 
 _STR_COLUMNS = ("company_id", "user_id", "month", "tier", "rule", "reason", "evidence", "ruleset_version")
@@ -35,6 +43,7 @@ class Item:
     `msg` is the decoded JSON object, or None with `error` set when the record could not be read.
     A Kafka record holding a JSON array yields one Item per element (same offset, `index` 0, 1, ...).
     `plain`: `plain_decision` accepted it (the writer's columnar path takes only those messages).
+    `count`: the messages it stands for (a `decision_block`'s accounts; `expanded` gives them).
     """
 
     kafka_partition: int
@@ -44,6 +53,7 @@ class Item:
     error: str | None = None
     raw: bytes | None = None
     plain: bool = False
+    count: int = 1
 
 
 def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]:
@@ -68,16 +78,38 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
             continue
         if shallow is None:
             shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH
-        try:
-            problem = shape_problem(el, check_depth=not shallow)
-        except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
-            problem = f"cannot be checked: {type(exc).__name__}: {exc}"
-        if problem is None:
-            out.append(Item(partition, offset, el, i))
-        elif problem == "is not a JSON object":
-            out.append(Item(partition, offset, None, i, f"element {i} {problem}", _element_bytes(el, value)))
-        else:
-            out.append(Item(partition, offset, None, i, problem, _element_bytes(el, value)))
+        out.append(_checked_item(partition, offset, i, el, not shallow, value))
+    return out
+
+
+def _checked_item(partition: int, offset: int, i: int, el: Any, check_depth: bool, record: bytes) -> Item:
+    """Element `i` of a record, read by `shape_problem`: its Item, or an unreadable Item naming why."""
+    try:
+        problem = shape_problem(el, check_depth=check_depth)
+    except Exception as exc:  # a bug in the checks: the element is unreadable, the sink goes on
+        problem = f"cannot be checked: {type(exc).__name__}: {exc}"
+    if problem is None:
+        return Item(partition, offset, el, i, count=len(el["user_id"]) if el["kind"] == "decision_block" else 1)
+    if problem == "is not a JSON object":
+        problem = f"element {i} {problem}"
+    return Item(partition, offset, None, i, problem, _element_bytes(el, record))
+
+
+def expanded(items: list[Item]) -> list[Item]:
+    """`items` with each `decision_block` replaced by the `decision` messages it stands for
+    (projections.snapshots.expand_block), each read as `parse_record` reads an element: what the
+    writer's per-message path stores, rejecting a bad account alone."""
+    out: list[Item] = []
+    for it in items:
+        if it.msg is None or it.msg["kind"] != "decision_block":
+            out.append(it)
+            continue
+        record = _element_bytes(it.msg, b"")
+        for i, el in enumerate(expand_block(it.msg)):
+            if plain_decision(el):
+                out.append(Item(it.kafka_partition, it.kafka_offset, el, i, plain=True))
+            else:
+                out.append(_checked_item(it.kafka_partition, it.kafka_offset, i, el, True, record))
     return out
 
 
@@ -95,6 +127,11 @@ _SHAPES: dict[str, dict[str, str]] = {
     "decision": {
         "digest": "str", "plan": "str?", "version": "int32?", "amend_reason": "str?", "in_report": "bool?",
         "close_id": "str?", "partition": "int32?", "emitted_at": "str?",
+    },
+    "decision_block": {
+        "company_id": "str", "month": "str", "verdicts": "list", "verdict": "list", "user_id": "list",
+        "evidence": "list", "in_report": "list", "digest": "list", "close_id": "str?", "partition": "int32?",
+        "emitted_at": "str?",
     },
     "company_month": {
         "company_id": "str", "month": "str", "invoice": "dict", "mau": "list?", "version": "int32?",
@@ -134,7 +171,7 @@ def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
     kind = el.get("kind")
     if type(kind) is not str or kind not in KINDS:
         return f"unknown kind {kind!r}" if type(kind) is str and len(kind) <= 80 else "unknown kind"
-    if check_depth and _deeper_than(el, MAX_DEPTH):
+    if check_depth and (_block_deeper(el) if kind == "decision_block" else _deeper_than(el, MAX_DEPTH)):
         return f"nests more than {MAX_DEPTH} levels"
     problem = _fields_problem(el, _SHAPES[kind])
     if problem is None and "month" in el and not (type(el["month"]) is str and el["month"] in _VALID_MONTHS):
@@ -145,6 +182,8 @@ def shape_problem(el: Any, *, check_depth: bool = True) -> str | None:
         else:
             if len(_VALID_MONTHS) < 1200:  # every month the contract allows fits
                 _VALID_MONTHS.add(el["month"])
+    if problem is None and kind == "decision_block":
+        problem = _block_problem(el)
     if problem is None and kind in ("company_month", "company_estimate"):
         problem = _company_month_problem(el)
     if problem is None and kind == "partition_done":
@@ -196,6 +235,38 @@ def _company_month_problem(el: dict) -> str | None:
         if problem is None and not _mau_pair(pair):
             problem = f"mau[{i}] must be [YYYY-MM-DD, count]"
     return problem
+
+
+def _block_deeper(el: dict) -> bool:
+    """`_deeper_than(el, MAX_DEPTH)` for a decision_block without walking its columns of scalars
+    (its evidence texts hold brackets, so counting a record's brackets does not clear it)."""
+    for v in el.values():
+        if type(v) is list and _NESTED.isdisjoint(map(type, v)):
+            continue
+        if type(v) in _NESTED and _deeper_than(v, MAX_DEPTH - 1):
+            return True
+    return False
+
+
+def _block_problem(el: dict) -> str | None:
+    """What a decision_block needs to stand for its decision messages (`expand_block`): columns of
+    one length, verdicts as objects, each index one of them. Each account's values are checked as
+    its message's (`block_columns`, else `expanded` and the per-message checks)."""
+    n = len(el["verdict"])
+    if n == 0:
+        return "has no accounts"
+    for name in BLOCK_COLUMNS[1:]:
+        if len(el[name]) != n:
+            return f"{name} has {len(el[name])} values, verdict has {n}"
+    verdicts = el["verdicts"]
+    if not verdicts or set(map(type, verdicts)) != _DICT_ONLY:
+        return "verdicts must be an array of objects"
+    if set(map(type, el["verdict"])) != _INT_ONLY or not 0 <= min(el["verdict"]) <= max(el["verdict"]) < len(verdicts):
+        return f"verdict must hold indices into verdicts (0 to {len(verdicts) - 1})"
+    return None
+
+
+_INT_ONLY = {int}
 
 
 def _mau_pair(pair: Any) -> bool:
@@ -390,6 +461,52 @@ def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColu
             return None
     usd = [prices[text] for text in price]
     return DecisionColumns(cid, uid, month, billable, charged, tier, rule, reason, evidence, usd, rsv, plan, digests)
+
+
+def block_columns(block: dict, encoder: DecisionEncoder) -> DecisionColumns | None:
+    """`decision_columns` of the messages a decision_block stands for (`expand_block`), read from
+    its columns: each verdict checked once (`_plain_decision_values` of its fields), each account's
+    user id, evidence, in_report and digest by column. None when any check fails: the caller then
+    reads `expanded(...)` message by message, which names each problem."""
+    verdicts, idx = block["verdicts"], block["verdict"]
+    uid, evidence, in_report, digests = block["user_id"], block["evidence"], block["in_report"], block["digest"]
+    if not (_only(str, uid) and _only(str, evidence) and _only(str, digests) and set(map(type, in_report)) <= _REPORT):
+        return None
+    if not all(map(_evidence_ok, evidence)):
+        return None
+    shared = {"company_id": block["company_id"], "month": block["month"], "user_id": "", "evidence": "[]", "digest": ""}
+    templates = []
+    for v in verdicts:
+        plan = v.get("plan")
+        t = _plain_decision_values({**{f: v[f] for f in VERDICT_FIELDS if f in v}, **shared})
+        if t is None or not (plan is None or type(plan) is str):
+            return None
+        templates.append(t)
+    groups: list[list[int]] = [[] for _ in verdicts]
+    if len(verdicts) == 1:
+        groups[0] = list(range(len(idx)))
+    else:
+        for i, v in enumerate(idx):
+            groups[v].append(i)
+    for t, rows in zip(templates, groups, strict=True):
+        if rows and encoder.digests(t, [evidence[i] for i in rows], [uid[i] for i in rows]) != [
+            digests[i] for i in rows
+        ]:
+            return None
+    n = len(idx)
+
+    def column(name: str) -> list:
+        values = [getattr(t, name) for t in templates]
+        return [values[0]] * n if len(values) == 1 else [values[v] for v in idx]
+
+    return DecisionColumns(
+        [block["company_id"]] * n, uid, [block["month"]] * n, column("billable"), column("charged"), column("tier"),
+        column("rule"), column("reason"), evidence, column("unit_price_usd"), column("ruleset_version"),
+        column("plan"), digests,
+    )  # fmt: skip
+
+
+_REPORT = {bool, type(None)}
 
 
 def _only(type_: type, column: Sequence[Any]) -> bool:

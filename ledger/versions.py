@@ -24,6 +24,7 @@ from ledger.batch import Batch, BatchResult, Rows
 from ledger.records import (
     CompanyMonthRecord,
     Item,
+    block_columns,
     decision_columns,
     int_or_none,
     message,
@@ -153,40 +154,89 @@ def store_decisions(
 
 
 _MESSAGE_FIELDS = ("amend_reason", "version", "in_report", "close_id", "partition", "emitted_at")
+_COLUMN_NAMES = (*DECISION_COLUMNS, "plan", "digest", *_MESSAGE_FIELDS, "kafka_partition", "kafka_offset")
 
 
 def store_plain_decisions(
     con: duckdb.DuckDBPyConnection, items: list[Item], batch: Batch, res: BatchResult, rows: Rows
 ) -> bool:
     """`store_decisions` of a batch's decisions by column, for the common case of a close: every
-    message plain (`Item.plain`), its checks and digest passing (`ledger.records.decision_columns`),
-    each key once in the batch and no month invoiced (no adjustment). Then no Decision or row is
-    built per message and the versions need one heads lookup. False, with nothing done, otherwise:
-    the caller takes the per-message path (`decision_of` + `store_decisions`), which names every
-    problem; both store the same rows (tests/unit/ledger/test_columnar_decisions.py)."""
-    msgs = [message(it) for it in items]
-    # not plain: a month seen first in this batch (plain_decision knows it now), or a problem
-    if not items or not all(it.plain or plain_decision(m) for it, m in zip(items, msgs, strict=True)):
+    message plain (`Item.plain`) or a decision_block, its checks and digest passing
+    (`ledger.records.decision_columns`, `block_columns`), each key once in the batch and no month
+    invoiced (no adjustment). Then no Decision or row is built per message and the versions need
+    one heads lookup. False, with nothing done, otherwise: the caller takes the per-message path
+    (`expanded`, `decision_of` + `store_decisions`), which names every problem; both store the
+    same rows (tests/unit/ledger/test_columnar_decisions.py)."""
+    parts = _column_parts(items, DecisionEncoder()) if items else None
+    if parts is None:
         return False
-    cols = decision_columns(msgs, DecisionEncoder())
-    if cols is None:
-        return False
-    keys = list(zip(cols.company_id, cols.user_id, cols.month, strict=True))
+    columns: dict[str, list] = {name: [] for name in _COLUMN_NAMES}
+    for part in parts:
+        for name, values in part.items():
+            columns[name].extend(values)
+    keys = list(zip(columns["company_id"], columns["user_id"], columns["month"], strict=True))
     if len(set(keys)) < len(keys) or _invoiced(con, keys):
         return False
-    keep, versions, corrects = _new_versions(keys, cols.digest, _heads(con, keys), res)
-    pick = (lambda c: c) if keep is None else (lambda c: [c[i] for i in keep])
-    fields = {name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS}
-    rows.version_columns = {
-        **{name: pick(getattr(cols, name)) for name in (*DECISION_COLUMNS, "plan", "digest")},
-        "version": versions, "corrects_version": corrects, "amend_reason": pick(fields["amend_reason"]),
-        "emitted_version": pick(fields["version"]), "in_report": pick(fields["in_report"]),
-        "close_id": pick(fields["close_id"]), "partition": pick(fields["partition"]),
-        "emitted_at": pick(fields["emitted_at"]), "kafka_partition": pick([it.kafka_partition for it in items]),
-        "kafka_offset": pick([it.kafka_offset for it in items]),
-    }  # fmt: skip
+    keep, versions, corrects = _new_versions(keys, columns["digest"], _heads(con, keys), res)
+    if keep is not None:
+        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+    columns["emitted_version"] = columns.pop("version")
+    rows.version_columns = {**columns, "version": versions, "corrects_version": corrects}
     rows.version_constants = {"received_at": batch.now, "batch_id": batch.batch_id}
     return True
+
+
+def _column_parts(items: list[Item], encoder: DecisionEncoder) -> list[dict[str, list]] | None:
+    """The stored columns (`_COLUMN_NAMES`) of each run of plain decision messages and of each
+    decision_block, in item order; None when one of them is not the common case."""
+    parts: list[dict[str, list]] = []
+    run: list[Item] = []
+    for it in [*items, None]:
+        if it is not None and it.msg is not None and it.msg["kind"] == "decision":
+            run.append(it)
+            continue
+        if run:
+            part = _messages_part(run, encoder)
+            if part is None:
+                return None
+            parts.append(part)
+            run = []
+        if it is not None:
+            part = _block_part(it, encoder)
+            if part is None:
+                return None
+            parts.append(part)
+    return parts
+
+
+def _messages_part(items: list[Item], encoder: DecisionEncoder) -> dict[str, list] | None:
+    msgs = [message(it) for it in items]
+    # not plain: a month seen first in this batch (plain_decision knows it now), or a problem
+    if not all(it.plain or plain_decision(m) for it, m in zip(items, msgs, strict=True)):
+        return None
+    cols = decision_columns(msgs, encoder)
+    if cols is None:
+        return None
+    return {
+        **cols._asdict(),
+        **{name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS},
+        "kafka_partition": [it.kafka_partition for it in items],
+        "kafka_offset": [it.kafka_offset for it in items],
+    }
+
+
+def _block_part(it: Item, encoder: DecisionEncoder) -> dict[str, list] | None:
+    block = message(it)
+    cols = block_columns(block, encoder)
+    if cols is None:
+        return None
+    n = len(cols.user_id)
+    return {
+        **cols._asdict(),
+        "amend_reason": [None] * n, "version": [1] * n, "in_report": block["in_report"],
+        **{name: [block.get(name)] * n for name in ("close_id", "partition", "emitted_at")},
+        "kafka_partition": [it.kafka_partition] * n, "kafka_offset": [it.kafka_offset] * n,
+    }  # fmt: skip
 
 
 def _new_versions(

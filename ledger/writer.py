@@ -30,6 +30,7 @@ from ledger.records import (
     company_month_of,
     decision_of,
     dispute_row,
+    expanded,
     message,
     partition_report_row,
     reject_row,
@@ -68,7 +69,7 @@ def write_batch(
 
     `columnar=False` reads every decision message on its own: the reference the columnar path of
     a close's decisions is held to (tests/unit/ledger/test_columnar_decisions.py)."""
-    res = BatchResult(messages=len(items))
+    res = BatchResult(messages=sum(it.count for it in items))
     run(con, "BEGIN TRANSACTION")
     try:
         _write(con, items, topic, now or datetime.now(UTC), res, columnar)
@@ -84,7 +85,7 @@ def _write(
 ) -> None:
     stored_pos = read_positions(con, topic)
     fresh = [it for it in items if it.kafka_offset >= stored_pos.get(it.kafka_partition, 0)]
-    res.already_written = len(items) - len(fresh)
+    res.already_written = res.messages - sum(it.count for it in fresh)
     batch = Batch(topic, now, int(run(con, "SELECT coalesce(max(batch_id), 0) + 1 FROM sink_batches")[0][0]))
     res.batch_id = batch.batch_id
 
@@ -103,7 +104,7 @@ def _write(
     batch_row = {
         "batch_id": batch.batch_id,
         "written_at": now,
-        "messages": len(items),
+        "messages": res.messages,
         "rows_written": res.rows_written,
         "duplicates_skipped": sum(res.duplicates.values()),
     }
@@ -116,16 +117,19 @@ def _messages_to_rows(
     """Every kind's rows, and a `sink_rejects` row for each message that could not be read.
 
     A close's decisions take the columnar path when they are all of the common case; otherwise
-    each is read on its own (`decision_of`), with the same outcome."""
-    decision_items = [it for it in fresh if it.msg is not None and it.msg["kind"] == "decision"]
+    each is read on its own (`decision_of`; a decision_block as the messages it stands for), with
+    the same outcome."""
+    decision_items = [it for it in fresh if it.msg is not None and it.msg["kind"] in _DECISION_KINDS]
     columnar = columnar and store_plain_decisions(con, decision_items, batch, res, rows)
+    if not columnar:
+        fresh = expanded(fresh)
     decisions: list[tuple[Item, Decision, bool]] = []
     encoder = DecisionEncoder()  # the batch's digests, from pieces shared by equal verdicts
     by_kind: dict[str, list[Item]] = {"company_month": [], "partition_done": [], "dispute_applied": [], "estimates": []}
     for it in fresh:
         if it.msg is None:
             rows["sink_rejects"].append(reject_row(it, it.error or "unreadable", batch))
-        elif it.msg["kind"] == "decision":
+        elif it.msg["kind"] in _DECISION_KINDS:
             if columnar:
                 continue
             try:
@@ -143,6 +147,9 @@ def _messages_to_rows(
     store_estimates(con, by_kind["estimates"], batch, res, rows)  # provisional: their own tables
     res.rejects = len(rows["sink_rejects"])
     res.adjustments_created = len(rows["invoice_adjustments"])
+
+
+_DECISION_KINDS = ("decision", "decision_block")
 
 
 def _company_months(items: list[Item], batch: Batch, rows: Rows) -> list[tuple[Item, CompanyMonthRecord]]:

@@ -1,9 +1,12 @@
 """The messages on `seatledger.snapshots`: what the month projector emits and the sink stores.
 
-Six kinds, all JSON objects keyed by company (the done marker by partition):
+Seven kinds, all JSON objects keyed by company (the done marker by partition):
 
 - `decision`: one account-month decision, versioned. Version 1 is the close; every later version
   is an amendment that names the version it corrects and why (`late_event`, `dispute:TICKET`).
+- `decision_block`: many version-1 decisions of one company-month in one message (what a close
+  sends): each verdict's fields once, then per account its verdict's index, user id, evidence,
+  in_report and digest. It stands for exactly the `decision` messages `expand_block` gives.
 - `company_month`: the company's invoice for the month as computed at close (lines, PO number,
   payment profile, notices) and its daily reports MAU.
 - `partition_done`: a partition finished the month: counts and the checksum of its decisions.
@@ -26,7 +29,15 @@ from projections.estimate import AccountEstimate, CompanyEstimate
 from projections.money import cents
 
 SNAPSHOT_FORMAT = 1
-KINDS = ("decision", "company_month", "partition_done", "dispute_applied", "estimate", "company_estimate")
+KINDS = (
+    "decision",
+    "decision_block",
+    "company_month",
+    "partition_done",
+    "dispute_applied",
+    "estimate",
+    "company_estimate",
+)
 
 
 def decision_row(d: Decision) -> dict:
@@ -220,6 +231,103 @@ class DecisionEncoder:
 
 
 _dumps = orjson.dumps
+
+
+# A close's version-1 decisions of one company-month, as one message ----------------------------
+
+# The fields of a verdict (what the decisions of a `decision_block` may share), in message order.
+VERDICT_FIELDS = ("billable", "charged", "tier", "rule", "reason", "unit_price_usd", "ruleset_version", "plan")
+# A block's columns: one value per account.
+BLOCK_COLUMNS = ("verdict", "user_id", "evidence", "in_report", "digest")
+_BEFORE_EVIDENCE = VERDICT_FIELDS[:5]  # decision_message's order: these, evidence, then the rest
+_AFTER_EVIDENCE = VERDICT_FIELDS[5:]
+
+
+def expand_block(block: dict) -> list[dict]:
+    """The `decision` messages a `decision_block` stands for, in order: account i's version 1,
+    with the block's company, month, close id, partition and emission time, the fields of
+    `verdicts[verdict[i]]` and its own user id, evidence, in_report and digest.
+
+    The block's structure (lists of one length, indices into `verdicts`) is the reader's to check
+    first (ledger.records.block_problem); the messages are then checked like any other."""
+    verdicts, cid, month, fmt = block["verdicts"], block["company_id"], block["month"], block.get("format")
+    ids = {
+        "close_id": block.get("close_id"),
+        "partition": block.get("partition"),
+        "emitted_at": block.get("emitted_at"),
+    }
+    out = []
+    for v, uid, ev, in_report, dg in zip(*(block[c] for c in BLOCK_COLUMNS), strict=True):
+        verdict = verdicts[v]
+        msg = {"kind": "decision", "format": fmt, "company_id": cid, "user_id": uid, "month": month}
+        msg.update((f, verdict[f]) for f in _BEFORE_EVIDENCE if f in verdict)
+        msg["evidence"] = ev
+        msg.update((f, verdict[f]) for f in _AFTER_EVIDENCE if f in verdict)
+        msg.update(version=1, corrects_version=None, amend_reason=None, in_report=in_report, digest=dg, **ids)
+        out.append(msg)
+    return out
+
+
+class DecisionBlocks:
+    """A close's version-1 decisions of one company-month as `decision_block` messages (JSON bytes,
+    each about `limit` bytes at most), in `add` order: `expand_block` of them gives the messages
+    `DecisionEncoder.encode_first` would give one by one (tests/unit/projections/test_decision_blocks.py).
+
+    The sink reads a block by column instead of a JSON object per account: the verdict's fields
+    are checked and its digest pieces built once, and per account there are four short values."""
+
+    __slots__ = ("_encoder", "_head", "_limit", "_index", "_verdicts", "_rows", "_size", "blocks")
+
+    def __init__(self, encoder: DecisionEncoder, company_id: str, month: str, limit: int):
+        self._encoder = encoder
+        self._head = b'{"kind":"decision_block","format":%d,"company_id":%s,"month":%s,"verdicts":[' % (
+            SNAPSHOT_FORMAT, _dumps(company_id), _dumps(month)
+        )  # fmt: skip
+        self._limit = limit
+        self._index: dict[Pieces, int] = {}  # a verdict's pieces -> its index in this block
+        self._verdicts: list[bytes] = []
+        self._rows: tuple[list[int], list[bytes], list[bytes], list[bool | None], list[str]] = ([], [], [], [], [])
+        self._size = 0
+        self.blocks: list[bytes] = []
+
+    def add(self, pieces: Pieces, verdict: Decision, user_id: str, evidence: str, in_report: bool | None) -> str:
+        """Add one account's decision (`pieces`: `encoder.pieces(verdict)`); returns its digest."""
+        uid, ev = _dumps(user_id), _dumps(evidence)
+        dg = _fingerprint(pieces[0], ev, pieces[1], uid)
+        i = self._index.get(pieces)
+        if i is None:
+            i = self._index[pieces] = len(self._verdicts)
+            fields = {f: getattr(verdict, f) for f in VERDICT_FIELDS}
+            fields["unit_price_usd"] = str(verdict.unit_price_usd)  # as decision_row writes it
+            self._verdicts.append(_dumps(fields))
+        verdicts, uids, evs, reports, digests = self._rows
+        verdicts.append(i)
+        uids.append(uid)
+        evs.append(ev)
+        reports.append(in_report)
+        digests.append(dg)
+        self._size += len(uid) + len(ev) + 32
+        if self._size >= self._limit:
+            self._flush()
+        return dg
+
+    def done(self) -> list[bytes]:
+        """Every block, the last one closed."""
+        self._flush()
+        return self.blocks
+
+    def _flush(self) -> None:
+        verdicts, uids, evs, reports, digests = self._rows
+        if not verdicts:
+            return
+        self.blocks.append(
+            b"".join((
+                self._head, b",".join(self._verdicts), b'],"verdict":', _dumps(verdicts),
+                b',"user_id":[', b",".join(uids), b'],"evidence":[', b",".join(evs),
+                b'],"in_report":', _dumps(reports), b',"digest":', _dumps(digests), self._encoder._tail,
+            ))
+        )  # fmt: skip
+        self._index, self._verdicts, self._rows, self._size = {}, [], ([], [], [], [], []), 0
 
 
 def company_month_message(

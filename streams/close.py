@@ -35,6 +35,7 @@ from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
 from projections.rulesets import CURRENT, RuleSet
 from projections.snapshots import (
+    DecisionBlocks,
     DecisionEncoder,
     checksum_of_digests,
     company_month_message,
@@ -213,8 +214,11 @@ class CloseCounts:
 
 
 class Closer:
-    def __init__(self, state: FoldState, prices: PriceBook, ruleset: RuleSet = CURRENT):
+    def __init__(self, state: FoldState, prices: PriceBook, ruleset: RuleSet = CURRENT, *, blocks: bool = True):
+        """`blocks`: a close sends its first versions as `decision_block` messages (False: one
+        `decision` message each, what sinks before that kind read)."""
         self.state = state
+        self.blocks = blocks
         self.s = state.s
         self.prices = prices
         self.ruleset = ruleset
@@ -409,23 +413,28 @@ class Closer:
         changed = 0
         key = cid.encode()
         encoder = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=_now())
-        first, in_report, bucket = encoder.encode_first, hist.in_report, versions.bucket
+        # A close's first versions go out as decision_block messages; amendments one by one.
+        blocks = DecisionBlocks(encoder, cid, month_s, PACK_BYTES) if reason is None and self.blocks else None
+        firsts: list[tuple[tuple[int, dict[str, list]], str, str]] = []  # (bucket, user, digest) in blocks
+        in_report, bucket = hist.in_report, versions.bucket
         for uid, shape, evidence, mask in rows:
             pieces = shape.pieces
             if pieces is None:
                 pieces = shape.pieces = encoder.pieces(shape.decision)
             bk = bucket(uid)
             prev = bk[1].get(uid)
-            if prev is None and reason is None:  # a close's first version, most messages
-                version = 1
-                msg, dg = first(pieces, uid, evidence, in_report(mask))
-            else:
-                version = 1 if prev is None else prev[0] + 1
-                msg, dg = encoder.encode_with(
-                    pieces, uid, evidence, version=version,
-                    corrects_version=None if prev is None else prev[0], amend_reason=reason or LATE_EVENT,
-                    in_report=in_report(mask),
-                )  # fmt: skip
+            if prev is None and blocks is not None:  # a close's first version, most decisions
+                dg = blocks.add(pieces, shape.decision, uid, evidence, in_report(mask))
+                digests.append(dg)
+                firsts.append((bk, uid, dg))
+                continue
+            version = 1 if prev is None else prev[0] + 1
+            msg, dg = encoder.encode_with(
+                pieces, uid, evidence, version=version,
+                corrects_version=None if prev is None else prev[0],
+                amend_reason=None if reason is None and prev is None else reason or LATE_EVENT,
+                in_report=in_report(mask),
+            )  # fmt: skip
             digests.append(dg)
             if prev is not None and prev[1] == dg:
                 continue
@@ -436,6 +445,13 @@ class Closer:
                 self.counts.decisions += 1
             else:
                 self._count_amendment(cid, uid, month_s, version, prev, reason)
+        if blocks is not None:
+            for value in blocks.done():
+                yield key, value, None
+            for bk, uid, dg in firsts:
+                versions.put(bk, uid, 1, dg)
+            changed += len(firsts)
+            self.counts.decisions += len(firsts)
         if users is not None:
             if not changed:
                 return digests

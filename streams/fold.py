@@ -91,7 +91,7 @@ class Fold:
         self.stores = self.writes.stores(store)
         self._inflight: list[asyncio.Future] = []  # snapshot deliveries of the current batch
         self.state = FoldState(self.stores, self.n, settings.late_window_months)
-        self.closer = Closer(self.state, prices, ruleset)
+        self.closer = Closer(self.state, prices, ruleset, blocks=settings.close_blocks)
         self.state.on_new_account = self.closer.account_seen
 
     # ---- lifecycle -----------------------------------------------------------------------------

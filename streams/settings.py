@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         ge=0,
         description="how often the worker brings its snapshots of partitions it does not own up to date (0: never)",
     )
+    close_blocks: bool = Field(
+        True,
+        description="a close sends its decisions as decision_block messages (false: one decision message each, "
+        "for sinks older than that kind: upgrade sinks first)",
+    )
     max_poll_interval_seconds: float = Field(
         600.0, gt=0, description="longest a fold batch (a large close, a recovery) may hold the fold's consumer"
     )

@@ -39,6 +39,7 @@ FETCH_TIMEOUT_MS = 200
 TOPIC_WAIT_S = 60.0
 MAX_BACKOFF_S = 2.0
 FINAL_FLUSH_TIMEOUT_S = 60.0
+_KIND_LABEL = {"decision_block": "decision"}  # messages_in counts a block's decisions
 
 
 class SinkMetrics:
@@ -107,6 +108,7 @@ class Sink:
         self.metrics = metrics or SinkMetrics()
         self.stats = SinkStats()
         self.buffer: list[Item] = []
+        self.buffered = 0  # messages in the buffer (a decision_block's Item stands for its accounts)
         self.buffer_since: float | None = None
         self.written: dict[int, int] = {}  # next offset stored in DuckDB, per partition
         self.ready_since: float | None = None  # a batch has been ready (and refused) since
@@ -177,7 +179,7 @@ class Sink:
         await self.start()
         try:
             while not stop.is_set():
-                if len(self.buffer) < self.settings.sink_buffer_messages:
+                if self.buffered < self.settings.sink_buffer_messages:
                     await self._fetch(FETCH_TIMEOUT_MS)
                 else:
                     await asyncio.sleep(0.05)
@@ -198,21 +200,26 @@ class Sink:
         # Records, not messages: a packed record (streams.close.packed) holds up to 256 KiB of
         # messages, so while a close streams in, one fetch (at most fetch_max_bytes) makes a batch
         # of tens of thousands of messages: fewer transactions, each opening the file once.
-        room = max(1, self.settings.sink_buffer_messages - len(self.buffer))
-        want = max(1, self.settings.sink_batch_messages - len(self.buffer)) if not self.ready_since else room
+        room = max(1, self.settings.sink_buffer_messages - self.buffered)
+        want = max(1, self.settings.sink_batch_messages - self.buffered) if not self.ready_since else room
         batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         kinds: TallyCounter[str] = TallyCounter()  # counted per fetch: a metric label lookup per message costs
         for tp, records in batches.items():
             for rec in records:
                 items = parse_record(tp.partition, rec.offset, rec.value)
-                kinds.update(it.msg["kind"] if it.msg else "unreadable" for it in items)
+                for it in items:  # a decision_block counts as the decisions it holds
+                    kinds["unreadable" if it.msg is None else _KIND_LABEL.get(it.msg["kind"], it.msg["kind"])] += (
+                        it.count
+                    )
+                n = sum(it.count for it in items)
                 self.buffer.extend(items)
-                self.stats.messages += len(items)
+                self.buffered += n
+                self.stats.messages += n
         for kind, n in kinds.items():
             self.metrics.messages_in.labels(kind).inc(n)
         if self.buffer and self.buffer_since is None:
             self.buffer_since = time.monotonic()
-        self.metrics.buffered.set(len(self.buffer))
+        self.metrics.buffered.set(self.buffered)
         self._update_lag()
 
     def _update_lag(self) -> None:
@@ -224,7 +231,7 @@ class Sink:
     def _due(self) -> bool:
         if not self.buffer or time.monotonic() < self.next_try:
             return False
-        full = len(self.buffer) >= self.settings.sink_batch_messages
+        full = self.buffered >= self.settings.sink_batch_messages
         old = time.monotonic() - (self.buffer_since or 0) >= self.settings.sink_batch_seconds
         return full or old
 
@@ -241,7 +248,7 @@ class Sink:
                 self.ready_since = t0
             elif t0 - self.ready_since > 10 and self.backoff >= MAX_BACKOFF_S:
                 log.warning(
-                    "event=db_busy waited_s=%.1f buffered=%d hint=%s", t0 - self.ready_since, len(items),
+                    "event=db_busy waited_s=%.1f buffered=%d hint=%s", t0 - self.ready_since, self.buffered,
                     "a reader holds the DuckDB file; hold read connections briefly",
                 )  # fmt: skip
             self.next_try = t0 + self.backoff
@@ -258,6 +265,7 @@ class Sink:
         self.backoff = 0.05
         self.next_try = 0.0
         self.buffer = self.buffer[len(items) :]
+        self.buffered -= res.messages
         self.buffer_since = time.monotonic() if self.buffer else None
         self.written = res.positions
         self._account(res, elapsed)
@@ -276,7 +284,7 @@ class Sink:
             m.rejects.inc(res.rejects)
         m.months_completed.inc(len(res.months_completed))
         m.invoices.inc(res.invoices_issued)
-        m.buffered.set(len(self.buffer))
+        m.buffered.set(self.buffered)
         s.batches += 1
         s.duplicates += sum(res.duplicates.values())
         s.months_completed.extend(res.months_completed)
@@ -302,7 +310,7 @@ class Sink:
                 continue
             if time.monotonic() > deadline:
                 log.error(
-                    "event=final_flush_failed buffered=%d note=%s", len(self.buffer),
+                    "event=final_flush_failed buffered=%d note=%s", self.buffered,
                     "not written; they will be read again from Kafka at the next start",
                 )  # fmt: skip
                 return

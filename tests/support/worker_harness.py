@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.settings import Settings
 from tests.support.services import Service
+from tests.support.snapshot_messages import snapshot_messages
 
 
 def worker_env(settings: Settings, data_dir: Path, app_id: str | None = None) -> dict[str, str]:
@@ -114,15 +115,9 @@ class TopicReader:
 
     def values(self) -> list[dict]:
         """Every message read, in order: a record holding a JSON array (a packed record of the
-        snapshots topic, streams.close.packed) gives each element."""
-        out: list[dict] = []
-        for r in self.records:
-            v = orjson.loads(r.value)
-            if isinstance(v, list):
-                out.extend(v)
-            else:
-                out.append(v)
-        return out
+        snapshots topic, streams.close.packed) gives each element, a decision_block each of its
+        decisions (tests/support/snapshot_messages.py)."""
+        return [m for r in self.records for m in snapshot_messages(r.value)]
 
 
 async def wait_snapshots(

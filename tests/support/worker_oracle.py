@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import orjson
-
 from projections.calendar import Month
 from projections.decide import decide_month
 from projections.facts import fold_all
 from projections.prices import PriceBook
 from schemas.decode import validate_event
+from tests.support.snapshot_messages import snapshot_messages
 
 Key = tuple[str, str, str]  # (company, user, month)
 
@@ -97,7 +96,7 @@ def simulate(messages: Iterable[bytes], month: str, partitions: int = 4, prices:
         p = home_partition(cid, partitions)
         res = state.fold_items(items, p)
         for aff in res.affected.values():
-            out.extend(orjson.loads(e[1]) for e in closer.recompute(p, aff))
+            out.extend(m for e in closer.recompute(p, aff) for m in snapshot_messages(e[1]))
 
     def close(m: str) -> None:
         for p in range(partitions):
@@ -105,7 +104,7 @@ def simulate(messages: Iterable[bytes], month: str, partitions: int = 4, prices:
                 ctl = {"month": m, "partitions": partitions, "source_partition": sp, "close_id": "sim"}
                 todo = closer.on_marker(ctl, p)
                 if todo:
-                    out.extend(orjson.loads(e[1]) for e in closer.close(p, todo))
+                    out.extend(m for e in closer.close(p, todo) for m in snapshot_messages(e[1]))
 
     for i, raw in enumerate(messages):
         r = route_message(raw, topic="sim", partition=0, offset=i)

@@ -15,7 +15,7 @@ from ledger.records import Item, parse_record
 from ledger.tables import TABLES, ensure_schema
 from ledger.versions import store_plain_decisions
 from ledger.writer import write_batch
-from projections.snapshots import decision_message, encode
+from projections.snapshots import BLOCK_COLUMNS, VERDICT_FIELDS, decision_message, encode, expand_block
 from tests.unit.ledger.closes import MONTH, NEXT, TOPIC, Stream, close_msgs, dec
 
 NOW = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)
@@ -26,9 +26,11 @@ _TAMPER = st.one_of(
 )
 
 
-def _decision(company: int, user: int, month: str, charged: bool, evidence: int, tamper: str | None) -> dict:
+def _decision(
+    company: int, user: int, month: str, charged: bool, evidence: int, tamper: str | None, in_report: bool | None = True
+) -> dict:
     d = dataclasses.replace(dec(f"c{company}", f"u{user}", month, charged), evidence=_EVIDENCE[evidence])
-    msg = decision_message(d, version=1, in_report=True, close_id="close-1", partition=company % 2)
+    msg = decision_message(d, version=1, in_report=in_report, close_id="close-1", partition=company % 2)
     if tamper == "digest":
         msg["digest"] = "0" * 16
     elif tamper == "evidence":
@@ -55,13 +57,14 @@ _DECISIONS = st.builds(
     st.booleans(),
     st.integers(0, 1),
     _TAMPER,
+    st.sampled_from((True, False, None)),
 )
 # a batch: messages, each a decision, a repeat of an earlier one (a duplicate or redelivery), or junk
 _ENTRIES = st.one_of(_DECISIONS, st.integers(0, 50).map(lambda i: ("repeat", i)), st.just(("junk",)))
 _BATCHES = st.lists(st.tuples(st.lists(_ENTRIES, max_size=8), st.booleans(), st.booleans()), min_size=1, max_size=5)
 
 
-def _items(stream: Stream, entries: list, sent: list[dict], packed: bool) -> list[Item]:
+def _items(stream: Stream, entries: list, sent: list[dict], packed: bool, blocks: bool = False) -> list[Item]:
     msgs: list = []
     for e in entries:
         if isinstance(e, dict):
@@ -74,12 +77,38 @@ def _items(stream: Stream, entries: list, sent: list[dict], packed: bool) -> lis
     if packed and msgs and all(isinstance(m, dict) for m in msgs):
         off = stream.next.get(0, 0)
         stream.next[0] = off + 1
-        return parse_record(0, off, orjson.dumps(msgs))
+        return parse_record(0, off, orjson.dumps(_as_blocks(msgs) if blocks else msgs))
     out = []
     for m in msgs:
         off = stream.next.get(0, 0)
         stream.next[0] = off + 1
         out.extend(parse_record(0, off, m if isinstance(m, bytes) else encode(m)))
+    return out
+
+
+def _as_blocks(msgs: list[dict]) -> list[dict]:
+    """`msgs` as a close sends them: each run of messages of one company-month that a
+    decision_block can stand for (version 1, the block's ids) as one block."""
+    out: list[dict] = []
+    for m in msgs:
+        last = out[-1] if out else {}
+        shared = {k: m.get(k) for k in ("format", "company_id", "month", "close_id", "partition", "emitted_at")}
+        if last.get("kind") != "decision_block" or {k: last.get(k) for k in shared} != shared:
+            last = {"kind": "decision_block", **shared, "verdicts": [], **{c: [] for c in BLOCK_COLUMNS}}
+            out.append(last)
+        verdict = {f: m[f] for f in VERDICT_FIELDS if f in m}
+        verdicts, keys = list(last["verdicts"]), [orjson.dumps(v) for v in last["verdicts"]]
+        i = keys.index(orjson.dumps(verdict)) if orjson.dumps(verdict) in keys else len(keys)
+        if i == len(keys):
+            verdicts.append(verdict)
+        row = {"verdict": i} | {c: m.get(c) for c in BLOCK_COLUMNS[1:]}
+        trial = {**last, "verdicts": verdicts, **{c: [*last[c], row[c]] for c in BLOCK_COLUMNS}}
+        if m.get("kind") == "decision" and [list(e.items()) for e in expand_block(trial)][-1] == list(m.items()):
+            out[-1] = trial
+        else:  # not something a block can say (an amendment, another field): the message itself
+            if not last["verdict"]:
+                out.pop()
+            out.append(m)
     return out
 
 
@@ -110,6 +139,29 @@ def test_columnar_decisions_store_what_the_per_message_path_stores(batches, invo
             items = _items(stream, entries, sent, packed)
             batch = (previous + items) if resend else items  # resend: a restart re-reading older records
             results[columnar].append(write_batch(con, batch, topic=TOPIC, now=NOW, columnar=columnar))
+            previous = items
+    assert results[True] == results[False]
+    assert _tables(cons[True]) == _tables(cons[False])
+
+
+@settings(max_examples=50, deadline=None)
+@given(batches=_BATCHES, invoiced=st.booleans())
+def test_decision_blocks_store_what_their_messages_store(batches, invoiced):
+    """The same random batches, the packed records sent as decision_blocks where a block can say
+    the messages (columnar path) or as the messages themselves (per-message path): the same
+    rows, versions, rejects, results and positions."""
+    cons = {True: _ledger(), False: _ledger()}
+    results: dict[bool, list[BatchResult]] = {True: [], False: []}
+    for blocks, con in cons.items():
+        stream, sent = Stream(), []
+        if invoiced:
+            msgs, dones = close_msgs(MONTH, {0: [dec("c0", "u0"), dec("c1", "u1", charged=False)]})
+            results[blocks].append(write_batch(con, stream.items(msgs + dones), topic=TOPIC, now=NOW))
+        previous: list[Item] = []
+        for entries, packed, resend in batches:
+            items = _items(stream, entries, sent, packed, blocks)
+            batch = (previous + items) if resend else items
+            results[blocks].append(write_batch(con, batch, topic=TOPIC, now=NOW, columnar=blocks))
             previous = items
     assert results[True] == results[False]
     assert _tables(cons[True]) == _tables(cons[False])

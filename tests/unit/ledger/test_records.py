@@ -13,14 +13,23 @@ from hypothesis import strategies as st
 
 from ledger.records import (
     _checked_decision_values,
+    block_columns,
     company_month_of,
     content_digest,
     decision_of,
+    expanded,
     parse_record,
     plain_decision,
     shape_problem,
 )
-from projections.snapshots import company_month_message, decision_from_row, decision_message, digest
+from projections.snapshots import (
+    DecisionBlocks,
+    DecisionEncoder,
+    company_month_message,
+    decision_from_row,
+    decision_message,
+    digest,
+)
 from tests.unit.ledger.closes import MONTH, dec, invoice_json
 
 
@@ -175,3 +184,64 @@ def test_the_one_pass_decision_checks_agree_with_the_field_by_field_ones(changes
     if want[0] == "ok":
         want = _outcome(lambda m: (want[1], digest(want[1]) == m["digest"]), msg)
     assert _outcome(decision_of, msg) == want
+
+
+def _block(n: int = 3) -> dict:
+    enc = DecisionEncoder(close_id="k", partition=1, emitted_at="2026-04-01T00:00:00Z")
+    blocks = DecisionBlocks(enc, "c1", MONTH, 1 << 20)
+    for i in range(n):
+        d = dec(user=f"u{i}", charged=i % 2 == 0)
+        blocks.add(enc.pieces(d), d, d.user_id, d.evidence, i % 2 == 0)
+    (value,) = blocks.done()
+    return orjson.loads(value)
+
+
+def test_a_decision_block_is_one_item_standing_for_its_accounts():
+    (item,) = parse_record(0, 7, orjson.dumps(_block(3)))
+    assert (item.error, item.count, item.msg["kind"]) == (None, 3, "decision_block")
+    (msgs,) = [[it.msg for it in expanded([item])]]
+    assert [m["user_id"] for m in msgs] == ["u0", "u1", "u2"]
+    assert [decision_of(m)[1] for m in msgs] == [True] * 3  # each digest matches its values
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"user_id": ["u0", "u1"]}, "user_id has 2 values, verdict has 3"),
+        ({"verdict": [0, 0, 5]}, "verdict must hold indices into verdicts (0 to 1)"),
+        ({"verdict": [0, -1, 0]}, "verdict must hold indices into verdicts (0 to 1)"),
+        ({"verdict": [0, True, 0]}, "verdict must hold indices into verdicts (0 to 1)"),
+        ({"verdicts": [[], {}]}, "verdicts must be an array of objects"),
+        ({"verdicts": []}, "verdicts must be an array of objects"),
+        ({"evidence": "[]"}, "evidence must be an array"),
+        ({"verdict": [], "user_id": [], "evidence": [], "in_report": [], "digest": []}, "has no accounts"),
+        ({"partition": "1"}, "partition must be an integer from -2147483648 to 2147483647"),
+        ({"month": "2026-13"}, "month: invalid month '2026-13'; expected YYYY-MM"),
+    ],
+)
+def test_a_malformed_decision_block_is_one_unreadable_item(change, error):
+    (item,) = parse_record(0, 7, orjson.dumps(_block(3) | change))
+    assert (item.msg, item.error) == (None, error)
+
+
+def test_a_bad_account_in_a_block_is_refused_alone_when_expanded():
+    block = _block(3)
+    block["evidence"][1] = "{}"
+    block["user_id"][2] = ["nested"]
+    (item,) = parse_record(0, 7, orjson.dumps(block))
+    assert block_columns(item.msg, DecisionEncoder()) is None  # the columnar path declines
+    first, second, third = expanded([item])
+    assert (first.error, decision_of(first.msg)[1]) == (None, True)
+    with pytest.raises(ValueError, match="evidence must be a JSON array of objects"):
+        decision_of(second.msg)
+    with pytest.raises(ValueError, match="user_id must be a string"):
+        decision_of(third.msg)
+
+
+def test_a_decision_block_nesting_too_deep_anywhere_is_unreadable():
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    for change in ({"user_id": ["u0", deep, "u2"]}, {"verdicts": [{"tier": deep}, {}]}, {"extra": deep}):
+        (item,) = parse_record(0, 7, orjson.dumps(_block(3) | change))
+        assert (item.msg, item.error) == (None, "nests more than 32 levels")

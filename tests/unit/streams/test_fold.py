@@ -18,6 +18,7 @@ from streams.routing import home_partition
 from streams.sender import BatchSender
 from streams.settings import Settings
 from streams.store import TableStore
+from tests.support.snapshot_messages import snapshot_messages
 
 MONTH = "2026-10"
 
@@ -98,8 +99,10 @@ async def test_the_month_closes_on_a_partition_once_every_source_partitions_mark
     assert not [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
     await fold.fold_batch(markers[1:])
     snaps = [r for batch in sender.sent for r in batch if r[0] == "snapshots"]
-    # the company's messages packed into one record (a JSON array, in order), then the done marker
-    assert [_kinds(orjson.loads(r[3])) for r in snaps] == [["decision"] * 3 + ["company_month"], "partition_done"]
+    # the company's decisions as one block, packed with its company_month into one record (a JSON
+    # array, in order), then the done marker
+    assert [_kinds(orjson.loads(r[3])) for r in snaps] == [["decision_block", "company_month"], "partition_done"]
+    assert [m["kind"] for m in snapshot_messages(snaps[0][3])] == ["decision"] * 3 + ["company_month"]
     assert {r[1] for r in snaps} == {p}  # a company's messages on its home partition
     assert [r[2] for r in snaps] == [b"c1", str(p).encode()]
     assert fold.stores.closes.raw[f"{MONTH}\x1f{p}"]["closed"] is True
@@ -278,12 +281,9 @@ def _kinds(value: dict | list) -> str | list[str]:
 
 
 def _messages(sender: RecordingSender, topic: str) -> list[dict]:
-    """The messages sent to `topic`, each element of a packed record (a JSON array) on its own."""
-    out: list[dict] = []
-    for r in _sent(sender, topic):
-        v = orjson.loads(r[3])
-        out.extend(v if isinstance(v, list) else [v])
-    return out
+    """The messages sent to `topic`, each element of a packed record (a JSON array) on its own, a
+    decision_block as its decisions."""
+    return [m for r in _sent(sender, topic) for m in snapshot_messages(r[3])]
 
 
 async def test_closing_a_month_drops_the_facts_of_months_past_the_late_window_with_tombstones():

@@ -12,6 +12,7 @@ from streams.routing import route_message
 from streams.state import KV, FoldState, Stores
 from streams.store import TableStore
 from tests.support.given import World
+from tests.support.snapshot_messages import snapshot_messages
 from tests.support.worker_oracle import diff, latest_decisions, oracle
 
 OCT = "2026-10"
@@ -60,7 +61,7 @@ def test_a_host_alias_zone_in_old_state_is_left_out_on_recovery_and_the_close_bi
     state.on_new_account = closer.account_seen
     fold(state, later)  # c1's later activity folds (it failed with the alias in state)
     todo = closer.on_marker({"month": OCT, "partitions": 1, "source_partition": 0, "close_id": "x"}, 0)
-    streamed = latest_decisions(orjson.loads(m[1]) for m in closer.close(0, todo))
+    streamed = latest_decisions(m for e in closer.close(0, todo) for m in snapshot_messages(e[1]))
 
     left_out = [e for e in w.raw if not (e["company_id"] == "c1" and e["type"] == "company_registered")]
     assert diff(oracle(left_out, OCT), streamed) == []

@@ -26,6 +26,7 @@ from schemas.decode import validate_event
 from streams.close import Closer
 from streams.state import SEP, FoldState, Stores, decode_account
 from tests.support.given import PRICES
+from tests.support.snapshot_messages import snapshot_messages
 from tests.unit.projections.test_bulk_decide import COMPANIES, INSTANTS, USERS, a_company_event, an_account_event
 
 NOW = "2026-11-02T00:00:00.000Z"
@@ -86,6 +87,8 @@ def reference(state: FoldState, cid: str, month: Month, rs: RuleSet) -> tuple[li
 @SETTINGS
 @given(events_of_many_accounts(), st.sampled_from(sorted(RULESETS)), st.sampled_from(["2026-09", "2026-10", "2026-11"]))
 def test_a_close_emits_the_bytes_of_the_per_account_path(events, version, month_s):
+    """One message per decision (`blocks=False`): the bytes of decision_message of each; in
+    decision_block messages (the default): exactly those messages once expanded."""
     rs, month = RULESETS[version], Month.parse(month_s)
     state = FoldState(Stores(), 1)
     state.fold_items(events, 0)
@@ -101,14 +104,20 @@ def test_a_close_emits_the_bytes_of_the_per_account_path(events, version, month_
         inv = build_invoice(cm, decisions).to_json()
         expected.append(orjson.dumps(company_month_message(inv, mau_daily(month, hists), partition=0, emitted_at=NOW)))
     with patch("streams.close._now", lambda: NOW):
-        got = [v for _, v, _ in Closer(state, PRICES, rs).close(0, month_s)]
+        got = [v for _, v, _ in Closer(state, PRICES, rs, blocks=False).close(0, month_s)]
+        state = FoldState(Stores(), 1)  # the same facts, nothing emitted yet
+        state.fold_items(events, 0)
+        in_blocks = [v for _, v, _ in Closer(state, PRICES, rs).close(0, month_s)]
     assert got[:-1] == expected
-    done = orjson.loads(got[-1])
-    assert (done["kind"], done["accounts"], done["checksum"]) == (
-        "partition_done",
-        len(digests),
-        checksum_of_digests(digests),
-    )
+    expanded = [m for v in in_blocks[:-1] for m in snapshot_messages(v)]
+    assert [orjson.dumps(m) for m in expanded] == expected
+    for raw in (got[-1], in_blocks[-1]):
+        done = orjson.loads(raw)
+        assert (done["kind"], done["accounts"], done["checksum"]) == (
+            "partition_done",
+            len(digests),
+            checksum_of_digests(digests),
+        )
 
 
 @SETTINGS
@@ -125,9 +134,9 @@ def test_amendments_after_late_events_are_the_bytes_of_the_per_account_path(even
     last: dict[tuple[str, str], dict] = {}
     with patch("streams.close._now", lambda: NOW):
         for _, v, _ in closer.close(0, month_s):
-            msg = orjson.loads(v)
-            if msg["kind"] == "decision":
-                last[(msg["company_id"], msg["user_id"])] = msg
+            for msg in snapshot_messages(v):
+                if msg["kind"] == "decision":
+                    last[(msg["company_id"], msg["user_id"])] = msg
         for item in late:
             res = state.fold_items([item], 0)
             for aff in res.affected.values():

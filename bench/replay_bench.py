@@ -260,13 +260,10 @@ def main() -> None:
     from projections.collector import no_gc
     from projections.prices import PriceBook
     from replay.facts_sql import (
-        ACTIVITY_EVENTS,
+        _activity_query,
         _as_view,
         _load_activity,
         _load_records,
-        _offset_sql,
-        _sql_list,
-        activity_sql,
     )
     from replay.month import month_from_facts
 
@@ -302,10 +299,8 @@ def main() -> None:
         view = _as_view(con, "ev")
         facts0 = _load_records(con, view, None)
         zones = {cid: cf.timezone_name for cid, cf in facts0.companies.items() if cf.records}
-        where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
-        join, offset = _offset_sql(con, zones, f"{view} e", where)
         t0 = time.perf_counter()
-        con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + activity_sql(view, join, offset, where))
+        con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + _activity_query(con, view, zones, None))
         sql_t.append(time.perf_counter() - t0)
 
         # build_facts(con, "ev"), in its two passes so that each is timed

@@ -23,11 +23,12 @@ Parquet mode:
 2. Times, in the same run and process:
    (a) raw: SELECT company_id, user_id, month, bit_or(1 << (day-1)) ... GROUP BY, UTC days;
    (b) replay: `replay.facts_sql.build_facts` (records + one activity pass in the companies'
-       zones + pulling per-account-month aggregates into Python) and `month_from_facts`;
+       zones, the earliest events fetched back, + pulling per-account-month aggregates into Python) and `month_from_facts`;
    and (a') the replay's activity SQL alone, materialised in DuckDB, to split SQL from Python;
    build_facts is split into its record pass (SQL + Python records) and its activity pass (SQL +
    pulling per-account-month aggregates into Python).
-Prints events/s of each stage, the ratios to (a), and a digest of the decisions (sha256 of the
+Prints events/s of each stage, the ratios to (a), the CPU seconds of (a) and (b) and their ratio
+(steadier than wall time on a shared machine), and a digest of the decisions (sha256 of the
 published rows) so that two versions of the code can be checked to bill alike. Data goes to a temporary directory under /tmp (removed
 unless --keep).
 """
@@ -280,13 +281,10 @@ def main() -> None:
     from projections.collector import no_gc
     from projections.prices import PriceBook
     from replay.facts_sql import (
-        ACTIVITY_EVENTS,
+        _activity_query,
         _as_view,
         _load_activity,
         _load_records,
-        _offset_sql,
-        _sql_list,
-        activity_sql,
     )
     from replay.month import month_from_facts
 
@@ -309,23 +307,23 @@ def main() -> None:
     month = Month(2026, 10)
     prices = PriceBook.load()
     raw_t, sql_t, facts_t, decide_t, rec_t, act_t = [], [], [], [], [], []
+    raw_cpu: list[float] = []  # the peer's CPU seconds, every DuckDB thread
     facts_cpu: list[float] = []  # CPU seconds of this process (DuckDB's threads included)
     decide_cpu: list[float] = []
     digest = ""
     n_dec = 0
     for run in range(args.runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         con.execute(RAW_SQL.format(path=path))
         raw_t.append(time.perf_counter() - t0)
+        raw_cpu.append(cpu_s() - c0)
 
         # the replay's activity pass alone, materialised in DuckDB (what SQL costs without Python)
         view = _as_view(con, "ev")
         facts0 = _load_records(con, view, None)
         zones = {cid: cf.timezone_name for cid, cf in facts0.companies.items() if cf.records}
-        where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
-        join, offset = _offset_sql(con, zones, f"{view} e", where)
         t0 = time.perf_counter()
-        con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + activity_sql(view, join, offset, where))
+        con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + _activity_query(con, view, zones, None))
         sql_t.append(time.perf_counter() - t0)
 
         # build_facts(con, "ev"), in its two passes so that each is timed
@@ -356,7 +354,8 @@ def main() -> None:
             f"run {run + 1}: raw {raw_t[-1]:.2f}s | replay activity SQL {sql_t[-1]:.2f}s | "
             f"build_facts {facts_t[-1]:.2f}s (records {rec_t[-1]:.2f}s, activity {act_t[-1]:.2f}s) | "
             f"decide {decide_t[-1]:.2f}s ({n_dec:,} decisions, digest {digest}) | "
-            f"CPU: build_facts {facts_cpu[-1]:.2f}s, decide {decide_cpu[-1]:.2f}s | load average {os.getloadavg()[0]:.1f}",
+            f"CPU: raw {raw_cpu[-1]:.2f}s, build_facts {facts_cpu[-1]:.2f}s, decide {decide_cpu[-1]:.2f}s "
+            f"= {raw_cpu[-1] / (facts_cpu[-1] + decide_cpu[-1]):.1%} of raw | load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         del facts, res
@@ -380,9 +379,10 @@ def main() -> None:
         f"(b)  replay = facts + decide           {fb + dec:7.2f}s  {total / (fb + dec) / 1e6:6.1f} M events/s  = {raw / (fb + dec):6.1%} of raw"
     )
     print(f"split of the replay: facts {fb / (fb + dec):.0%}, decide {dec / (fb + dec):.0%}")
+    rc, fc, dc = (statistics.median(x) for x in (raw_cpu, facts_cpu, decide_cpu))
     print(
-        f"CPU seconds (medians): build_facts {statistics.median(facts_cpu):.2f}s, "
-        f"decide {statistics.median(decide_cpu):.2f}s"
+        f"CPU seconds (medians): raw {rc:.2f}s, build_facts {fc:.2f}s, decide {dc:.2f}s; "
+        f"ratio raw / replay {rc / (fc + dc):.1%} (steadier than wall time on a shared machine)"
     )
     print(f"decisions digest: {digest}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")

@@ -3,8 +3,9 @@
 `build_facts(con, rows)` returns a `FactSet` equal to `projections.facts.fold_all(events)` for the
 same events (a differential test and a property test hold it to that). Per-event work stays in
 SQL: activity is aggregated in ONE vectorised pass per (company, user, local month) into day
-bitmasks (bit_or) and the earliest event of each class (arg_min); only those per-account-month
-aggregates, and the few account/company records, are pulled into Python.
+bitmasks (bit_or) and the earliest instant of each class (min), whose events are then fetched
+back; only those per-account-month aggregates, and the few account/company records, are pulled
+into Python.
 
 One of the two DuckDB edges of `projections` (the other is the sink); the rules never see DuckDB.
 
@@ -13,11 +14,12 @@ Exactness notes
   microseconds, no float. The offsets come from Python's zoneinfo: for every zone, the transitions
   within the data's time range; a CASE chain when they are few (a month or a year of data), an
   ASOF join when there are many (a multi-year archive).
-- Earliest evidence is ordered by (occurred_at_us, event_id, type) as in `facts._min`. DuckDB's
-  arg_min picks an arbitrary row among equal timestamps, so the pass also keeps the two smallest
-  timestamps of each class (`min(ts, 2)`); where they are equal (two events in the same
-  microsecond), the tie is settled exactly by a second, targeted query. Ties are rare (events of
-  one account in the same microsecond), so the repair costs nothing in the common case.
+- Earliest evidence is ordered by (occurred_at_us, event_id, type) as in `facts._min`. The
+  aggregation keeps only the earliest instant of each class (an integer `min`); the events at
+  those instants are then fetched back by a semi-join on the instant and the least (event_id,
+  type) kept per class (`evidence_sql`). Exact, ties in one microsecond included, and cheaper
+  than carrying a struct `arg_min` (plus the two smallest instants, to find its arbitrary picks
+  among ties) through the aggregation of every event: see docs/performance.md.
 - Records (account and company kinds) are read in input order (DuckDB preserves insertion order
   of a plain scan) and deduplicated by event_id, the first occurrence winning, like
   `facts._merge_records`. The time-ordered mins (first_seen, first_own) take every row, as the
@@ -319,23 +321,16 @@ def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str,
 
 
 def activity_sql(view: str, join: str, offset: str, where: str) -> str:
-    """One pass: per (company, user, local month) three day bitmasks and the earliest event of each
-    class. `k` packs the classes of a kind: 1 billing (R2), 2 reporting (R14), 4 notification."""
-    cases = []
-    for kind in ACTIVITY_EVENTS:
-        bits = (kind in BILLING_ACTIVITY) | (kind in REPORTING_ACTIVITY) << 1 | (kind in NOTIFICATION_ACTIVITY) << 2
-        cases.append(f"WHEN '{kind}' THEN {bits}")
-    kexpr = f"CASE e.type {' '.join(cases)} END"
+    """One pass: per (company, user, local month) three day bitmasks and the earliest instant of
+    each class. `k` packs the classes of a kind: 1 billing (R2), 2 reporting (R14), 4 notification."""
     aggs = []
     for i, (c, _) in enumerate(_CLASSES):
-        m = 1 << i
         aggs.append(f"bit_or(((k >> {i}) & 1)::UINTEGER << (day(d) - 1)::UINTEGER) AS {c}_days")
-        aggs.append(f"arg_min({{'i': event_id, 't': type}}, CASE WHEN k & {m} <> 0 THEN ts END) AS {c}_ev")
-        aggs.append(f"min(CASE WHEN k & {m} <> 0 THEN ts END, 2) AS {c}_ts")
+        aggs.append(f"min(CASE WHEN k & {1 << i} <> 0 THEN ts END) AS {c}_t")
     return f"""
         SELECT company_id, user_id, year(d)::INTEGER AS y, month(d)::INTEGER AS m, {", ".join(aggs)}
         FROM (
-            SELECT e.company_id, e.user_id, e.event_id, e.type, e.occurred_at_us AS ts, {kexpr} AS k,
+            SELECT e.company_id, e.user_id, e.occurred_at_us AS ts, {_kind_bits("e.type")} AS k,
                    make_timestamp(e.occurred_at_us + {offset})::DATE AS d
             FROM {view} e {join}
             WHERE {where}
@@ -344,98 +339,82 @@ def activity_sql(view: str, join: str, offset: str, where: str) -> str:
     """
 
 
-def _repair_ties(con, view: str, ties: list[tuple], zones: dict[str, str]) -> dict[tuple, tuple]:
-    """Exact earliest evidence where two events of one class share the minimal microsecond.
+def _kind_bits(type_col: str) -> str:
+    """The classes of an activity kind as bits (see `activity_sql`)."""
+    cases = []
+    for kind in ACTIVITY_EVENTS:
+        bits = (kind in BILLING_ACTIVITY) | (kind in REPORTING_ACTIVITY) << 1 | (kind in NOTIFICATION_ACTIVITY) << 2
+        cases.append(f"WHEN '{kind}' THEN {bits}")
+    return f"CASE {type_col} {' '.join(cases)} END"
 
-    `ties`: (company, user, ts). Returns (company, user, ts, class) -> (ts, event_id, type).
+
+def evidence_sql(view: str, aggs: str, where: str) -> str:
+    """`aggs` (the rows of `activity_sql`) with the earliest event of each class: the least
+    (event_id, type) among the class's events at its earliest instant, as `facts._min` orders.
+
+    The events are fetched back by a semi-join on the instant alone (one integer: cheaper to probe
+    than the strings; another account's event in the same microsecond is dropped by the join on
+    the account), then kept per class. Exact, ties included: no arbitrary pick as in `arg_min`."""
+    ev = {c: f"min({{'i': x.event_id, 't': x.type}}) FILTER (WHERE x.k & {1 << i} <> 0 AND x.ts = a.{c}_t)"
+          for i, (c, _) in enumerate(_CLASSES)}  # fmt: skip
+    keep = ", ".join(f"a.{c}_days, a.{c}_t" for c, _ in _CLASSES)
+    flat = ", ".join(f"{c}_days, {c}_t, {c}_ev.i AS {c}_i, {c}_ev.t AS {c}_k" for c, _ in _CLASSES)
+    instants = " UNION ALL ".join(f"SELECT {c}_t AS t FROM {aggs}" for c, _ in _CLASSES)
+    return f"""
+        WITH instants AS (SELECT DISTINCT t FROM ({instants}) WHERE t IS NOT NULL),
+        found AS (
+            SELECT e.company_id, e.user_id, e.occurred_at_us AS ts, e.event_id, e.type, {_kind_bits("e.type")} AS k
+            FROM {view} e SEMI JOIN instants ON e.occurred_at_us = instants.t
+            WHERE {where}
+        )
+        SELECT company_id, user_id, y, m, {flat} FROM (
+            SELECT a.company_id, a.user_id, a.y, a.m, {keep}, {", ".join(f"{v} AS {c}_ev" for c, v in ev.items())}
+            FROM {aggs} a LEFT JOIN found x
+              ON a.company_id = x.company_id AND a.user_id = x.user_id AND x.ts IN (a.b_t, a.r_t, a.n_t)
+            GROUP BY ALL
+        )
     """
-    tbl = pa.table(
-        {
-            "company_id": pa.array([t[0] for t in ties], pa.string()),
-            "user_id": pa.array([t[1] for t in ties], pa.string()),
-            "ts": pa.array([t[2] for t in ties], pa.int64()),
-        }
-    )
-    con.register("_sl_ties", tbl)
-    found = con.sql(
-        f"""SELECT e.company_id, e.user_id, e.occurred_at_us, e.event_id, e.type FROM {view} e
-            SEMI JOIN _sl_ties t ON e.company_id = t.company_id AND e.user_id = t.user_id AND e.occurred_at_us = t.ts
-            WHERE e.type IN ({_sql_list(ACTIVITY_EVENTS)})"""
-    ).fetchall()
-    con.unregister("_sl_ties")
-    best: dict[tuple, tuple] = {}
-    for cid, uid, ts, eid, kind in found:
-        for c, members in _CLASSES:
-            if kind in members:
-                key = (cid, uid, ts, c)
-                ev = (ts, eid, kind)
-                if key not in best or ev < best[key]:
-                    best[key] = ev
-    return best
+
+
+_AGGS = "_sl_activity"
 
 
 def _activity_query(con, view: str, zones: dict[str, str], companies: list[str] | None) -> str:
-    """The activity pass (`activity_sql`) of `companies` (all when None) as flat primitive columns
-    (structs and lists convert to Python dicts and lists, slowly); the tie test (two smallest
-    timestamps of a class equal) is evaluated in DuckDB. Registers the zone offset tables in `con`."""
+    """The activity pass of `companies` (all when None) as flat primitive columns (structs convert
+    to Python dicts slowly). Materialises `activity_sql` in `con` (as `_AGGS`, dropped by the
+    caller; a row per account-month) and registers the zone offset tables."""
     where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
     if companies is not None:
         where += f" AND e.company_id IN ({_sql_list(companies)})"
     join, offset = _offset_sql(con, zones, f"{view} e", where)
-    flat = ["company_id", "user_id", "y", "m"]
-    for c, _ in _CLASSES:
-        flat += [
-            f"{c}_days",
-            f"{c}_ts[1] AS {c}_t",
-            f"{c}_ev.i AS {c}_i",
-            f"{c}_ev.t AS {c}_k",
-            f"coalesce(len({c}_ts) = 2 AND {c}_ts[1] = {c}_ts[2], false) AS {c}_tie",
-        ]
-    return f"SELECT {', '.join(flat)} FROM ({activity_sql(view, join, offset, where)})"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_AGGS} AS {activity_sql(view, join, offset, where)}")
+    return evidence_sql(view, _AGGS, where)
 
 
-def _ties(col: dict[str, list], cids: list[str], uids: list[str]) -> list[tuple[str, str, int]]:
-    """(company, user, ts) of every row whose earliest event of some class shares its microsecond."""
-    ties: list[tuple[str, str, int]] = []
-    for c, _ in _CLASSES:
-        tie_col, t_col = col[f"{c}_tie"], col[f"{c}_t"]
-        if any(tie_col):
-            ties.extend((cids[i], uids[i], t_col[i]) for i, tie in enumerate(tie_col) if tie)
-    return ties
-
-
-def _earliest(
-    col: dict[str, list], c: str, cids: list[str], uids: list[str], repaired: dict[tuple, tuple]
-) -> list[Evidence | None]:
-    """The earliest evidence of class `c` per row: (ts, event_id, type) or None, ties repaired."""
-    out: list[Evidence | None] = []
-    append = out.append
-    for e, t, k in zip(col[f"{c}_i"], col[f"{c}_t"], col[f"{c}_k"], strict=True):
-        append(None if e is None or t is None else (t, e, k))
-    if repaired:
-        for i, ev in enumerate(out):
-            if ev is not None:
-                out[i] = repaired.get((cids[i], uids[i], ev[0], c), ev)
-    return out
+def _earliest(col: dict[str, list], c: str) -> list[Evidence | None]:
+    """The earliest evidence of class `c` per row: (ts, event_id, type) or None."""
+    return [
+        None if e is None or t is None else (t, e, k)
+        for e, t, k in zip(col[f"{c}_i"], col[f"{c}_t"], col[f"{c}_k"], strict=True)
+    ]
 
 
 def _load_activity(con, view: str, facts: FactSet, zones: dict[str, str], companies: list[str] | None) -> None:
     # One loop over every (company, user, local month) row, its lookups bound to locals: a hot path
     # (a row per active account-month), kept in one piece.
     tbl = con.sql(_activity_query(con, view, zones, companies)).to_arrow_table()
+    con.execute(f"DROP TABLE IF EXISTS {_AGGS}")
     n = tbl.num_rows
     if n == 0:
         return
     col = {name: tbl.column(name).to_pylist() for name in tbl.column_names}
     del tbl
     cids, uids, ys, ms = col["company_id"], col["user_id"], col["y"], col["m"]
-    ties = _ties(col, cids, uids)
-    repaired = _repair_ties(con, view, sorted(set(ties)), zones) if ties else {}
     months: dict[tuple[int, int], Month] = {}
     accounts = facts.accounts
     companies_f = facts.companies
     activity = facts.activity
-    fb, fr, fn = (_earliest(col, c, cids, uids, repaired) for c, _ in _CLASSES)
+    fb, fr, fn = (_earliest(col, c) for c, _ in _CLASSES)
     bd, rd, nd = (col[f"{c}_days"] for c, _ in _CLASSES)
     del col
     for cid, uid, y, m, b, r, x, bdays, rdays, ndays in zip(cids, uids, ys, ms, fb, fr, fn, bd, rd, nd, strict=True):

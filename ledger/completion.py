@@ -13,6 +13,7 @@ import duckdb
 from ledger.batch import Batch
 from ledger.connection import run
 from ledger.tables import insert_rows
+from ledger.versions import amended
 
 _NEWLY_COMPLETE = """
 WITH reports AS (
@@ -23,8 +24,7 @@ WITH reports AS (
 ),
 stored AS (
     SELECT month, partition, count(*) AS n
-    FROM (SELECT DISTINCT month, partition, company_id, user_id FROM snapshot_versions
-          WHERE month IN (SELECT month FROM reports))
+    FROM (SELECT {keys} FROM snapshot_versions WHERE month IN (SELECT month FROM reports))
     GROUP BY month, partition
 ),
 cms AS (
@@ -58,11 +58,16 @@ SELECT count(*) FROM (SELECT month FROM reports GROUP BY month HAVING count(*) >
 """
 
 
+_OPEN_MONTHS = "SELECT month FROM partition_reports WHERE month NOT IN (SELECT month FROM month_completions)"
+
+
 def complete_months(con: duckdb.DuckDBPyConnection, batch: Batch) -> list[str]:
     """Months that became complete with this batch, recorded in month_completions."""
     if not run(con, _ALL_REPORTED)[0][0]:
         return []
-    done = run(con, _NEWLY_COMPLETE)
+    # no amendment yet: one row per decision key (ledger.versions.amended), so rows count keys
+    keys = "DISTINCT month, partition, company_id, user_id" if amended(con, _OPEN_MONTHS) else "month, partition"
+    done = run(con, _NEWLY_COMPLETE.format(keys=keys))
     insert_rows(
         con,
         "month_completions",

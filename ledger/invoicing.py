@@ -23,6 +23,7 @@ import orjson
 from ledger.batch import Batch, BatchResult
 from ledger.connection import run, write_connection
 from ledger.tables import ensure_schema, insert_rows, key_table
+from ledger.versions import amended
 from projections.invoice import CURRENCY, TAXES, AdjustmentLine, IssuedInvoice, invoice_lines, issue_from_close
 
 Due = tuple[str, int, dict]  # company_id, company_month version, the close's invoice JSON
@@ -54,17 +55,18 @@ class _Stored:
     charged_accounts: Counter[str] = field(default_factory=Counter)
 
 
+_LATEST = "QUALIFY row_number() OVER (PARTITION BY s.company_id, s.user_id ORDER BY s.version DESC) = 1"
+
+
 def _stored_decisions(con: duckdb.DuckDBPyConnection, month: str) -> _Stored:
     out = _Stored()
+    # no amendment in the month: every row is its key's latest (ledger.versions.amended)
+    latest = _LATEST if amended(con, "?", [month]) else ""
     for c, plan, tier, price, charged, billable, n in run(
         con,
-        """
+        f"""
         SELECT company_id, plan, tier, unit_price_usd, charged, billable, count(*)
-        FROM (
-            SELECT s.* FROM snapshot_versions AS s JOIN _sink_due USING (company_id)
-            WHERE s.month = ?
-            QUALIFY row_number() OVER (PARTITION BY s.company_id, s.user_id ORDER BY s.version DESC) = 1
-        )
+        FROM (SELECT s.* FROM snapshot_versions AS s JOIN _sink_due USING (company_id) WHERE s.month = ? {latest})
         GROUP BY ALL
         """,
         [month],

@@ -68,6 +68,17 @@ def _heads(con: duckdb.DuckDBPyConnection, keys: list[DecisionKey]) -> dict[Deci
     return {(c, u, m): Head(int(v), dg, charged_usd(bool(ch), Decimal(p))) for c, u, m, v, dg, ch, p in rows}
 
 
+def amended(con: duckdb.DuckDBPyConnection, months_sql: str, params: list | None = None) -> bool:
+    """Whether any stored decision of the months `months_sql` selects has a version above 1.
+
+    The sink numbers each key's versions 1, 2, ... (it is the single writer), so until then every
+    key has exactly one row: its latest version is its row and its rows count its keys, without
+    the window or DISTINCT over the month (a close's month, 1M rows, at its completing batch). A
+    cheap check: row groups whose versions are all 1 are skipped by their min/max."""
+    sql = f"SELECT count(*) FROM snapshot_versions WHERE version > 1 AND month IN ({months_sql})"
+    return bool(con.execute(sql, params or []).fetchall()[0][0])
+
+
 def _invoiced(con: duckdb.DuckDBPyConnection, keys: list[DecisionKey]) -> set[tuple[str, str]]:
     """The (company, month)s among `keys` whose invoice is already issued."""
     cms = sorted({(c, m) for c, _, m in keys})

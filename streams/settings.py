@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # DuckDB sink (streams/sink_consumer.py): one transaction per batch, the file held only while writing.
     sink_batch_messages: int = Field(5000, ge=1, description="write a batch once this many messages are buffered")
     sink_batch_seconds: float = Field(1.0, gt=0, description="... or once the oldest buffered message is this old")
+    sink_batch_max_messages: int = Field(
+        100_000,
+        ge=1,
+        description="while behind (Kafka holds more than the sink has fetched: a close streaming in), "
+        "write up to this many messages per transaction instead",
+    )
     sink_buffer_messages: int = Field(
         200_000, ge=1, description="stop fetching while this many messages wait (DuckDB file held by a reader)"
     )

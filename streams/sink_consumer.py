@@ -5,7 +5,10 @@ committed to Kafka): the positions live in DuckDB (`sink_offsets`), written in t
 transaction as the rows, so a restart seeks to them and neither loses nor duplicates a message.
 
 Messages are buffered and written in batches (`settings.sink_batch_messages` or
-`settings.sink_batch_seconds`, whichever comes first) by `ledger.writer.write_batch`. The DuckDB
+`settings.sink_batch_seconds`, whichever comes first) by `ledger.writer.write_batch`. While the
+sink is behind (a close streaming in: Kafka held more than the last fetch took), a batch grows to
+`settings.sink_batch_max_messages` instead (`batch_due`): each transaction's fixed costs, above
+all DuckDB's checkpoint when the file is closed, are paid for more rows. The DuckDB
 file is opened for each batch and closed right after, so analysts can open it read-only between
 batches. When a reader holds the file, the batch waits (retried with backoff) and consumption
 continues into memory up to `settings.sink_buffer_messages`.
@@ -87,6 +90,16 @@ class SinkMetrics:
         return bound
 
 
+def batch_due(settings: Settings, buffered: int, age_s: float, behind: bool) -> bool:
+    """Whether the buffer is written now. Caught up: at `sink_batch_messages` or once the oldest
+    message is `sink_batch_seconds` old (latency). Behind: at `sink_batch_max_messages` only, as
+    more is waiting anyway (fewer, larger transactions; a reader waits longer for the file), or
+    at `sink_buffer_messages`, where fetching stops."""
+    if behind:
+        return buffered >= min(settings.sink_batch_max_messages, settings.sink_buffer_messages)
+    return buffered >= settings.sink_batch_messages or (buffered > 0 and age_s >= settings.sink_batch_seconds)
+
+
 @dataclass
 class SinkStats:
     """What a run did (returned by `run_sink`, for tests and the command's last line)."""
@@ -111,6 +124,7 @@ class Sink:
         self.buffered = 0  # messages in the buffer (a decision_block's Item stands for its accounts)
         self.buffer_since: float | None = None
         self.written: dict[int, int] = {}  # next offset stored in DuckDB, per partition
+        self.behind = False  # the last fetch left records in Kafka (a partition's highwater beyond it)
         self.ready_since: float | None = None  # a batch has been ready (and refused) since
         self.next_try = 0.0
         self.backoff = 0.05
@@ -201,10 +215,16 @@ class Sink:
         # messages, so while a close streams in, one fetch (at most fetch_max_bytes) makes a batch
         # of tens of thousands of messages: fewer transactions, each opening the file once.
         room = max(1, self.settings.sink_buffer_messages - self.buffered)
-        want = max(1, self.settings.sink_batch_messages - self.buffered) if not self.ready_since else room
+        target = self.settings.sink_batch_max_messages if self.behind else self.settings.sink_batch_messages
+        want = max(1, target - self.buffered) if not self.ready_since else room
         batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         kinds: TallyCounter[str] = TallyCounter()  # counted per fetch: a metric label lookup per message costs
+        self.behind = False
         for tp, records in batches.items():
+            # only partitions this fetch read from: a partition whose first offsets were deleted
+            # (retention) has a highwater no record of it will ever reach
+            hw = self._consumer.highwater(tp)
+            self.behind |= bool(records) and hw is not None and hw > records[-1].offset + 1
             for rec in records:
                 items = parse_record(tp.partition, rec.offset, rec.value)
                 for it in items:  # a decision_block counts as the decisions it holds
@@ -231,9 +251,8 @@ class Sink:
     def _due(self) -> bool:
         if not self.buffer or time.monotonic() < self.next_try:
             return False
-        full = self.buffered >= self.settings.sink_batch_messages
-        old = time.monotonic() - (self.buffer_since or 0) >= self.settings.sink_batch_seconds
-        return full or old
+        age = time.monotonic() - (self.buffer_since or 0)
+        return batch_due(self.settings, self.buffered, age, self.behind)
 
     def _try_flush(self) -> bool:
         """One attempt to write the whole buffer; False when the file is held by a reader."""

@@ -239,7 +239,14 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
     phase2 += mar_recs
     n1, n_records = len(feb_recs), len(feb_recs) + len(phase2)
 
-    env = sink_env(settings, db, SEATLEDGER_SINK_BATCH_MESSAGES=200, SEATLEDGER_SINK_BATCH_SECONDS=0.2)
+    # small transactions even while behind, so that the kill lands between phase 2's batches
+    env = sink_env(
+        settings,
+        db,
+        SEATLEDGER_SINK_BATCH_MESSAGES=200,
+        SEATLEDGER_SINK_BATCH_SECONDS=0.2,
+        SEATLEDGER_SINK_BATCH_MAX_MESSAGES=200,
+    )
     proc = start_sink(env, log_path)
     try:
         produce(settings, feb_recs)
@@ -303,6 +310,39 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(kafka_topics, tmp_path)
     log_text = log_path.read_text()
     assert log_text.count("event=sink_started") == 2 and "resume=beginning" in log_text
     print(f"killed after {written_at_kill - n1} of {n_records - n1} phase-2 records were written")
+
+
+def test_a_backlog_is_written_in_larger_transactions_then_small_ones_once_caught_up(kafka_topics, tmp_path):
+    settings = kafka_topics(partitions=4)
+    db, log_path = tmp_path / "sink.duckdb", tmp_path / "sink.log"
+    recs, expected = close_records(month_decisions(12, 2500))
+    produce(settings, recs)  # a backlog: the whole close is in Kafka before the sink starts
+    env = sink_env(
+        settings,
+        db,
+        SEATLEDGER_SINK_BATCH_MESSAGES=100,
+        SEATLEDGER_SINK_BATCH_SECONDS=0.2,
+        SEATLEDGER_SINK_BATCH_MAX_MESSAGES=1000,
+    )
+
+    def batches() -> list[int]:  # from the log: a reader polling the file would make the sink wait
+        text = log_path.read_text() if log_path.exists() else ""
+        return [int(m) for m in re.findall(r"event=batch_written batch=\d+ messages=(\d+)", text)]
+
+    proc = start_sink(env, log_path)
+    try:
+        wait_until(lambda: sum(batches()) == len(recs), 120, "the backlog written", log_path)
+        backlog = batches()
+        produce(settings, recs[:5])  # caught up: five redeliveries, written as one small batch
+        wait_until(lambda: sum(batches()) == len(recs) + 5, 60, "the redeliveries written", log_path)
+        assert stop_sink(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert max(backlog) == 1000 and len(backlog) <= len(recs) // 1000 + 3, backlog
+    assert read(db, "SELECT messages, duplicates_skipped FROM sink_batches ORDER BY batch_id DESC LIMIT 1") == [(5, 5)]
+    assert read(db, "SELECT count(*) FROM account_decisions") == [(expected["decisions"],)]
 
 
 READER = r"""

@@ -77,6 +77,21 @@ def test_half_written_month_is_invisible(db):
     assert read_positions(db, TOPIC) == {0: len(msgs), 1: 2}
 
 
+def test_an_amended_decision_does_not_stand_in_for_a_missing_account(db):
+    s = Stream()
+    u1, u2 = dec("c1", "u1"), dec("c1", "u2")
+    msgs, dones = close_msgs(MONTH, {0: [u1, u2]})
+    u1b = dataclasses.replace(u1, charged=False, unit_price_usd=Decimal("0.00"))
+    amend = decision_message(u1b, version=2, corrects_version=1, amend_reason="late_event", partition=0)
+    u2_msg = [m for m in msgs if m.get("user_id") == "u2"]
+    # two rows stored (u1's versions 1 and 2) for a report of two accounts: u2 is still missing
+    r = write_batch(db, s.items([m for m in msgs if m not in u2_msg] + [amend] + dones), topic=TOPIC)
+    assert r.months_completed == [] and q(db, "SELECT count(*) FROM snapshot_versions") == [(2,)]
+    r = write_batch(db, s.items(u2_msg), topic=TOPIC)
+    assert r.months_completed == [MONTH]
+    assert q(db, "SELECT billable_accounts, charged_accounts, subtotal_usd FROM invoices") == [(2, 1, Decimal("10.00"))]
+
+
 def test_one_report_missing_keeps_the_month_hidden(db):
     s = Stream()
     msgs, dones = close_msgs(MONTH, {0: [dec("c1")], 1: [dec("c2")]})

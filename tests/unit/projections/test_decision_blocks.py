@@ -11,19 +11,11 @@ from hypothesis import strategies as st
 
 from projections.decide import Decision
 from projections.snapshots import DecisionBlocks, DecisionEncoder, decision_message, expand_block
-from tests.unit.projections.test_snapshot_encoder import TEXT, a_decision
+from tests.unit.projections.test_snapshot_encoder import COMPANY_MONTH_AND_IDS, TEXT, a_decision
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.data(),
-    TEXT,
-    st.sampled_from(["2026-10", "2026-09"]),
-    TEXT,
-    st.one_of(st.none(), st.integers(0, 2**31 - 1)),
-    st.one_of(st.none(), TEXT),
-    st.integers(1, 2000),
-)
+@given(st.data(), *COMPANY_MONTH_AND_IDS, st.integers(1, 2000))
 def test_blocks_expand_to_the_messages_of_each_decision(data, company, month, close_id, partition, now, limit):
     """Any verdicts, user ids and evidence (quotes, escapes, non-ASCII), any cut into blocks: the
     blocks' messages, in order, are decision_message of each decision, and `add` returns its digest."""

@@ -13,6 +13,14 @@ from projections.decide import Decision
 from projections.snapshots import DecisionEncoder, decision_message, digest
 
 TEXT = st.text(max_size=12)  # any characters: quotes, backslashes, controls, non-ASCII
+# an encoder's company and month, and its close id, partition and emission time
+COMPANY_MONTH_AND_IDS = (
+    TEXT,
+    st.sampled_from(["2026-10", "2026-09"]),
+    TEXT,
+    st.one_of(st.none(), st.integers(0, 2**31 - 1)),
+    st.one_of(st.none(), TEXT),
+)
 
 
 @st.composite
@@ -26,14 +34,7 @@ def a_decision(draw, company: str, month: str):
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.data(),
-    TEXT,
-    st.sampled_from(["2026-10", "2026-09"]),
-    TEXT,
-    st.one_of(st.none(), st.integers(0, 2**31 - 1)),
-    st.one_of(st.none(), TEXT),
-)
+@given(st.data(), *COMPANY_MONTH_AND_IDS)
 def test_encoded_decision_equals_decision_message_and_its_digest(data, company, month, close_id, partition, now):
     enc = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=now)
     for _ in range(4):  # several decisions through one encoder: shared pieces are reused

@@ -249,7 +249,7 @@ def expand_block(block: dict) -> list[dict]:
     `verdicts[verdict[i]]` and its own user id, evidence, in_report and digest.
 
     The block's structure (lists of one length, indices into `verdicts`) is the reader's to check
-    first (ledger.records.block_problem); the messages are then checked like any other."""
+    first (ledger.records.shape_problem); the messages are then checked like any other."""
     verdicts, cid, month, fmt = block["verdicts"], block["company_id"], block["month"], block.get("format")
     ids = {
         "close_id": block.get("close_id"),
@@ -276,10 +276,10 @@ class DecisionBlocks:
     The sink reads a block by column instead of a JSON object per account: the verdict's fields
     are checked and its digest pieces built once, and per account there are four short values."""
 
-    __slots__ = ("_encoder", "_head", "_limit", "_index", "_verdicts", "_rows", "_size", "blocks")
+    __slots__ = ("_head", "_tail", "_limit", "_index", "_verdicts", "_rows", "_size", "blocks")
 
     def __init__(self, encoder: DecisionEncoder, company_id: str, month: str, limit: int):
-        self._encoder = encoder
+        self._tail = encoder._tail  # the encoder's close id, partition and emission time
         self._head = b'{"kind":"decision_block","format":%d,"company_id":%s,"month":%s,"verdicts":[' % (
             SNAPSHOT_FORMAT, _dumps(company_id), _dumps(month)
         )  # fmt: skip
@@ -297,9 +297,8 @@ class DecisionBlocks:
         i = self._index.get(pieces)
         if i is None:
             i = self._index[pieces] = len(self._verdicts)
-            fields = {f: getattr(verdict, f) for f in VERDICT_FIELDS}
-            fields["unit_price_usd"] = str(verdict.unit_price_usd)  # as decision_row writes it
-            self._verdicts.append(_dumps(fields))
+            row = {**decision_row(verdict), "plan": verdict.plan}  # decision_message's values
+            self._verdicts.append(_dumps({f: row[f] for f in VERDICT_FIELDS}))
         verdicts, uids, evs, reports, digests = self._rows
         verdicts.append(i)
         uids.append(uid)
@@ -324,7 +323,7 @@ class DecisionBlocks:
             b"".join((
                 self._head, b",".join(self._verdicts), b'],"verdict":', _dumps(verdicts),
                 b',"user_id":[', b",".join(uids), b'],"evidence":[', b",".join(evs),
-                b'],"in_report":', _dumps(reports), b',"digest":', _dumps(digests), self._encoder._tail,
+                b'],"in_report":', _dumps(reports), b',"digest":', _dumps(digests), self._tail,
             ))
         )  # fmt: skip
         self._index, self._verdicts, self._rows, self._size = {}, [], ([], [], [], [], []), 0

@@ -228,13 +228,11 @@ class Sink:
             for rec in records:
                 items = parse_record(tp.partition, rec.offset, rec.value)
                 for it in items:  # a decision_block counts as the decisions it holds
-                    kinds["unreadable" if it.msg is None else _KIND_LABEL.get(it.msg["kind"], it.msg["kind"])] += (
-                        it.count
-                    )
-                n = sum(it.count for it in items)
+                    kind = "unreadable" if it.msg is None else _KIND_LABEL.get(it.msg["kind"], it.msg["kind"])
+                    kinds[kind] += it.count
+                    self.buffered += it.count
+                    self.stats.messages += it.count
                 self.buffer.extend(items)
-                self.buffered += n
-                self.stats.messages += n
         for kind, n in kinds.items():
             self.metrics.messages_in.labels(kind).inc(n)
         if self.buffer and self.buffer_since is None:

@@ -212,12 +212,13 @@ class Sink:
                 if self.writing is None and self._due():
                     self._start_write()
                 full = self.buffered + self.in_flight[1] >= self.settings.sink_buffer_messages
-                if self.writing is not None and (full or self.buffered >= self.settings.sink_batch_max_messages):
-                    await asyncio.wait([self.writing])  # the next batch is as large as one gets: its turn next
-                elif not full:
-                    await self._fetch(FETCH_TIMEOUT_MS if self.writing is None else WRITING_FETCH_TIMEOUT_MS)
+                ready = full or self.buffered >= self._target()  # the next batch has its size
+                if ready and self.writing is not None:
+                    await asyncio.wait([self.writing])
+                elif ready:  # the pause after a batch, or a reader holds the file
+                    await asyncio.sleep(min(0.05, max(0.001, self.next_try - time.monotonic())))
                 else:
-                    await asyncio.sleep(0.05)
+                    await self._fetch(FETCH_TIMEOUT_MS if self.writing is None else WRITING_FETCH_TIMEOUT_MS)
             await self._final_flush()
         finally:
             if self.writing is not None:  # an error elsewhere: let the write finish, then stop
@@ -236,10 +237,7 @@ class Sink:
         # messages, so while a close streams in, one fetch (at most fetch_max_bytes) makes a batch
         # of tens of thousands of messages: fewer transactions, each opening the file once.
         room = max(1, self.settings.sink_buffer_messages - self.buffered - self.in_flight[1])
-        # while a batch is written, the next grows towards the largest (group commit)
-        large = self.behind or self.writing is not None
-        target = self.settings.sink_batch_max_messages if large else self.settings.sink_batch_messages
-        want = max(1, target - self.buffered) if not self.ready_since else room
+        want = max(1, self._target() - self.buffered)
         batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         kinds: TallyCounter[str] = TallyCounter()  # counted per fetch: a metric label lookup per message costs
         self.behind = False
@@ -264,6 +262,14 @@ class Sink:
             self.buffer_since = time.monotonic()
         self.metrics.buffered.set(self.buffered + self.in_flight[1])
         self._update_lag()
+
+    def _target(self) -> int:
+        """How many messages the next batch gathers before it is written (or fetching pauses)."""
+        if self.ready_since is not None:  # a reader holds the file: consume into memory meanwhile
+            return self.settings.sink_buffer_messages
+        if self.behind or self.writing is not None:  # while one batch is written, the next grows
+            return self.settings.sink_batch_max_messages
+        return self.settings.sink_batch_messages
 
     def _update_lag(self) -> None:
         for tp in self.tps:

@@ -18,6 +18,8 @@ import duckdb
 
 T = TypeVar("T")
 
+MAX_RETRY_DELAY_S = 0.25  # the longest pause between two attempts to open a locked file
+
 
 class DatabaseBusy(RuntimeError):
     """The DuckDB file stayed locked by another process for the whole timeout."""
@@ -47,7 +49,7 @@ def _waiting(attempt: Callable[[], T], path: Path | str, timeout: float, on_wait
             if waited >= timeout:
                 raise DatabaseBusy(f"{path} is locked by another process (waited {waited:.1f}s): {exc}") from exc
             time.sleep(min(delay, max(0.0, timeout - waited)))
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
             continue
         waited = time.monotonic() - start
         if on_wait is not None and waited > 0.001:

@@ -13,6 +13,13 @@ file is opened for each batch and closed right after, so analysts can open it re
 batches. When a reader holds the file, the batch waits (retried with backoff) and consumption
 continues into memory up to `settings.sink_buffer_messages`.
 
+A batch is written in a thread while the event loop fetches and parses the next one: DuckDB
+releases the GIL while it inserts and checkpoints, so a backlog costs about the larger of the two
+instead of their sum. One batch is written at a time, in consumption order; the loop alone keeps
+the books (buffer, positions, metrics), the thread only writes. After each batch the file stays
+free for `READER_GAP_S` (the loop goes on fetching meanwhile), so readers retrying to open it get
+their turn even while a backlog is written batch after batch.
+
 Metrics (Prometheus, settings.metrics_host:settings.sink_metrics_port; port 0: a free port, -1:
 none) and key=value log lines on the `seatledger.sink` logger.
 """
@@ -30,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ledger.batch import BatchResult
-from ledger.connection import DatabaseBusy, connect, write_connection
+from ledger.connection import MAX_RETRY_DELAY_S, DatabaseBusy, connect, write_connection
 from ledger.records import Item, parse_record
 from ledger.tables import ensure_schema
 from ledger.writer import read_positions, write_batch
@@ -42,7 +49,12 @@ FETCH_TIMEOUT_MS = 200
 TOPIC_WAIT_S = 60.0
 MAX_BACKOFF_S = 2.0
 FINAL_FLUSH_TIMEOUT_S = 60.0
+WRITING_FETCH_TIMEOUT_MS = 50  # while a batch is written: back soon to start the next one
+READER_GAP_S = MAX_RETRY_DELAY_S + 0.05  # between two batches: longer than a reader's longest pause
 _KIND_LABEL = {"decision_block": "decision"}  # messages_in counts a block's decisions
+
+
+_Written = tuple[BatchResult | None, float, float]  # a write's result (None: busy), start, seconds
 
 
 class SinkMetrics:
@@ -109,6 +121,7 @@ class SinkStats:
     rows: TallyCounter = field(default_factory=TallyCounter)
     duplicates: int = 0
     lock_waits: int = 0
+    fetched_while_writing: int = 0  # messages read while a batch was being written (the overlap)
     months_completed: list[str] = field(default_factory=list)
     positions: dict[int, int] = field(default_factory=dict)
 
@@ -122,6 +135,8 @@ class Sink:
         self.stats = SinkStats()
         self.buffer: list[Item] = []
         self.buffered = 0  # messages in the buffer (a decision_block's Item stands for its accounts)
+        self.writing: asyncio.Future[_Written] | None = None  # the batch being written, in a thread
+        self.in_flight: tuple[list[Item], int, float | None] = ([], 0, None)  # its items, messages, age
         self.buffer_since: float | None = None
         self.written: dict[int, int] = {}  # next offset stored in DuckDB, per partition
         self.behind = False  # the last fetch left records in Kafka (a partition's highwater beyond it)
@@ -193,20 +208,27 @@ class Sink:
         await self.start()
         try:
             while not stop.is_set():
-                if self.buffered < self.settings.sink_buffer_messages:
-                    await self._fetch(FETCH_TIMEOUT_MS)
+                self._collect()
+                if self.writing is None and self._due():
+                    self._start_write()
+                full = self.buffered + self.in_flight[1] >= self.settings.sink_buffer_messages
+                ready = full or self.buffered >= self._target()  # the next batch has its size
+                if ready and self.writing is not None:
+                    await asyncio.wait([self.writing])
+                elif ready:  # the pause after a batch, or a reader holds the file
+                    await asyncio.sleep(min(0.05, max(0.001, self.next_try - time.monotonic())))
                 else:
-                    await asyncio.sleep(0.05)
-                if self._due():
-                    await asyncio.to_thread(self._try_flush)
+                    await self._fetch(FETCH_TIMEOUT_MS if self.writing is None else WRITING_FETCH_TIMEOUT_MS)
             await self._final_flush()
         finally:
+            if self.writing is not None:  # an error elsewhere: let the write finish, then stop
+                await asyncio.wait([self.writing])
             await self._consumer.stop()
         self.stats.positions = dict(self.written)
         log.info(
-            "event=sink_stopped messages=%d batches=%d rows=%d duplicates=%d lock_waits=%d",
+            "event=sink_stopped messages=%d batches=%d rows=%d duplicates=%d lock_waits=%d fetched_while_writing=%d",
             self.stats.messages, self.stats.batches, sum(self.stats.rows.values()),
-            self.stats.duplicates, self.stats.lock_waits,
+            self.stats.duplicates, self.stats.lock_waits, self.stats.fetched_while_writing,
         )  # fmt: skip
         return self.stats
 
@@ -214,9 +236,8 @@ class Sink:
         # Records, not messages: a packed record (streams.close.packed) holds up to 256 KiB of
         # messages, so while a close streams in, one fetch (at most fetch_max_bytes) makes a batch
         # of tens of thousands of messages: fewer transactions, each opening the file once.
-        room = max(1, self.settings.sink_buffer_messages - self.buffered)
-        target = self.settings.sink_batch_max_messages if self.behind else self.settings.sink_batch_messages
-        want = max(1, target - self.buffered) if not self.ready_since else room
+        room = max(1, self.settings.sink_buffer_messages - self.buffered - self.in_flight[1])
+        want = max(1, self._target() - self.buffered)
         batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         kinds: TallyCounter[str] = TallyCounter()  # counted per fetch: a metric label lookup per message costs
         self.behind = False
@@ -233,12 +254,22 @@ class Sink:
                     self.buffered += it.count
                     self.stats.messages += it.count
                 self.buffer.extend(items)
+        if self.writing is not None:
+            self.stats.fetched_while_writing += sum(kinds.values())
         for kind, n in kinds.items():
             self.metrics.messages_in.labels(kind).inc(n)
         if self.buffer and self.buffer_since is None:
             self.buffer_since = time.monotonic()
-        self.metrics.buffered.set(self.buffered)
+        self.metrics.buffered.set(self.buffered + self.in_flight[1])
         self._update_lag()
+
+    def _target(self) -> int:
+        """How many messages the next batch gathers before it is written (or fetching pauses)."""
+        if self.ready_since is not None:  # a reader holds the file: consume into memory meanwhile
+            return self.settings.sink_buffer_messages
+        if self.behind or self.writing is not None:  # while one batch is written, the next grows
+            return self.settings.sink_batch_max_messages
+        return self.settings.sink_batch_messages
 
     def _update_lag(self) -> None:
         for tp in self.tps:
@@ -252,41 +283,60 @@ class Sink:
         age = time.monotonic() - (self.buffer_since or 0)
         return batch_due(self.settings, self.buffered, age, self.behind)
 
-    def _try_flush(self) -> bool:
-        """One attempt to write the whole buffer; False when the file is held by a reader."""
-        items = self.buffer
+    def _start_write(self) -> asyncio.Future[_Written]:
+        """Hand the whole buffer to a thread that writes it; the loop goes on fetching."""
+        self.in_flight = (self.buffer, self.buffered, self.buffer_since)
+        self.buffer, self.buffered, self.buffer_since = [], 0, None
+        self.writing = asyncio.ensure_future(asyncio.to_thread(self._write, self.in_flight[0]))
+        return self.writing
+
+    def _write(self, items: list[Item]) -> _Written:
+        """In the thread: one attempt to write `items`; (None, ...) when a reader holds the file."""
         t0 = time.monotonic()
         try:
             con = connect(self.db, timeout=0)
         except DatabaseBusy:
-            self.metrics.lock_waits.inc()
-            self.stats.lock_waits += 1
-            if self.ready_since is None:
-                self.ready_since = t0
-            elif t0 - self.ready_since > 10 and self.backoff >= MAX_BACKOFF_S:
-                log.warning(
-                    "event=db_busy waited_s=%.1f buffered=%d hint=%s", t0 - self.ready_since, self.buffered,
-                    "a reader holds the DuckDB file; hold read connections briefly",
-                )  # fmt: skip
-            self.next_try = t0 + self.backoff
-            self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
-            return False
+            return None, t0, 0.0
         try:
             res = write_batch(con, items, topic=self.topic)
         finally:
             con.close()
-        elapsed = time.monotonic() - t0
+        return res, t0, time.monotonic() - t0
+
+    def _collect(self) -> None:
+        """The books for a finished write: its result, or its items back in front of the buffer
+        when the file was busy. A write's error is raised here, in the loop, as it was in the thread."""
+        if self.writing is None or not self.writing.done():
+            return
+        writing, (items, messages, since) = self.writing, self.in_flight
+        self.writing, self.in_flight = None, ([], 0, None)
+        res, t0, elapsed = writing.result()
+        if res is None:
+            self.buffer, self.buffered = items + self.buffer, messages + self.buffered
+            self.buffer_since = since
+            self._busy(t0)
+            return
         if self.ready_since is not None:
             self.metrics.lock_wait_seconds.observe(t0 - self.ready_since)
         self.ready_since = None
         self.backoff = 0.05
-        self.next_try = 0.0
-        self.buffer = self.buffer[len(items) :]
-        self.buffered -= res.messages
-        self.buffer_since = time.monotonic() if self.buffer else None
+        # the file stays free a moment, or back-to-back batches would starve readers retrying to open it
+        self.next_try = time.monotonic() + READER_GAP_S
         self.written = res.positions
         self._account(res, elapsed)
-        return True
+
+    def _busy(self, t0: float) -> None:
+        self.metrics.lock_waits.inc()
+        self.stats.lock_waits += 1
+        if self.ready_since is None:
+            self.ready_since = t0
+        elif t0 - self.ready_since > 10 and self.backoff >= MAX_BACKOFF_S:
+            log.warning(
+                "event=db_busy waited_s=%.1f buffered=%d hint=%s", t0 - self.ready_since, self.buffered,
+                "a reader holds the DuckDB file; hold read connections briefly",
+            )  # fmt: skip
+        self.next_try = t0 + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
 
     def _account(self, res: BatchResult, elapsed: float) -> None:
         m, s = self.metrics, self.stats
@@ -301,7 +351,7 @@ class Sink:
             m.rejects.inc(res.rejects)
         m.months_completed.inc(len(res.months_completed))
         m.invoices.inc(res.invoices_issued)
-        m.buffered.set(self.buffered)
+        m.buffered.set(self.buffered + self.in_flight[1])
         s.batches += 1
         s.duplicates += sum(res.duplicates.values())
         s.months_completed.extend(res.months_completed)
@@ -321,9 +371,12 @@ class Sink:
             )  # fmt: skip
 
     async def _final_flush(self) -> None:
+        """The write in flight, then the rest of the buffer, retried while a reader holds the file."""
         deadline = time.monotonic() + FINAL_FLUSH_TIMEOUT_S
-        while self.buffer:
-            if await asyncio.to_thread(self._try_flush):
+        while self.writing is not None or self.buffer:
+            await asyncio.wait([self.writing or self._start_write()])
+            self._collect()
+            if not self.buffer or self.ready_since is None:
                 continue
             if time.monotonic() > deadline:
                 log.error(

@@ -341,6 +341,9 @@ def test_a_backlog_is_written_in_larger_transactions_then_small_ones_once_caught
             proc.kill()
             proc.wait()
     assert max(backlog) == 1000 and len(backlog) <= len(recs) // 1000 + 3, backlog
+    # the next batch was read while one was being written (the write runs in a thread)
+    overlap = re.search(r"event=sink_stopped .* fetched_while_writing=(\d+)", log_path.read_text())
+    assert overlap is not None and int(overlap.group(1)) > 0, log_path.read_text()[-2000:]
     assert read(db, "SELECT messages, duplicates_skipped FROM sink_batches ORDER BY batch_id DESC LIMIT 1") == [(5, 5)]
     assert read(db, "SELECT count(*) FROM account_decisions") == [(expected["decisions"],)]
 
@@ -438,3 +441,69 @@ def test_readers_in_another_process_never_see_half_a_month(kafka_topics, tmp_pat
     (tmp_path.parent / "sink-reader-report.txt").write_text(report + "\n")
     assert "seatledger_sink_batches_total" in metrics and "seatledger_sink_db_lock_waits_total" in metrics
     assert "seatledger_sink_lag" in metrics
+
+
+PATIENT_READER = r"""
+import json, os, sys, time
+from datetime import datetime, UTC
+import duckdb
+from ledger.connection import connect
+db, stop_file = sys.argv[1], sys.argv[2]
+passed = []  # per open: batches the sink committed while this reader waited for the file
+while not os.path.exists(stop_file):
+    if not os.path.exists(db):
+        time.sleep(0.05); continue
+    since = datetime.now(UTC)
+    try:
+        con = connect(db, read_only=True, timeout=60)
+    except duckdb.Error:
+        time.sleep(0.05); continue
+    try:
+        passed.append(con.execute("SELECT count(*) FROM sink_batches WHERE written_at > ?", [since]).fetchall()[0][0])
+    except duckdb.CatalogException:
+        pass
+    finally:
+        con.close()
+    time.sleep(0.3)
+print(json.dumps(passed))
+"""
+
+
+def test_a_reader_gets_the_file_between_the_batches_of_a_backlog(kafka_topics, tmp_path):
+    """The sink writes a backlog batch after batch (the next one read while one is written), yet
+    leaves the file free between two: a reader retrying to open it never waits past one batch."""
+    settings = kafka_topics(partitions=4)
+    db, log_path, stop_file = tmp_path / "sink.duckdb", tmp_path / "sink.log", tmp_path / "stop"
+    recs, expected = close_records(month_decisions(20, 6000, seed=5))
+    produce(settings, recs)
+    env = sink_env(
+        settings,
+        db,
+        SEATLEDGER_SINK_BATCH_MESSAGES=100,
+        SEATLEDGER_SINK_BATCH_SECONDS=0.2,
+        SEATLEDGER_SINK_BATCH_MAX_MESSAGES=300,
+        SEATLEDGER_SINK_BUFFER_MESSAGES=600,  # a batch stays small even after waiting for the reader
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", PATIENT_READER, str(db), str(stop_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc = start_sink(env, log_path)
+    try:
+        wait_until(lambda: batches_in_log(log_path) >= 1, 120, "a first batch", log_path)
+        wait_until(lambda: total_written(db) == len(recs), 120, "the backlog written", log_path)
+        stop_file.touch()
+        out, err = reader.communicate(timeout=120)
+        assert stop_sink(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if reader.poll() is None:
+            reader.kill()
+    passed = orjson.loads(out)
+    assert batches_in_log(log_path) >= 8 and len(passed) >= 5, (batches_in_log(log_path), passed, err)
+    assert max(passed) <= 1, passed
+    assert read(db, "SELECT count(*) FROM account_decisions") == [(expected["decisions"],)]

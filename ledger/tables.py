@@ -140,11 +140,14 @@ def insert_tuples(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[
 
 
 def insert_columns(
-    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], constants: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: dict[str, Sequence[Any] | pa.Array | pa.ChunkedArray],
+    constants: dict[str, Any],
 ) -> int:
-    """Insert rows given by column (name -> values) and `constants` (name -> every row's value), as
-    one Arrow batch: the sink's columnar decisions. Together they must name exactly the table's
-    columns."""
+    """Insert rows given by column (name -> values: a list, or an Arrow array of the column's
+    type) and `constants` (name -> every row's value), as one Arrow batch: the sink's columnar
+    decisions. Together they must name exactly the table's columns."""
     n = len(next(iter(columns.values()), []))
     if not n:
         return 0
@@ -155,10 +158,30 @@ def insert_columns(
             f"{table} columns differ from ledger/sql/{table}.sql: "
             f"unknown {sorted(names - set(schema.names))}, missing {sorted(set(schema.names) - names)}"
         )
-    arrays = {c: pa.array(v, type=schema.field(c).type) for c, v in columns.items()}
+    arrays = {c: _arrow_column(v, schema.field(c).type) for c, v in columns.items()}
     arrays |= {c: pa.repeat(pa.scalar(v, type=schema.field(c).type), n) for c, v in constants.items()}
     insert_arrow(con, table, pa.Table.from_pydict(arrays))
     return n
+
+
+def _arrow_column(values: Sequence[Any] | pa.Array | pa.ChunkedArray, type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """`values` as an Arrow column of `type_`; an Arrow column must already be of that type (a
+    cast could change a value silently)."""
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        return pa.array(values, type=type_)
+    if values.type != type_:
+        raise TypeError(f"column of {values.type}, the table's is {type_}")
+    return values
+
+
+@contextmanager
+def arrow_view(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """An Arrow table registered as the view `name` for the `with` block (to join on, or to check)."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 @contextmanager
@@ -167,8 +190,5 @@ def key_table(
 ) -> Iterator[None]:
     """`keys` registered as the string-columned view `name` for the `with` block, to join on."""
     values = list(zip(*keys, strict=True)) if keys else [() for _ in columns]
-    con.register(name, pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)}))
-    try:
+    with arrow_view(con, name, pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})):
         yield
-    finally:
-        con.unregister(name)

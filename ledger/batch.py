@@ -27,7 +27,7 @@ class Rows(defaultdict[str, list[dict]]):
     def __init__(self) -> None:
         super().__init__(list)
         self.versions: list[tuple] = []
-        self.version_columns: dict[str, list] = {}
+        self.version_columns: dict[str, Any] = {}  # lists or Arrow arrays
         self.version_constants: dict[str, Any] = {}
 
 

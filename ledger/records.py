@@ -15,8 +15,11 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ledger.batch import Batch
+from ledger.tables import arrow_schema
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.estimate import STATUSES
@@ -75,6 +78,9 @@ def parse_record(partition: int, offset: int, value: bytes | None) -> list[Item]
     for i, el in enumerate(elems):
         if type(el) is dict and plain_decision(el):
             out.append(Item(partition, offset, el, i, plain=True))  # what shape_problem accepts, in one pass
+            continue
+        if type(el) is dict and el.get("kind") == "decision_block":  # its depth check skips its columns:
+            out.append(_checked_item(partition, offset, i, el, True, value))  # cheaper than counting brackets
             continue
         if shallow is None:
             shallow = value.count(b"{") + value.count(b"[") <= MAX_DEPTH
@@ -410,29 +416,65 @@ def _evidence_ok(text: str) -> bool:
     return type(ev) is list and set(map(type, ev)) <= _DICT_ONLY
 
 
+# A JSON array of flat objects whose keys and values are strings without escapes: what a close's
+# evidence texts are. A text of this form is a JSON array of objects (`_evidence_ok`), whatever its
+# characters: outside the quotes only brackets, braces, colons and commas; inside, any character
+# but the quote, the backslash and the control characters JSON forbids there.
+_STRING = r'"[^"\\\x00-\x1f]*"'
+_PAIR = f"{_STRING}:{_STRING}"
+_OBJECT = rf"\{{(?:{_PAIR}(?:,{_PAIR})*)?\}}"
+EVIDENCE_FORM = rf"\A\[(?:{_OBJECT}(?:,{_OBJECT})*)?\]\z"
+
+
+def evidence_column_ok(evidence: pa.Array) -> bool:
+    """`all(map(_evidence_ok, evidence))`, vectorised: the texts of `EVIDENCE_FORM` pass in one
+    regex pass over the column (RE2, in Arrow); only the others are parsed, by `_evidence_ok`,
+    which stays the authority (so the regex can only spare work, never decide otherwise)."""
+    fits = pc.match_substring_regex(evidence, EVIDENCE_FORM)
+    if pc.all(fits).as_py():
+        return True
+    return all(map(_evidence_ok, evidence.filter(pc.invert(fits)).to_pylist()))
+
+
 _DICT_ONLY = {dict}
 
 
 class DecisionColumns(NamedTuple):
     """A batch's plain decision messages as columns: `_plain_decision_values` of each, by column
-    (`unit_price_usd` in cents, `plan` as the Decision's), and the digest each message carries."""
+    (`unit_price_usd` in cents, `plan` as the Decision's), and the digest each message carries;
+    Arrow arrays of the snapshot_versions column types (what the writer inserts)."""
 
-    company_id: list[str]
-    user_id: list[str]
-    month: list[str]
-    billable: list[bool]
-    charged: list[bool]
-    tier: list[str]
-    rule: list[str]
-    reason: list[str]
-    evidence: list[str]
-    unit_price_usd: list[Decimal]
-    ruleset_version: list[str]
-    plan: list[str]
-    digest: list[str]
+    company_id: pa.Array
+    user_id: pa.Array
+    month: pa.Array
+    billable: pa.Array
+    charged: pa.Array
+    tier: pa.Array
+    rule: pa.Array
+    reason: pa.Array
+    evidence: pa.Array
+    unit_price_usd: pa.Array
+    ruleset_version: pa.Array
+    plan: pa.Array
+    digest: pa.Array
 
 
 _DECISION_FIELDS = (*DECISION_COLUMNS, "digest")
+
+
+def version_type(column: str) -> pa.DataType:
+    """The Arrow type of a snapshot_versions column (ledger/sql/snapshot_versions.sql)."""
+    return arrow_schema("snapshot_versions").field(column).type
+
+
+def _as_columns(values: Sequence[Any]) -> DecisionColumns:
+    """DecisionColumns of lists (or arrays already built), in DecisionColumns' order."""
+    return DecisionColumns(
+        *(
+            v if isinstance(v, pa.Array) else pa.array(v, version_type(name))
+            for name, v in zip(DecisionColumns._fields, values, strict=True)
+        )
+    )
 
 
 def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColumns | None:
@@ -449,7 +491,8 @@ def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColu
     if not (all(_only(str, c) for c in str_columns) and _only(bool, billable) and _only(bool, charged)):
         return None
     prices = {text: cents_ for text in set(price) if (cents_ := _price(text)) is not None}
-    if len(prices) < len(set(price)) or not all(map(_evidence_ok, evidence)):
+    evidence_array = pa.array(evidence, pa.string())
+    if len(prices) < len(set(price)) or not evidence_column_ok(evidence_array):
         return None
     plan = [str(m.get("plan") or "") for m in msgs]
     groups: dict[tuple, list[int]] = {}  # the messages of one verdict share the digest's pieces
@@ -460,50 +503,95 @@ def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColu
         if encoder.digests(template, [evidence[i] for i in idx], [uid[i] for i in idx]) != [digests[i] for i in idx]:
             return None
     usd = [prices[text] for text in price]
-    return DecisionColumns(cid, uid, month, billable, charged, tier, rule, reason, evidence, usd, rsv, plan, digests)
+    return _as_columns(
+        (cid, uid, month, billable, charged, tier, rule, reason, evidence_array, usd, rsv, plan, digests)
+    )
 
 
-def block_columns(block: dict, encoder: DecisionEncoder) -> DecisionColumns | None:
-    """`decision_columns` of the messages a decision_block stands for (`expand_block`), read from
-    its columns: each verdict checked once (`_plain_decision_values` of its fields), each account's
-    user id, evidence, in_report and digest by column. None when any check fails: the caller then
-    reads `expanded(...)` message by message, which names each problem."""
+class BlockColumns(NamedTuple):
+    """The decision columns of a run of decision_blocks, and which block each row comes from."""
+
+    columns: DecisionColumns
+    block: pa.Array  # int32: the row's block, an index into the run
+
+
+def block_columns(blocks: list[dict], encoder: DecisionEncoder) -> BlockColumns | None:
+    """`decision_columns` of the messages some decision_blocks stand for (`expand_block`), read
+    from their columns: each verdict checked once (`_plain_decision_values` of its fields), each
+    account's user id, evidence, in_report and digest by column. None when any check fails: the
+    caller then reads `expanded(...)` message by message, which names each problem.
+
+    The Arrow columns are built once for the run: a verdict's values (its block's company and
+    month among them) become its accounts' by one `take` per column from an array of one value
+    per verdict, the evidence is checked in one pass (`evidence_column_ok`)."""
+    uid: list[str] = []
+    evidence: list[str] = []
+    digests: list[str] = []
+    which: list[int] = []  # each row's verdict, an index into `templates`
+    rows_block: list[int] = []
+    templates: list[Decision] = []
+    for b, block in enumerate(blocks):
+        ts = _checked_block(block, encoder)
+        if ts is None:
+            return None
+        n, base = len(block["verdict"]), len(templates)
+        templates.extend(ts)
+        which.extend([base] * n if len(ts) == 1 else [base + v for v in block["verdict"]])
+        rows_block.extend([b] * n)
+        uid.extend(block["user_id"])
+        evidence.extend(block["evidence"])
+        digests.extend(block["digest"])
+    evidence_array = pa.array(evidence, pa.string())
+    if not evidence_column_ok(evidence_array):
+        return None
+    rows = pa.array(which, pa.int32())
+
+    def column(name: str) -> pa.Array:
+        return pa.array([getattr(t, name) for t in templates], version_type(name)).take(rows)
+
+    columns = _as_columns((
+        column("company_id"), uid, column("month"), column("billable"), column("charged"), column("tier"),
+        column("rule"), column("reason"), evidence_array, column("unit_price_usd"), column("ruleset_version"),
+        column("plan"), digests,
+    ))  # fmt: skip
+    return BlockColumns(columns, pa.array(rows_block, pa.int32()))
+
+
+def _checked_block(block: dict, encoder: DecisionEncoder) -> list[Decision] | None:
+    """A block's verdicts as Decisions (`_verdict_templates`) when its columns hold values of
+    their types and each account's digest matches; else None. (The evidence is checked by column.)"""
     verdicts, idx = block["verdicts"], block["verdict"]
     uid, evidence, in_report, digests = block["user_id"], block["evidence"], block["in_report"], block["digest"]
     if not (_only(str, uid) and _only(str, evidence) and _only(str, digests) and set(map(type, in_report)) <= _REPORT):
         return None
-    if not all(map(_evidence_ok, evidence)):
+    templates = _verdict_templates(block)
+    if templates is None:
         return None
-    shared = {"company_id": block["company_id"], "month": block["month"], "user_id": "", "evidence": "[]", "digest": ""}
-    templates = []
-    for v in verdicts:
-        plan = v.get("plan")
-        t = _plain_decision_values({**{f: v[f] for f in VERDICT_FIELDS if f in v}, **shared})
-        if t is None or not (plan is None or type(plan) is str):
-            return None
-        templates.append(t)
+    if len(templates) == 1:
+        return templates if encoder.digests(templates[0], evidence, uid) == digests else None
     groups: list[list[int]] = [[] for _ in verdicts]
-    if len(verdicts) == 1:
-        groups[0] = list(range(len(idx)))
-    else:
-        for i, v in enumerate(idx):
-            groups[v].append(i)
+    for i, v in enumerate(idx):
+        groups[v].append(i)
     for t, rows in zip(templates, groups, strict=True):
         if rows and encoder.digests(t, [evidence[i] for i in rows], [uid[i] for i in rows]) != [
             digests[i] for i in rows
         ]:
             return None
-    n = len(idx)
+    return templates
 
-    def column(name: str) -> list:
-        values = [getattr(t, name) for t in templates]
-        return [values[0]] * n if len(values) == 1 else [values[v] for v in idx]
 
-    return DecisionColumns(
-        [block["company_id"]] * n, uid, [block["month"]] * n, column("billable"), column("charged"), column("tier"),
-        column("rule"), column("reason"), evidence, column("unit_price_usd"), column("ruleset_version"),
-        column("plan"), digests,
-    )  # fmt: skip
+def _verdict_templates(block: dict) -> list[Decision] | None:
+    """Each verdict of a block as the Decision `_plain_decision_values` reads (user and evidence
+    left empty), or None when one is not the common case."""
+    shared = {"company_id": block["company_id"], "month": block["month"], "user_id": "", "evidence": "[]", "digest": ""}
+    templates = []
+    for v in block["verdicts"]:
+        plan = v.get("plan")
+        t = _plain_decision_values({**{f: v[f] for f in VERDICT_FIELDS if f in v}, **shared})
+        if t is None or not (plan is None or type(plan) is str):
+            return None
+        templates.append(t)
+    return templates
 
 
 _REPORT = {bool, type(None)}

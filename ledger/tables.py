@@ -81,18 +81,27 @@ def _arrow_type(duckdb_type: str) -> pa.DataType:
         raise TypeError(f"no Arrow type for DuckDB column type {duckdb_type}: add it to ledger.tables") from None
 
 
-@cache
 def arrow_schema(table: str) -> pa.Schema:
     """The table's columns (names, order, types) as ledger/sql/<table>.sql declares them."""
     if table not in TABLES:
         raise KeyError(f"{table} is not a ledger table")
+    return _arrow_schemas()[table]
+
+
+@cache
+def _arrow_schemas() -> dict[str, pa.Schema]:
+    """Every table's Arrow schema, read from one in-memory DuckDB (opening one costs ~30 ms, so
+    not one per table: the sink's first batch paid 0.4 CPU s for them)."""
     con = duckdb.connect(":memory:")
     try:
-        run(con, model_sql(table))
-        columns = run(con, f"DESCRIBE {table}")
+        schemas = {}
+        for table in TABLES:
+            run(con, model_sql(table))
+            columns = run(con, f"DESCRIBE {table}")
+            schemas[table] = pa.schema([(name, _arrow_type(type_)) for name, type_, *_ in columns])
     finally:
         con.close()
-    return pa.schema([(name, _arrow_type(type_)) for name, type_, *_ in columns])
+    return schemas
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table, *, or_replace: bool = False) -> None:
@@ -140,11 +149,14 @@ def insert_tuples(con: duckdb.DuckDBPyConnection, table: str, columns: Sequence[
 
 
 def insert_columns(
-    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list], constants: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: dict[str, Sequence[Any] | pa.Array | pa.ChunkedArray],
+    constants: dict[str, Any],
 ) -> int:
-    """Insert rows given by column (name -> values) and `constants` (name -> every row's value), as
-    one Arrow batch: the sink's columnar decisions. Together they must name exactly the table's
-    columns."""
+    """Insert rows given by column (name -> values: a list, or an Arrow array of the column's
+    type) and `constants` (name -> every row's value), as one Arrow batch: the sink's columnar
+    decisions. Together they must name exactly the table's columns."""
     n = len(next(iter(columns.values()), []))
     if not n:
         return 0
@@ -155,10 +167,30 @@ def insert_columns(
             f"{table} columns differ from ledger/sql/{table}.sql: "
             f"unknown {sorted(names - set(schema.names))}, missing {sorted(set(schema.names) - names)}"
         )
-    arrays = {c: pa.array(v, type=schema.field(c).type) for c, v in columns.items()}
+    arrays = {c: _arrow_column(v, schema.field(c).type) for c, v in columns.items()}
     arrays |= {c: pa.repeat(pa.scalar(v, type=schema.field(c).type), n) for c, v in constants.items()}
     insert_arrow(con, table, pa.Table.from_pydict(arrays))
     return n
+
+
+def _arrow_column(values: Sequence[Any] | pa.Array | pa.ChunkedArray, type_: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """`values` as an Arrow column of `type_`; an Arrow column must already be of that type (a
+    cast could change a value silently)."""
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        return pa.array(values, type=type_)
+    if values.type != type_:
+        raise TypeError(f"column of {values.type}, the table's is {type_}")
+    return values
+
+
+@contextmanager
+def arrow_view(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """An Arrow table registered as the view `name` for the `with` block (to join on, or to check)."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
 
 
 @contextmanager
@@ -167,8 +199,5 @@ def key_table(
 ) -> Iterator[None]:
     """`keys` registered as the string-columned view `name` for the `with` block, to join on."""
     values = list(zip(*keys, strict=True)) if keys else [() for _ in columns]
-    con.register(name, pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)}))
-    try:
+    with arrow_view(con, name, pa.table({c: pa.array(v, pa.string()) for c, v in zip(columns, values, strict=True)})):
         yield
-    finally:
-        con.unregister(name)

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from itertools import repeat
+from itertools import chain, groupby, repeat
 from typing import NamedTuple
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from ledger.batch import Batch, BatchResult, Rows
+from ledger.connection import run
 from ledger.records import (
     CompanyMonthRecord,
+    DecisionColumns,
     Item,
     block_columns,
     decision_columns,
@@ -30,8 +33,9 @@ from ledger.records import (
     message,
     plain_decision,
     provenance,
+    version_type,
 )
-from ledger.tables import key_table
+from ledger.tables import arrow_view, key_table
 from projections.decide import DECISION_COLUMNS, Decision
 from projections.money import ZERO
 from projections.snapshots import DecisionEncoder
@@ -55,16 +59,18 @@ class Head(NamedTuple):
 DecisionKey = tuple[str, str, str]  # company_id, user_id, month
 
 
+# The latest stored version of each key of the view `{keys}` (company_id, user_id, month).
+_HEADS_SQL = """
+    SELECT s.company_id, s.user_id, s.month, s.version, s.digest, s.charged, s.unit_price_usd
+    FROM snapshot_versions AS s
+    JOIN {keys} AS k USING (company_id, user_id, month)
+    QUALIFY row_number() OVER (PARTITION BY s.company_id, s.user_id, s.month ORDER BY s.version DESC) = 1
+"""
+
+
 def _heads(con: duckdb.DuckDBPyConnection, keys: list[DecisionKey]) -> dict[DecisionKey, Head]:
     with key_table(con, "_sink_keys", keys, ["company_id", "user_id", "month"]):
-        rows = con.execute(
-            """
-            SELECT s.company_id, s.user_id, s.month, s.version, s.digest, s.charged, s.unit_price_usd
-            FROM snapshot_versions AS s
-            JOIN _sink_keys AS k USING (company_id, user_id, month)
-            QUALIFY row_number() OVER (PARTITION BY s.company_id, s.user_id, s.month ORDER BY s.version DESC) = 1
-            """
-        ).fetchall()
+        rows = run(con, _HEADS_SQL.format(keys="_sink_keys"))
     return {(c, u, m): Head(int(v), dg, charged_usd(bool(ch), Decimal(p))) for c, u, m, v, dg, ch, p in rows}
 
 
@@ -165,7 +171,12 @@ def store_decisions(
 
 
 _MESSAGE_FIELDS = ("amend_reason", "version", "in_report", "close_id", "partition", "emitted_at")
-_COLUMN_NAMES = (*DECISION_COLUMNS, "plan", "digest", *_MESSAGE_FIELDS, "kafka_partition", "kafka_offset")
+# the stored columns of a message (snapshot_versions' but the versions the sink assigns and the
+# batch's own), with the emitter's "version" stored as emitted_version
+_PART_COLUMNS = (
+    *DECISION_COLUMNS, "plan", "digest", "amend_reason", "emitted_version", "in_report", "close_id", "partition",
+    "emitted_at", "kafka_partition", "kafka_offset",
+)  # fmt: skip
 
 
 def store_plain_decisions(
@@ -174,53 +185,65 @@ def store_plain_decisions(
     """`store_decisions` of a batch's decisions by column, for the common case of a close: every
     message plain (`Item.plain`) or a decision_block, its checks and digest passing
     (`ledger.records.decision_columns`, `block_columns`), each key once in the batch and no month
-    invoiced (no adjustment). Then no Decision or row is built per message and the versions need
-    one heads lookup. False, with nothing done, otherwise: the caller takes the per-message path
-    (`expanded`, `decision_of` + `store_decisions`), which names every problem; both store the
-    same rows (tests/unit/ledger/test_columnar_decisions.py)."""
+    invoiced (no adjustment). Then no Decision or row is built per message: the columns are Arrow
+    arrays from the start, and DuckDB checks the keys and finds the heads over them. False, with
+    nothing done, otherwise: the caller takes the per-message path (`expanded`, `decision_of` +
+    `store_decisions`), which names every problem; both store the same rows
+    (tests/unit/ledger/test_columnar_decisions.py)."""
     parts = _column_parts(items, DecisionEncoder()) if items else None
     if parts is None:
         return False
-    columns: dict[str, list] = {name: [] for name in _COLUMN_NAMES}
-    for part in parts:
-        for name, values in part.items():
-            columns[name].extend(values)
-    keys = list(zip(columns["company_id"], columns["user_id"], columns["month"], strict=True))
-    if len(set(keys)) < len(keys) or _invoiced(con, keys):
-        return False
-    keep, versions, corrects = _new_versions(keys, columns["digest"], _heads(con, keys), res)
-    if keep is not None:
-        columns = {name: [values[i] for i in keep] for name, values in columns.items()}
-    columns["emitted_version"] = columns.pop("version")
-    rows.version_columns = {**columns, "version": versions, "corrects_version": corrects}
+    table = pa.concat_tables(parts)
+    with arrow_view(con, "_sink_new", table.select(["company_id", "user_id", "month", "digest"])):
+        if _repeated_or_invoiced(con):
+            return False
+        heads = run(con, _HEADS_SQL.format(keys="_sink_new"))
+    if heads:
+        table = _new_versions(table, heads, res)
+    else:  # the common case of a first close: every decision is version 1
+        table = table.append_column("version", pa.repeat(pa.scalar(1, pa.int32()), len(table)))
+        table = table.append_column("corrects_version", pa.nulls(len(table), pa.int32()))
+    rows.version_columns = dict(zip(table.column_names, table.columns, strict=True))
     rows.version_constants = {"received_at": batch.now, "batch_id": batch.batch_id}
     return True
 
 
-def _column_parts(items: list[Item], encoder: DecisionEncoder) -> list[dict[str, list]] | None:
-    """The stored columns (`_COLUMN_NAMES`) of each run of plain decision messages and of each
-    decision_block, in item order; None when one of them is not the common case."""
-    parts: list[dict[str, list]] = []
-    run: list[Item] = []
-    for it in [*items, None]:
-        if it is not None and it.msg is not None and it.msg["kind"] == "decision":
-            run.append(it)
-            continue
-        if run:
-            part = _messages_part(run, encoder)
-            if part is None:
-                return None
-            parts.append(part)
-            run = []
-        if it is not None:
-            part = _block_part(it, encoder)
-            if part is None:
-                return None
-            parts.append(part)
+def _repeated_or_invoiced(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a key of `_sink_new` is there twice, or one of its months is invoiced already."""
+    (repeated, invoiced), = run(
+        con,
+        """
+        SELECT
+            (SELECT count(*) FROM (SELECT 1 FROM _sink_new GROUP BY company_id, user_id, month HAVING count(*) > 1)),
+            (SELECT count(*) FROM invoices AS i WHERE EXISTS (
+                SELECT 1 FROM _sink_new AS n WHERE n.company_id = i.company_id AND n.month = i.month))
+        """,
+    )  # fmt: skip
+    return bool(repeated or invoiced)
+
+
+def _column_parts(items: list[Item], encoder: DecisionEncoder) -> list[pa.Table] | None:
+    """The stored columns (`_PART_COLUMNS`) of each run of plain decision messages and of each
+    run of decision_blocks, in item order; None when one of them is not the common case."""
+    parts: list[pa.Table] = []
+    for is_message, group in groupby(items, lambda it: message(it)["kind"] == "decision"):
+        run_ = list(group)
+        part = _messages_part(run_, encoder) if is_message else _blocks_part(run_, encoder)
+        if part is None:
+            return None
+        parts.append(part)
     return parts
 
 
-def _messages_part(items: list[Item], encoder: DecisionEncoder) -> dict[str, list] | None:
+def _part(cols: DecisionColumns, values: dict[str, list | pa.Array]) -> pa.Table:
+    """A part's table: the decision columns and the message's (lists or arrays), in `_PART_COLUMNS`."""
+    arrays = cols._asdict() | {
+        name: v if isinstance(v, pa.Array) else pa.array(v, version_type(name)) for name, v in values.items()
+    }
+    return pa.table({name: arrays[name] for name in _PART_COLUMNS})
+
+
+def _messages_part(items: list[Item], encoder: DecisionEncoder) -> pa.Table | None:
     msgs = [message(it) for it in items]
     # not plain: a month seen first in this batch (plain_decision knows it now), or a problem
     if not all(it.plain or plain_decision(m) for it, m in zip(items, msgs, strict=True)):
@@ -228,45 +251,58 @@ def _messages_part(items: list[Item], encoder: DecisionEncoder) -> dict[str, lis
     cols = decision_columns(msgs, encoder)
     if cols is None:
         return None
-    return {
-        **cols._asdict(),
-        **{name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS},
-        "kafka_partition": [it.kafka_partition for it in items],
-        "kafka_offset": [it.kafka_offset for it in items],
-    }
+    fields = {name: list(map(dict.get, msgs, repeat(name))) for name in _MESSAGE_FIELDS}
+    fields["emitted_version"] = fields.pop("version")
+    return _part(
+        cols,
+        {
+            **fields,
+            "kafka_partition": [it.kafka_partition for it in items],
+            "kafka_offset": [it.kafka_offset for it in items],
+        },
+    )
 
 
-def _block_part(it: Item, encoder: DecisionEncoder) -> dict[str, list] | None:
-    block = message(it)
-    cols = block_columns(block, encoder)
+def _blocks_part(items: list[Item], encoder: DecisionEncoder) -> pa.Table | None:
+    blocks = [message(it) for it in items]
+    cols = block_columns(blocks, encoder)
     if cols is None:
         return None
-    n = len(cols.user_id)
-    return {
-        **cols._asdict(),
-        "amend_reason": [None] * n, "version": [1] * n, "in_report": block["in_report"],
-        **{name: [block.get(name)] * n for name in ("close_id", "partition", "emitted_at")},
-        "kafka_partition": [it.kafka_partition] * n, "kafka_offset": [it.kafka_offset] * n,
-    }  # fmt: skip
+
+    def per_block(name: str, values: list) -> pa.Array:  # a value per block, spread to its rows
+        return pa.array(values, version_type(name)).take(cols.block)
+
+    n = len(cols.block)
+    return _part(
+        cols.columns,
+        {
+            "amend_reason": pa.nulls(n, pa.string()), "emitted_version": pa.repeat(pa.scalar(1, pa.int32()), n),
+            "in_report": list(chain.from_iterable(b["in_report"] for b in blocks)),
+            **{name: per_block(name, [b.get(name) for b in blocks]) for name in ("close_id", "partition", "emitted_at")},
+            "kafka_partition": per_block("kafka_partition", [it.kafka_partition for it in items]),
+            "kafka_offset": per_block("kafka_offset", [it.kafka_offset for it in items]),
+        },
+    )  # fmt: skip
 
 
-def _new_versions(
-    keys: list[DecisionKey], digests: list[str], heads: dict[DecisionKey, Head], res: BatchResult
-) -> tuple[list[int] | None, list[int], list[int | None]]:
-    """Which messages are stored (None: all), their versions and the versions they correct: a
-    message whose digest is its key's latest is a redelivery (keys are distinct in the batch)."""
-    if not heads:  # the common case of a first close: every decision is version 1
-        return None, [1] * len(keys), [None] * len(keys)
+def _new_versions(table: pa.Table, heads: list[tuple], res: BatchResult) -> pa.Table:
+    """The rows of `table` to store, with their versions and the versions they correct: a message
+    whose digest is its key's latest (`heads`: `_HEADS_SQL` rows) is a redelivery (keys are
+    distinct in the batch)."""
+    latest = {(c, u, m): (int(v), dg) for c, u, m, v, dg, *_ in heads}
     keep, versions, corrects = [], [], []
-    for i, (key, dg) in enumerate(zip(keys, digests, strict=True)):
-        head = heads.get(key)
-        if head is None or head.digest != dg:
+    keys = zip(*(table.column(c).to_pylist() for c in ("company_id", "user_id", "month", "digest")), strict=True)
+    for i, (c, u, m, dg) in enumerate(keys):
+        head = latest.get((c, u, m))
+        if head is None or head[1] != dg:
             keep.append(i)
-            versions.append(1 if head is None else head.version + 1)
-            corrects.append(None if head is None else head.version)
-    if len(keep) < len(keys):
-        res.duplicates["decision"] += len(keys) - len(keep)
-    return keep, versions, corrects
+            versions.append(1 if head is None else head[0] + 1)
+            corrects.append(None if head is None else head[0])
+    if len(keep) < len(table):
+        res.duplicates["decision"] += len(table) - len(keep)
+    table = table.take(pa.array(keep, pa.int64()))
+    table = table.append_column("version", pa.array(versions, pa.int32()))
+    return table.append_column("corrects_version", pa.array(corrects, pa.int32()))
 
 
 def _company_month_heads(

@@ -19,10 +19,20 @@ from projections.snapshots import BLOCK_COLUMNS, VERDICT_FIELDS, decision_messag
 from tests.unit.ledger.closes import MONTH, NEXT, TOPIC, Stream, close_msgs, dec
 
 NOW = datetime(2026, 11, 29, 22, 0, tzinfo=UTC)
-_EVIDENCE = ("[]", '[{"event_id":"e1","type":"login","occurred_at":"2026-03-02T10:00:00+01:00"}]')
+_EVIDENCE = (
+    "[]",
+    '[{"event_id":"e1","type":"login","occurred_at":"2026-03-02T10:00:00+01:00"}]',
+    # valid, but not of the close's form (escapes, a number, spaces): the parser decides, not the regex
+    orjson.dumps([{"note": 'q"b\\c\x01\u2028😀é', "n": 1}]).decode(),
+    '[ {"a":"b"} ]',
+    '[{"a":"\u2028 😀"}]',  # of the close's form, with characters JSON leaves unescaped
+)
 # what can be wrong with a decision message, each taking the per-message path somewhere
 _TAMPER = st.one_of(
-    st.none(), st.sampled_from(("digest", "evidence", "price_int", "price_text", "no_tier", "plan_none", "version"))
+    st.none(),
+    st.sampled_from(
+        ("digest", "evidence", "evidence_signed", "price_int", "price_text", "no_tier", "plan_none", "version")
+    ),
 )
 
 
@@ -30,6 +40,8 @@ def _decision(
     company: int, user: int, month: str, charged: bool, evidence: int, tamper: str | None, in_report: bool | None = True
 ) -> dict:
     d = dataclasses.replace(dec(f"c{company}", f"u{user}", month, charged), evidence=_EVIDENCE[evidence])
+    if tamper == "evidence_signed":  # not JSON (an escaped quote ends no string), its digest matching it
+        d = dataclasses.replace(d, evidence='[{"a":"\\"}]')
     msg = decision_message(d, version=1, in_report=in_report, close_id="close-1", partition=company % 2)
     if tamper == "digest":
         msg["digest"] = "0" * 16
@@ -55,7 +67,7 @@ _DECISIONS = st.builds(
     st.integers(0, 4),
     st.sampled_from((MONTH, NEXT)),
     st.booleans(),
-    st.integers(0, 1),
+    st.integers(0, len(_EVIDENCE) - 1),
     _TAMPER,
     st.sampled_from((True, False, None)),
 )

@@ -7,16 +7,21 @@ from datetime import date
 from decimal import Decimal
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.records import (
+    EVIDENCE_FORM,
     _checked_decision_values,
+    _evidence_ok,
     block_columns,
     company_month_of,
     content_digest,
     decision_of,
+    evidence_column_ok,
     expanded,
     parse_record,
     plain_decision,
@@ -229,7 +234,7 @@ def test_a_bad_account_in_a_block_is_refused_alone_when_expanded():
     block["evidence"][1] = "{}"
     block["user_id"][2] = ["nested"]
     (item,) = parse_record(0, 7, orjson.dumps(block))
-    assert block_columns(item.msg, DecisionEncoder()) is None  # the columnar path declines
+    assert block_columns([item.msg], DecisionEncoder()) is None  # the columnar path declines
     first, second, third = expanded([item])
     assert (first.error, decision_of(first.msg)[1]) == (None, True)
     with pytest.raises(ValueError, match="evidence must be a JSON array of objects"):
@@ -245,3 +250,44 @@ def test_a_decision_block_nesting_too_deep_anywhere_is_unreadable():
     for change in ({"user_id": ["u0", deep, "u2"]}, {"verdicts": [{"tier": deep}, {}]}, {"extra": deep}):
         (item,) = parse_record(0, 7, orjson.dumps(_block(3) | change))
         assert (item.msg, item.error) == (None, "nests more than 32 levels")
+
+
+# The evidence check by column: the regex of a close's evidence form spares the parse, the parse decides.
+_HOSTILE = st.sampled_from(['"', "\\", "\x00", "\x1f", "\x7f", "\n", "\u2028", "\u2029", "é", "😀", "\ufeff", "a", " "])
+_TOKENS = st.sampled_from(
+    ["[", "]", "{", "}", '"', ":", ",", "\\", '\\"', "\\u0041", "\\ud800", "a", "1", "NaN", "null", " ", "\x00",
+     "\u2028", "😀", '"a"', '"a":"b"', "[]", "{}"]
+)  # fmt: skip
+_VALUES = st.one_of(st.text(_HOSTILE, max_size=6), st.text(max_size=6), st.integers(-(2**63), 2**64 - 1), st.none())
+_VALID = st.lists(st.dictionaries(st.text(_HOSTILE, max_size=4), _VALUES, max_size=3), max_size=3).map(
+    lambda ev: orjson.dumps(ev).decode()
+)
+# the characters written between the quotes as they are, not escaped: valid JSON or not
+_RAW = st.lists(st.tuples(st.text(_HOSTILE, max_size=3), st.text(_HOSTILE, max_size=3)), max_size=2).map(
+    lambda pairs: "[{" + ",".join(f'"{k}":"{v}"' for k, v in pairs) + "}]"
+)
+_TEXTS = st.one_of(_VALID, _RAW, st.lists(_TOKENS, max_size=12).map("".join), st.text(max_size=12))
+
+
+@settings(max_examples=600, deadline=None)
+@given(text=_TEXTS)
+def test_a_text_of_the_evidence_form_is_evidence_the_parser_accepts(text):
+    """Hostile characters (quotes, backslashes, control characters, U+2028, emoji) and near-JSON
+    tokens: whatever the regex lets through, `_evidence_ok` (orjson) accepts too."""
+    if pc.match_substring_regex(pa.array([text]), EVIDENCE_FORM)[0].as_py():
+        assert _evidence_ok(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_TEXTS, max_size=6))
+def test_the_evidence_column_check_is_the_parsers_verdict_on_every_text(texts):
+    assert evidence_column_ok(pa.array(texts, pa.string())) == all(map(_evidence_ok, texts))
+
+
+def test_close_evidence_takes_the_regex_and_the_rest_the_parser():
+    close = '[{"event_id":"e1","type":"login","occurred_at":"2026-03-02T10:00:00+01:00"},{}]'
+    fits = pc.match_substring_regex(pa.array([close, "[]", '[{"a":"\\u00e9"}]', '[{"a":1}]']), EVIDENCE_FORM)
+    assert fits.to_pylist() == [True, True, False, False]
+    assert evidence_column_ok(pa.array(['[{"a":"\\u00e9"}]', '[{"a":1}]', "[ {} ]"]))  # parsed: valid
+    for bad in ("[{}", "[{},]", '[{"a":NaN}]', "[1]", "{}", '[{"a":"\\"}]', '[{"a":"\x01"}]'):
+        assert not evidence_column_ok(pa.array([close, bad]))

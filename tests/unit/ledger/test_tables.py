@@ -8,7 +8,16 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from ledger.tables import MODELS, TABLES, VIEWS, arrow_schema, ensure_schema, insert_arrow, insert_rows
+from ledger.tables import (
+    MODELS,
+    TABLES,
+    VIEWS,
+    arrow_schema,
+    ensure_schema,
+    insert_arrow,
+    insert_columns,
+    insert_rows,
+)
 from ledger.writer import write_batch
 from projections.decide import DECISION_COLUMNS
 from tests.unit.ledger.closes import MONTH, TOPIC, Stream, close_msgs, dec, q
@@ -86,3 +95,18 @@ def test_or_replace_by_name_updates_the_keyed_row(db):
     insert_rows(db, "sink_offsets", [row], or_replace=True)
     insert_rows(db, "sink_offsets", [dict(reversed(list((row | {"next_offset": 9}).items())))], or_replace=True)
     assert q(db, "SELECT topic, partition, next_offset FROM sink_offsets") == [(TOPIC, 0, 9)]
+
+
+def test_columns_may_be_lists_or_arrow_arrays_of_the_tables_types_but_never_cast(db):
+    """The sink's columnar decisions hand Arrow arrays over as they are: one of another type is an
+    error (a cast could change a value), not a silent conversion."""
+    lists = {k: [v] for k, v in LINE.items()}
+    arrays = lists | {
+        "count": pa.array([3], pa.int32()),
+        "unit_price_usd": pa.chunked_array([pa.array([Decimal("10.00")], pa.decimal128(12, 2))]),
+    }
+    assert insert_columns(db, "invoice_lines", {k: v for k, v in arrays.items() if k != "plan"}, {"plan": "pro"}) == 1
+    assert q(db, "SELECT * FROM invoice_lines") == [tuple(LINE.values())]
+    with pytest.raises(TypeError, match="column of int64, the table's is int32"):
+        insert_columns(db, "invoice_lines", lists | {"line_no": pa.array([2], pa.int64())}, {})
+    assert q(db, "SELECT count(*) FROM invoice_lines") == [(1,)]

@@ -91,7 +91,7 @@ def local_iso(us: int, tz: ZoneInfo) -> str:
     mins, ss = divmod(sod, 60)
     if frac:
         return f"{text}{_MINUTE_TEXTS[mins]}{_SECOND_TEXTS[ss]}.{frac:06d}{off[1]}"
-    return text + _MINUTE_TEXTS[mins] + _SECOND_TEXTS[ss] + off[1]
+    return f"{text}{_MINUTE_TEXTS[mins]}{_SECOND_TEXTS[ss]}{off[1]}"  # one string built, not three
 
 
 def utc_iso(ts: datetime) -> str:

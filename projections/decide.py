@@ -165,7 +165,6 @@ def evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
     type through orjson's string encoder): one per decision, so it is kept to string joins."""
     seen: list[str] = []
     parts: list[str] = []
-    dumps = orjson.dumps
     for it in items:
         if it is None:
             continue
@@ -173,11 +172,21 @@ def evidence_json(items: list[EvidenceItem], tz: ZoneInfo) -> str:
         if eid in seen:
             continue
         seen.append(eid)
-        kind_json = _TYPE_JSON.get(kind)
-        if kind_json is None:
-            kind_json = _TYPE_JSON[kind] = dumps(kind).decode()
-        parts.append(f'{{"event_id":{dumps(eid).decode()},"type":{kind_json},"occurred_at":"{local_iso(ts, tz)}"}}')
+        parts.append(evidence_item(ts, eid, kind, tz))
     return "[" + ",".join(parts) + "]"
+
+
+def evidence_item(ts: int, eid: str, kind: str, tz: ZoneInfo) -> str:
+    """One element of the evidence column, {"event_id", "type", "occurred_at"}, as JSON text: for a
+    caller that knows its items are present and distinct (`evidence_json` of them is "[" + the
+    elements joined by "," + "]"), without the loop."""
+    kind_json = _TYPE_JSON.get(kind)
+    if kind_json is None:
+        kind_json = _TYPE_JSON[kind] = _dumps(kind).decode()
+    return f'{{"event_id":{_dumps(eid).decode()},"type":{kind_json},"occurred_at":"{local_iso(ts, tz)}"}}'
+
+
+_dumps = orjson.dumps
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,19 @@ class RuleSet:
         """R2: the earliest event that makes the account billing-active this month, or None."""
         if activity is None:
             return None
+        return self.proof_of(activity.first_bill, activity.first_report)
+
+    def proof_of(self, first_bill: Evidence | None, first_report: Evidence | None) -> Evidence | None:
+        """`billing_proof` from the month's first billing and first report evidence: one of the
+        two (the same object), or None. The worker's close reads them from its stored values
+        without building a `MonthActivity` per account."""
         if not self.notification_view_bills:
-            return activity.first_bill
+            return first_bill
         # report kinds = visit, login, notification_view, chat_use: with bill kinds, that adds
         # notification_view and nothing else.
-        candidates = [e for e in (activity.first_bill, activity.first_report) if e is not None]
-        return min(candidates) if candidates else None
+        if first_report is None:
+            return first_bill
+        return first_report if first_bill is None or first_report < first_bill else first_bill
 
 
 RULESETS: dict[str, RuleSet] = {

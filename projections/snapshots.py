@@ -104,12 +104,18 @@ def decision_message(
     }
 
 
-Pieces = tuple[bytes, bytes, bytes, bytes, bytes]  # DecisionEncoder.pieces: encoded once per verdict
+# DecisionEncoder.pieces, encoded once per verdict: the digest's head as a sha256 state that has read
+# it, the digest's middle, and the message's head, middle and the part after the evidence.
+Pieces = tuple["hashlib._Hash", bytes, bytes, bytes, bytes]
 
 
-def _fingerprint(digest_head: bytes, ev: bytes, digest_mid: bytes, uid: bytes) -> str:
-    """The digest of one decision from its verdict's pieces and its encoded evidence and user id."""
-    return hashlib.sha256(b"".join((digest_head, ev, digest_mid, uid, b"}"))).hexdigest()[:16]
+def _fingerprint(digest_head: hashlib._Hash, ev: bytes, digest_mid: bytes, uid: bytes) -> str:
+    """The digest of one decision from its verdict's pieces and its encoded evidence and user id.
+    `digest_head` has hashed the verdict's head already: a copy of it costs less than a new sha256
+    (OpenSSL 3 sets a new one up per call), and this runs once per account of a close."""
+    h = digest_head.copy()
+    h.update(b"".join((ev, digest_mid, uid, b"}")))
+    return h.hexdigest()[:16]
 
 
 class DecisionEncoder:
@@ -168,7 +174,7 @@ class DecisionEncoder:
                 _dumps(d.ruleset_version),
                 _dumps(d.plan),
             )
-            p = self._shared[key] = (digest_head, digest_mid, msg_head, msg_mid, msg_after)
+            p = self._shared[key] = (hashlib.sha256(digest_head), digest_mid, msg_head, msg_mid, msg_after)
         return p
 
     def digest(self, d: Decision) -> str:

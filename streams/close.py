@@ -43,7 +43,7 @@ from projections.snapshots import (
     partition_done_message,
 )
 from streams.routing import home_partition
-from streams.state import KV, SEP, Affected, FoldState, decode_activity, new_stats
+from streams.state import KV, SEP, Affected, FoldState, decode_activity, encode_activity, new_stats
 from streams.stored_decide import StoredDecider, StoredShape
 
 log = logging.getLogger("seatledger.worker")
@@ -134,7 +134,7 @@ class History:
     """The months a report window of `month` reaches (projections.mau.months_needed) and where each
     starts in a per-user bit mask of report days: bit k = day k counted from the first such month."""
 
-    __slots__ = ("month", "months", "names", "offsets", "first", "last")
+    __slots__ = ("month", "months", "names", "offsets", "first", "last", "window")
 
     def __init__(self, month: Month):
         self.month = month
@@ -144,10 +144,12 @@ class History:
         self.offsets = [(m.first_day - start).days for m in self.months]
         self.first = self.offsets[-1]  # index of the month's first day
         self.last = self.first + month.days - 1
+        # the bits of the 30 days ending on the month's last day: `in_report` for a loop to inline
+        self.window = ((1 << WINDOW_DAYS) - 1) << (self.last - WINDOW_DAYS + 1)
 
     def in_report(self, mask: int) -> bool:
         """projections.mau.in_report: monthly-active on the month's last day (30-day window)."""
-        return bool((mask >> (self.last - WINDOW_DAYS + 1)) & ((1 << WINDOW_DAYS) - 1))
+        return mask & self.window != 0
 
 
 _HISTORY: dict[str, History] = {}
@@ -189,6 +191,13 @@ class EmittedVersions:
     def put(self, bucket: tuple[int, dict[str, list]], uid: str, version: int, digest: str) -> None:
         bucket[1][uid] = [version, digest]
         self.dirty.add(bucket[0])
+
+    def put_firsts(self, firsts: list[tuple[tuple[int, dict[str, list]], str, str]]) -> None:
+        """`put` of version 1 for each (bucket, user, digest): a close's, in one loop."""
+        dirty = self.dirty
+        for (b, bk), uid, dg in firsts:
+            bk[uid] = [1, dg]
+            dirty.add(b)
 
     def save(self) -> None:
         for b in self.dirty:
@@ -370,20 +379,21 @@ class Closer:
         hist = history_of(str(month))
         acc_get, act_get = self.s.accounts.raw.get, self.s.activity.raw.get
         mstr, first = hist.names[-1], hist.first
-        earlier = list(zip(hist.offsets[:-1], hist.names[:-1], strict=True))
+        this = SEP + mstr  # an account's key + this: its activity key of the month
+        earlier = [(off, SEP + m) for off, m in zip(hist.offsets[:-1], hist.names[:-1], strict=True)]
         pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
         decide = decider.decide
         rows: list[Row] = []
         for uid in sorted(uids):
-            raw = acc_get(prefix + uid)
+            key = prefix + uid
+            raw = acc_get(key)
             if raw is None or raw[0] is None or raw[0] >= end:  # not known by the month's end (known_by)
                 continue
-            base = prefix + uid + SEP
-            araw = act_get(base + mstr)
-            a, mask = (None, 0) if araw is None else (decode_activity(araw), araw[1] << first)
+            a = act_get(key + this)
+            mask = 0 if a is None else a[1] << first
             for off, m in earlier:
-                r = act_get(base + m)
+                r = act_get(key + m)
                 if r is not None and r[1]:
                     mask |= r[1] << off
             if pend:
@@ -393,7 +403,7 @@ class Closer:
                         mask |= p.report_days << off
                 p = pend.get((uid, mstr))
                 if p is not None:
-                    a = p if a is None else a.merge(p)
+                    a = encode_activity(*(p if a is None else decode_activity(a).merge(p)).to_tuple())
             shape, evidence = decide(raw, a)
             rows.append((uid, shape, evidence, mask))
         return cm, decider, rows
@@ -416,15 +426,16 @@ class Closer:
         # A close's first versions go out as decision_block messages; amendments one by one.
         blocks = DecisionBlocks(encoder, cid, month_s, PACK_BYTES) if reason is None and self.blocks else None
         firsts: list[tuple[tuple[int, dict[str, list]], str, str]] = []  # (bucket, user, digest) in blocks
-        in_report, bucket = hist.in_report, versions.bucket
+        add = None if blocks is None else blocks.add
+        in_report, window, bucket = hist.in_report, hist.window, versions.bucket
         for uid, shape, evidence, mask in rows:
             pieces = shape.pieces
             if pieces is None:
                 pieces = shape.pieces = encoder.pieces(shape.decision)
             bk = bucket(uid)
             prev = bk[1].get(uid)
-            if prev is None and blocks is not None:  # a close's first version, most decisions
-                dg = blocks.add(pieces, shape.decision, uid, evidence, in_report(mask))
+            if prev is None and add is not None:  # a close's first version, most decisions
+                dg = add(pieces, shape.decision, uid, evidence, mask & window != 0)  # in_report, inlined
                 digests.append(dg)
                 firsts.append((bk, uid, dg))
                 continue
@@ -448,8 +459,7 @@ class Closer:
         if blocks is not None:
             for value in blocks.done():
                 yield key, value, None
-            for bk, uid, dg in firsts:
-                versions.put(bk, uid, 1, dg)
+            versions.put_firsts(firsts)
             changed += len(firsts)
             self.counts.decisions += len(firsts)
         if users is not None:

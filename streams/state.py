@@ -330,6 +330,8 @@ class FoldState:
         for table, month_at in ((self.s.activity, 2), (self.s.emitted, 1)):
             doomed = []
             for key in table.raw:
+                if month_at == 2 and key[-7:] > through:  # an activity key ends with its month (YYYY-MM)
+                    continue  # most keys, at a close: a month still in its late window; no split
                 parts = key.split(SEP)
                 if parts[month_at] <= through and home_partition(parts[0], n) == partition:
                     doomed.append(key)

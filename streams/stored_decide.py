@@ -19,15 +19,17 @@ from bisect import bisect_right
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from projections.decide import BulkDecider, Decision, Template, evidence_json
-from projections.facts import MonthActivity
-from streams.state import decode_account_records
+from projections.decide import BulkDecider, Decision, Template, evidence_item, evidence_json
+from projections.facts import Record
+from streams.state import decode_account_records, decode_activity
 
 # Where an evidence item comes from, besides a place in the stored list (an int >= 0) or a
 # constant of the company (any other object): the account's activity of the month.
 _PROOF, _NOTIFY, _FIRST_BILL, _FIRST_REPORT = -1, -2, -3, -4
 _SLOT_SOURCES = {"p": _PROOF, "n": _NOTIFY, "b": _FIRST_BILL, "rp": _FIRST_REPORT, "f": 0}
+_NOTHING = (None, None, None, None)  # the activity's items of an account without activity
 
 
 class StoredShape:
@@ -52,16 +54,26 @@ class StoredDecider:
     def __init__(self, bulk: BulkDecider):
         self.bulk = bulk
         self.tz = bulk.cm.tz
-        self._proof: Callable[[MonthActivity | None], Any] = bulk.ruleset.billing_proof
+        self._proof: Callable[[Any, Any], Any] = bulk.ruleset.proof_of
         b = bulk.cm.bounds
         # 0: before the month, 1: day 1, 2: the rest of the month, 3: after it (as BulkDecider.raw_key)
         self._bucket = partial(bisect_right, (b.start_us, b.day1_cutoff_us, b.end_us))
         self._shapes: dict[tuple, StoredShape] = {}
 
-    def decide(self, raw: list, activity: MonthActivity | None) -> tuple[StoredShape, str]:
-        """The account's shape and evidence column; `raw`: its stored value (first_seen set)."""
-        proof = self._proof(activity)
-        notif = activity.first_notify if activity is not None else None
+    def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, str]:
+        """The account's shape and evidence column; `raw`: its stored value (first_seen set),
+        `activity`: its stored activity of the month (streams.state.encode_activity) or None.
+        The activity's evidence is read as slices of that list: no `MonthActivity` per account."""
+        if activity is None:
+            found: tuple = _NOTHING
+            proof = notif = None
+        else:
+            n = len(activity)
+            bill = activity[3:6] if n > 3 and activity[3] is not None else None
+            report = activity[6:9] if n > 6 and activity[6] is not None else None
+            notif = activity[9:12] if n > 9 and activity[9] is not None else None
+            proof = self._proof(bill, report)
+            found = (proof, notif, bill, report)  # by ~source: _PROOF, _NOTIFY, _FIRST_BILL, _FIRST_REPORT
         if len(raw) == 7:  # one record (most accounts): its bucket, type and attributes
             a = raw[6]
             key: tuple = (
@@ -89,29 +101,39 @@ class StoredDecider:
                 items.append(src)
             elif src >= 0:
                 items.append(raw[src : src + 3])
-            elif src == _PROOF:
-                items.append(proof)
-            elif activity is None:
-                continue
-            elif src == _NOTIFY:
-                items.append(notif)
-            elif src == _FIRST_BILL:
-                items.append(activity.first_bill)
             else:
-                items.append(activity.first_report)
-        return shape, evidence_json(items, self.tz)
+                ev = found[~src]
+                if ev is not None:
+                    items.append(ev)
+        return shape, evidence_of(items, self.tz)
 
-    def _shape(self, raw: list, activity: MonthActivity | None, proof: object) -> StoredShape:
-        """A new key: the account through the decider, its template's slots as places."""
+    def _shape(self, raw: list, activity: list | None, proof: object) -> StoredShape:
+        """A new key: the account through the decider, its template's slots as places (a
+        company's record as its evidence tuple: every item is then (ts, event_id, type))."""
         records, first_seen = decode_account_records(raw)
-        tpl, kept = self.bulk.template(records, first_seen, activity, proof)
+        act = None if activity is None else decode_activity(activity)
+        tpl, kept = self.bulk.template(records, first_seen, act, proof)
         at = {id(r): 3 + 4 * i for i, r in enumerate(records)}
         sources: list[object] = []
         for slot in tpl.slots:
             if slot[0] == "r":
                 sources.append(at[id(kept[slot[1]])])
             elif slot[0] == "k":
-                sources.append(slot[1])
+                sources.append(slot[1].evidence if isinstance(slot[1], Record) else slot[1])
             else:
                 sources.append(_SLOT_SOURCES[slot[0]])
         return StoredShape(tpl, tuple(sources), self.bulk.decision(tpl, "", ""))
+
+
+def evidence_of(items: list, tz: ZoneInfo) -> str:
+    """`evidence_json(items, tz)` of present (ts, event_id, type) items: one item, or two of
+    distinct events (most accounts), written without its loop."""
+    n = len(items)
+    if n == 2:
+        a, b = items
+        if a[1] != b[1]:
+            return f"[{evidence_item(a[0], a[1], a[2], tz)},{evidence_item(b[0], b[1], b[2], tz)}]"
+    elif n == 1:
+        a = items[0]
+        return f"[{evidence_item(a[0], a[1], a[2], tz)}]"
+    return evidence_json(items, tz)

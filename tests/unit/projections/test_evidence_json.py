@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.calendar import from_us, zone
-from projections.decide import evidence_json
+from projections.decide import evidence_item, evidence_json
 from projections.facts import Record
 
 ZONES = ("UTC", "Europe/Amsterdam", "Asia/Kathmandu", "America/St_Johns")
@@ -45,3 +45,17 @@ def test_evidence_text_equals_the_json_of_the_dicts(items, zone_name, whole):
         items = [(it[0] - it[0] % 1_000_000, it[1], it[2]) if isinstance(it, tuple) else it for it in items]
     tz = zone(zone_name)
     assert evidence_json(items, tz) == reference(items, tz)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(INSTANTS, IDS, st.sampled_from(["login", 'we"ird'])), max_size=4, unique_by=lambda it: it[1]
+    ),
+    zone_name=st.sampled_from(ZONES),
+)
+def test_the_elements_of_distinct_events_joined_are_the_evidence_text(items, zone_name):
+    """`evidence_item` of each of several distinct events, joined as an array, is the column."""
+    tz = zone(zone_name)
+    joined = "[" + ",".join(evidence_item(ts, eid, kind, tz) for ts, eid, kind in items) + "]"
+    assert joined == evidence_json(items, tz) == reference(items, tz)

@@ -9,14 +9,15 @@ registration (activity waiting in `pending`), both rule sets."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from unittest.mock import patch
 
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from projections.calendar import Month
-from projections.decide import company_month, decide_account, known_by
+from projections.calendar import Month, to_us, zone
+from projections.decide import company_month, decide_account, evidence_json, known_by
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import in_report, mau_daily, months_needed
@@ -25,11 +26,13 @@ from projections.snapshots import checksum_of_digests, company_month_message, de
 from schemas.decode import validate_event
 from streams.close import Closer
 from streams.state import SEP, FoldState, Stores, decode_account
+from streams.stored_decide import evidence_of
 from tests.support.given import PRICES
 from tests.support.snapshot_messages import snapshot_messages
 from tests.unit.projections.test_bulk_decide import COMPANIES, INSTANTS, USERS, a_company_event, an_account_event
 
 NOW = "2026-11-02T00:00:00.000Z"
+INSTANTS_US = [to_us(datetime.fromisoformat(i.replace("Z", "+00:00"))) for i in INSTANTS]
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -159,3 +162,22 @@ def test_amendments_after_late_events_are_the_bytes_of_the_per_account_path(even
         for d in decisions:
             want = decision_message(d, version=1, in_report=in_report(month, hists[d.user_id]))
             assert last[(cid, d.user_id)]["digest"] == want["digest"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.sampled_from(INSTANTS_US), st.sampled_from(["e1", "e2", 'e"3']), st.sampled_from(["login", "invite"])
+        ),
+        min_size=0,
+        max_size=4,
+    ),
+    as_lists=st.booleans(),
+    zone_name=st.sampled_from(["UTC", "Europe/Amsterdam", "Asia/Kathmandu"]),
+)
+def test_the_close_writes_the_evidence_text_of_present_items(items, as_lists, zone_name):
+    """`evidence_of`'s one- and two-event paths are `evidence_json`, an event twice written once."""
+    tz = zone(zone_name)
+    given_items = [list(it) for it in items] if as_lists else items
+    assert evidence_of(given_items, tz) == evidence_json(items, tz)

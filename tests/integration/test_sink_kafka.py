@@ -179,6 +179,14 @@ def total_written(db: Path) -> int:
         return 0
 
 
+def kill_if_running(*procs: subprocess.Popen) -> None:
+    """After a test's body, whatever happened in it: no sink or reader left behind."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def batches_in_log(log_path: Path) -> int:
     return log_path.read_text().count("event=batch_written") if log_path.exists() else 0
 
@@ -419,11 +427,7 @@ def test_readers_in_another_process_never_see_half_a_month(kafka_topics, tmp_pat
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert stop_sink(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if reader.poll() is None:
-            reader.kill()
+        kill_if_running(proc, reader)
     res = orjson.loads(out)
     assert res["partial"] == 0, res["seen"]
     assert [n_dec, expected["companies"]] in res["seen"]
@@ -492,17 +496,12 @@ def test_a_reader_gets_the_file_between_the_batches_of_a_backlog(kafka_topics, t
     )
     proc = start_sink(env, log_path)
     try:
-        wait_until(lambda: batches_in_log(log_path) >= 1, 120, "a first batch", log_path)
         wait_until(lambda: total_written(db) == len(recs), 120, "the backlog written", log_path)
         stop_file.touch()
         out, err = reader.communicate(timeout=120)
         assert stop_sink(proc) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if reader.poll() is None:
-            reader.kill()
+        kill_if_running(proc, reader)
     passed = orjson.loads(out)
     assert batches_in_log(log_path) >= 8 and len(passed) >= 5, (batches_in_log(log_path), passed, err)
     assert max(passed) <= 1, passed

@@ -147,6 +147,11 @@ class Sink:
         self.tps: list[TopicPartition] = []
 
     @property
+    def unwritten(self) -> int:
+        """Messages consumed and not yet written: the buffer's and the batch being written."""
+        return self.buffered + self.in_flight[1]
+
+    @property
     def _consumer(self) -> AIOKafkaConsumer:
         """The consumer, once `start` created it."""
         if self.consumer is None:
@@ -211,7 +216,7 @@ class Sink:
                 self._collect()
                 if self.writing is None and self._due():
                     self._start_write()
-                full = self.buffered + self.in_flight[1] >= self.settings.sink_buffer_messages
+                full = self.unwritten >= self.settings.sink_buffer_messages
                 ready = full or self.buffered >= self._target()  # the next batch has its size
                 if ready and self.writing is not None:
                     await asyncio.wait([self.writing])
@@ -236,7 +241,7 @@ class Sink:
         # Records, not messages: a packed record (streams.close.packed) holds up to 256 KiB of
         # messages, so while a close streams in, one fetch (at most fetch_max_bytes) makes a batch
         # of tens of thousands of messages: fewer transactions, each opening the file once.
-        room = max(1, self.settings.sink_buffer_messages - self.buffered - self.in_flight[1])
+        room = max(1, self.settings.sink_buffer_messages - self.unwritten)
         want = max(1, self._target() - self.buffered)
         batches = await self._consumer.getmany(*self.tps, timeout_ms=timeout_ms, max_records=min(room, want))
         kinds: TallyCounter[str] = TallyCounter()  # counted per fetch: a metric label lookup per message costs
@@ -260,7 +265,7 @@ class Sink:
             self.metrics.messages_in.labels(kind).inc(n)
         if self.buffer and self.buffer_since is None:
             self.buffer_since = time.monotonic()
-        self.metrics.buffered.set(self.buffered + self.in_flight[1])
+        self.metrics.buffered.set(self.unwritten)
         self._update_lag()
 
     def _target(self) -> int:
@@ -351,7 +356,7 @@ class Sink:
             m.rejects.inc(res.rejects)
         m.months_completed.inc(len(res.months_completed))
         m.invoices.inc(res.invoices_issued)
-        m.buffered.set(self.buffered + self.in_flight[1])
+        m.buffered.set(self.unwritten)
         s.batches += 1
         s.duplicates += sum(res.duplicates.values())
         s.months_completed.extend(res.months_completed)

@@ -436,7 +436,7 @@ def stop(settings: Settings, timeout: float = STOP_TIMEOUT_S) -> str:
 def session_broker(wanted: Settings, data_dir: Path | None = None) -> Iterator[tuple[Settings, bool]]:
     """(settings, owned) for the length of the block: `wanted` itself when a broker answers at its
     bootstrap address; else a broker started for the block and stopped after it, its data in
-    `data_dir` (a fresh temporary directory when None).
+    `data_dir` (a fresh temporary directory when None, removed with the broker's data after it).
 
     The block's own broker gets two free ports, not 9092: a broker on the default port would be
     adopted by another session (a test run, a benchmark) started meanwhile, and vanish under it
@@ -448,11 +448,15 @@ def session_broker(wanted: Settings, data_dir: Path | None = None) -> Iterator[t
         return
     data = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="seatledger-kafka-"))
     own = load_settings(bootstrap=f"127.0.0.1:{free_port_pair()}", data_dir=data)
-    start(own)
     try:
-        yield own, True
+        start(own)
+        try:
+            yield own, True
+        finally:
+            stop(own)
     finally:
-        stop(own)
+        if data_dir is None:  # a temporary directory of ours: a benchmark's log is gigabytes
+            shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m devtools.local_broker` resolves the jars

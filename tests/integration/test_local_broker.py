@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import tempfile
 import time
 
 import pytest
@@ -57,6 +58,19 @@ def test_a_second_broker_starts_stops_and_restarts_on_its_own_ports_and_data(tmp
     finally:
         local_broker.stop(settings)
     assert not (tmp_path / "kafka" / "broker.pid").exists()
+
+
+@pytest.mark.slow
+def test_a_session_broker_in_a_temporary_directory_leaves_no_directory_behind(tmp_path, monkeypatch):
+    """A benchmark's broker keeps gigabytes of log: what session_broker made, it removes."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp puts the broker's dir
+    unused = load_settings(bootstrap=f"127.0.0.1:{local_broker.free_port_pair()}")
+    with local_broker.session_broker(unused) as (settings, owned):
+        assert owned and local_broker.status(settings).answering
+        assert settings.data_dir.parent == tmp_path
+        assert any(settings.data_dir.iterdir())
+    assert not local_broker.status(settings).answering
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("first_byte", [0xFC, 0xF8], ids=["underscore", "dash"])

@@ -10,8 +10,9 @@ user_id, occurred_at) + bit_or day-mask aggregation over the file and (b) the re
 its peak RSS is its own; prints both times, the ratio raw / replay, the replay's split (load,
 facts, decide) and its peak RSS; and in CPU seconds both sides, the replay's load against its facts
 and decide, and the ceiling: the raw query's CPU over facts + decide alone, the CPU ratio the replay
-would reach if reading and checking the lines cost nothing. The Parquet mode below also prints the
-process's peak RSS.
+would reach if reading and checking the lines cost nothing; and the floor (`NDJSON_FLOOR_SQL`):
+the raw query's CPU over the least any replay of this bill must do with the file. The Parquet mode
+below also prints the process's peak RSS.
 
 Parquet mode:
 
@@ -26,7 +27,9 @@ Parquet mode:
        zones, the earliest events fetched back, + pulling per-account-month aggregates into Python) and `month_from_facts`;
    and (a') the replay's activity SQL alone, materialised in DuckDB, to split SQL from Python;
    build_facts is split into its record pass (SQL + Python records) and its activity pass (SQL +
-   pulling per-account-month aggregates into Python).
+   pulling per-account-month aggregates into Python); and (f) the floor: the least any replay must
+   aggregate (the local day masks of three activity classes, then with their earliest instants),
+   whose CPU ratio to (a) bounds what any replay of this bill can reach against that peer.
 Prints events/s of each stage, the ratios to (a), the CPU seconds of (a) and (b) and their ratio
 (steadier than wall time on a shared machine), and a digest of the decisions (sha256 of the
 published rows) so that two versions of the code can be checked to bill alike. Data goes to a temporary directory under /tmp (removed
@@ -162,6 +165,37 @@ RAW_NDJSON_SQL = """
     GROUP BY ALL
 """
 
+# The NDJSON floor: what any replay of this bill must do with the file at the least, and less
+# (UTC days, no zone, no check of a line against the contract, any copy of a duplicate kept): read
+# the five fields it cannot do without, drop repeated (company_id, event_id) pairs, and aggregate
+# the day masks of the three activity classes with their earliest instants.
+NDJSON_FLOOR_SQL = """
+    CREATE OR REPLACE TEMP TABLE floor_facts AS
+    WITH ev AS (
+        SELECT DISTINCT ON (company_id, event_id) company_id, user_id, type, occurred_at
+        FROM read_json('{path}', format='newline_delimited',
+                       columns={{'event_id': 'VARCHAR', 'type': 'VARCHAR', 'company_id': 'VARCHAR',
+                                 'user_id': 'VARCHAR', 'occurred_at': 'TIMESTAMPTZ'}})
+    ), a AS (
+        SELECT company_id, user_id, epoch_us(occurred_at) AS ts, {kind_bits} AS k, occurred_at::DATE AS d
+        FROM ev WHERE type IN ({kinds})
+    )
+    SELECT company_id, user_id, year(d) AS y, month(d) AS m, {aggs}
+    FROM a GROUP BY ALL
+"""
+
+
+def ndjson_floor_sql(path: str) -> str:
+    from replay.facts_sql import _CLASSES, ACTIVITY_EVENTS, _kind_bits, _sql_list
+
+    aggs = ", ".join(
+        f"bit_or(((k >> {i}) & 1)::UINTEGER << (day(d) - 1)::UINTEGER) AS {c}_days, "
+        f"min(CASE WHEN k & {1 << i} <> 0 THEN ts END) AS {c}_t"
+        for i, (c, _) in enumerate(_CLASSES)
+    )
+    return NDJSON_FLOOR_SQL.format(path=path, kind_bits=_kind_bits("type"), kinds=_sql_list(ACTIVITY_EVENTS), aggs=aggs)
+
+
 # The replay in a child process: prints its timings and peak RSS as JSON on the last line.
 REPLAY_CHILD = """
 import json, resource, sys, time
@@ -218,12 +252,15 @@ def ndjson_main(path: str, month: str, threads: int, runs: int) -> None:
         f"SELECT count(*) FROM read_json('{path}', format='newline_delimited', columns={{'type': 'VARCHAR'}})"
     ).fetchone()
     print(f"{path}: {events:,} lines, {size / 1e6:.0f} MB; month {month}; threads {threads}")
-    raws, replays, ratios, cpu_ratios, ceilings = [], [], [], [], []
+    raws, replays, ratios, cpu_ratios, ceilings, floors_ = [], [], [], [], [], []
     child = {}
     for run in range(runs):
         t0, c0 = time.perf_counter(), _cpu()
         con.execute(RAW_NDJSON_SQL.format(path=path))
         raw, raw_cpu = time.perf_counter() - t0, _cpu() - c0
+        c0 = _cpu()
+        con.execute(ndjson_floor_sql(path))
+        floors_.append(raw_cpu / (_cpu() - c0))
         out = subprocess.run(
             [sys.executable, "-c", REPLAY_CHILD.format(threads=threads), path, month],
             check=True,
@@ -259,7 +296,30 @@ def ndjson_main(path: str, month: str, threads: int, runs: int) -> None:
         f"ceiling with a free load, raw CPU / (facts + decide CPU): {statistics.median(ceilings):.1%} "
         "(the CPU ratio if reading and checking the lines cost nothing)"
     )
+    print(
+        f"floor, raw CPU / the floor's CPU: {statistics.median(floors_):.1%} (read five fields, drop repeated ids, "
+        "three classes' day masks and earliest instants, in UTC and without checking a line: "
+        "no replay of this bill can beat it)"
+    )
     print(f"replay peak RSS: {child['maxrss_mb']:,.0f} MB")
+
+
+def floors(con: duckdb.DuckDBPyConnection, view: str, zones: dict[str, str]) -> tuple[float, float]:
+    """CPU seconds of the least any replay must aggregate, materialised, nothing else: (the local
+    day masks of the three activity classes, in the companies' zones; the same with each class's
+    earliest instant, which the evidence needs). The raw peer has one class and UTC days."""
+    from replay.facts_sql import activity_parts, activity_sql
+
+    join, offset, where = activity_parts(con, view, zones, None)
+    out = []
+    for earliest in (False, True):
+        c0 = cpu_s()
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE floor_facts AS " + activity_sql(view, join, offset, where, earliest=earliest)
+        )
+        out.append(cpu_s() - c0)
+    con.execute("DROP TABLE floor_facts")
+    return out[0], out[1]
 
 
 def main() -> None:
@@ -308,6 +368,7 @@ def main() -> None:
     prices = PriceBook.load()
     raw_t, sql_t, facts_t, decide_t, rec_t, act_t = [], [], [], [], [], []
     raw_cpu: list[float] = []  # the peer's CPU seconds, every DuckDB thread
+    floor_cpu: list[tuple[float, float]] = []  # CPU seconds of the two floors (see `floors`)
     facts_cpu: list[float] = []  # CPU seconds of this process (DuckDB's threads included)
     decide_cpu: list[float] = []
     digest = ""
@@ -325,6 +386,7 @@ def main() -> None:
         t0 = time.perf_counter()
         con.execute("CREATE OR REPLACE TEMP TABLE act_facts AS " + _activity_query(con, view, zones, None))
         sql_t.append(time.perf_counter() - t0)
+        floor_cpu.append(floors(con, view, zones))
 
         # build_facts(con, "ev"), in its two passes so that each is timed
         # (build_facts pauses the cyclic GC around both passes; so does this split)
@@ -383,6 +445,12 @@ def main() -> None:
     print(
         f"CPU seconds (medians): raw {rc:.2f}s, build_facts {fc:.2f}s, decide {dc:.2f}s; "
         f"ratio raw / replay {rc / (fc + dc):.1%} (steadier than wall time on a shared machine)"
+    )
+    f0, f1 = (statistics.median(f[i] for f in floor_cpu) for i in (0, 1))
+    print(
+        f"floor, CPU seconds (medians): the local day masks of the three classes alone {f0:.2f}s "
+        f"= {rc / f0:.1%} of raw; with each class's earliest instant {f1:.2f}s = {rc / f1:.1%} of raw "
+        "(no replay that bills by the companies' local months with evidence can beat the second ratio)"
     )
     print(f"decisions digest: {digest}")
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")

@@ -320,13 +320,15 @@ def _offset_sql(con, zones: dict[str, str], view: str, where: str) -> tuple[str,
     return join, "coalesce(z.off, 0)"
 
 
-def activity_sql(view: str, join: str, offset: str, where: str) -> str:
+def activity_sql(view: str, join: str, offset: str, where: str, *, earliest: bool = True) -> str:
     """One pass: per (company, user, local month) three day bitmasks and the earliest instant of
-    each class. `k` packs the classes of a kind: 1 billing (R2), 2 reporting (R14), 4 notification."""
+    each class. `k` packs the classes of a kind: 1 billing (R2), 2 reporting (R14), 4 notification.
+    `earliest=False`: the bitmasks alone (bench/replay_bench.py measures that floor)."""
     aggs = []
     for i, (c, _) in enumerate(_CLASSES):
         aggs.append(f"bit_or(((k >> {i}) & 1)::UINTEGER << (day(d) - 1)::UINTEGER) AS {c}_days")
-        aggs.append(f"min(CASE WHEN k & {1 << i} <> 0 THEN ts END) AS {c}_t")
+        if earliest:
+            aggs.append(f"min(CASE WHEN k & {1 << i} <> 0 THEN ts END) AS {c}_t")
     return f"""
         SELECT company_id, user_id, year(d)::INTEGER AS y, month(d)::INTEGER AS m, {", ".join(aggs)}
         FROM (
@@ -379,14 +381,21 @@ def evidence_sql(view: str, aggs: str, where: str) -> str:
 _AGGS = "_sl_activity"
 
 
-def _activity_query(con, view: str, zones: dict[str, str], companies: list[str] | None) -> str:
-    """The activity pass of `companies` (all when None) as flat primitive columns (structs convert
-    to Python dicts slowly). Materialises `activity_sql` in `con` (as `_AGGS`, dropped by the
-    caller; a row per account-month) and registers the zone offset tables."""
+def activity_parts(con, view: str, zones: dict[str, str], companies: list[str] | None) -> tuple[str, str, str]:
+    """(join, offset, where) of `activity_sql` over `companies` (all when None): registers the
+    zone offset tables in `con`."""
     where = f"e.type IN ({_sql_list(ACTIVITY_EVENTS)})"
     if companies is not None:
         where += f" AND e.company_id IN ({_sql_list(companies)})"
     join, offset = _offset_sql(con, zones, f"{view} e", where)
+    return join, offset, where
+
+
+def _activity_query(con, view: str, zones: dict[str, str], companies: list[str] | None) -> str:
+    """The activity pass of `companies` (all when None) as flat primitive columns (structs convert
+    to Python dicts slowly). Materialises `activity_sql` in `con` (as `_AGGS`, dropped by the
+    caller; a row per account-month) and registers the zone offset tables."""
+    join, offset, where = activity_parts(con, view, zones, companies)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_AGGS} AS {activity_sql(view, join, offset, where)}")
     return evidence_sql(view, _AGGS, where)
 

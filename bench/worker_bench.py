@@ -14,7 +14,8 @@ Scenarios: `single` (one event per message), `packed` (~500 events of one compan
 `close --month`: time from the markers to the last partition_done; RSS delta of the worker
 process over the ingestion divided by account-months), and `--complete-accounts N ...` (the same
 events, a worker and a sink as subprocesses: `seatledger close` to `month_closes.complete` in
-DuckDB, with the CPU seconds both processes spent meanwhile and the sink's transactions: how
+DuckDB, with the CPU seconds both processes (and the broker, when the bench started it) spent
+meanwhile and the sink's transactions: how
 many, the largest and the longest, which a reader of the file may wait for; docs/performance.md).
 """
 
@@ -297,7 +298,10 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
                 assert sink.poll() is None, sink_log.read_text(errors="replace")[-3000:]
                 await asyncio.sleep(0.1)
             assert w.proc is not None
-            cpu0 = (cpu_s(w.proc.pid), cpu_s(sink.pid))
+            from devtools import local_broker
+
+            broker = local_broker.status(base).pid  # None: a broker this bench did not start
+            cpu0 = (cpu_s(w.proc.pid), cpu_s(sink.pid), cpu_s(broker) if broker else 0.0)
             t0 = time.perf_counter()
             cmd = [sys.executable, "-m", "seatledger.cli", "close", "--month", MONTH]
             subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -310,6 +314,7 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
                 await asyncio.sleep(0.1)
             complete_s = time.perf_counter() - t0
             worker_cpu, sink_cpu = cpu_s(w.proc.pid) - cpu0[0], cpu_s(sink.pid) - cpu0[1]
+            broker_cpu = round(cpu_s(broker) - cpu0[2], 2) if broker else None
             batches = sink_batches(sink_log)
         finally:
             sink.terminate()
@@ -324,7 +329,7 @@ async def scenario_close_to_complete(base: Settings, accounts: int, partitions: 
         "scenario": "close_to_complete", "accounts": accounts, "events": n_events, "fill_s": round(fill_s, 1),
         "ingest_s": round(ingest_s, 1), "worker_closed_s": round(closed_s or complete_s, 2),
         "close_to_complete_s": round(complete_s, 2), "accounts_per_s": round(accounts / complete_s),
-        "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2),
+        "worker_cpu_s": round(worker_cpu, 2), "sink_cpu_s": round(sink_cpu, 2), "broker_cpu_s": broker_cpu,
         "sink_batches": len(batches), "sink_batch_max_messages": max((m for m, _ in batches), default=0),
         "sink_batch_max_s": max((t for _, t in batches), default=0.0), "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip

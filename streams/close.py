@@ -42,6 +42,7 @@ from projections.snapshots import (
     estimate_messages,
     partition_done_message,
 )
+from streams.evidence_column import evidence_column
 from streams.routing import home_partition
 from streams.state import KV, SEP, Affected, FoldState, decode_activity, encode_activity, new_stats
 from streams.stored_decide import StoredDecider, StoredShape
@@ -192,10 +193,10 @@ class EmittedVersions:
         bucket[1][uid] = [version, digest]
         self.dirty.add(bucket[0])
 
-    def put_firsts(self, firsts: list[tuple[tuple[int, dict[str, list]], str, str]]) -> None:
-        """`put` of version 1 for each (bucket, user, digest): a close's, in one loop."""
+    def put_firsts(self, firsts: list[tuple[tuple[int, dict[str, list]], str]], digests: list[str]) -> None:
+        """`put` of version 1 for each (bucket, user) with its digest: a close's, in one loop."""
         dirty = self.dirty
-        for (b, bk), uid, dg in firsts:
+        for ((b, bk), uid), dg in zip(firsts, digests, strict=True):
             bk[uid] = [1, dg]
             dirty.add(b)
 
@@ -384,7 +385,8 @@ class Closer:
         pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
         decide = decider.decide
-        rows: list[Row] = []
+        decided: list[tuple[str, StoredShape, int]] = []
+        items: list[list] = []  # each account's evidence items, written as texts at once below
         for uid in sorted(uids):
             key = prefix + uid
             raw = acc_get(key)
@@ -404,8 +406,11 @@ class Closer:
                 p = pend.get((uid, mstr))
                 if p is not None:
                     a = encode_activity(*(p if a is None else decode_activity(a).merge(p)).to_tuple())
-            shape, evidence = decide(raw, a)
-            rows.append((uid, shape, evidence, mask))
+            shape, its = decide(raw, a)
+            decided.append((uid, shape, mask))
+            items.append(its)
+        texts = evidence_column(items, decider.tz)
+        rows = [(uid, shape, ev, mask) for (uid, shape, mask), ev in zip(decided, texts, strict=True)]
         return cm, decider, rows
 
     def _company_month(
@@ -425,8 +430,8 @@ class Closer:
         encoder = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=_now())
         # A close's first versions go out as decision_block messages; amendments one by one.
         blocks = DecisionBlocks(encoder, cid, month_s, PACK_BYTES) if reason is None and self.blocks else None
-        firsts: list[tuple[tuple[int, dict[str, list]], str, str]] = []  # (bucket, user, digest) in blocks
-        add = None if blocks is None else blocks.add
+        firsts: list[tuple[tuple[int, dict[str, list]], str]] = []  # (bucket, user) of those in blocks
+        added: list[tuple] = []  # what blocks.add_many takes, of each of them
         in_report, window, bucket = hist.in_report, hist.window, versions.bucket
         for uid, shape, evidence, mask in rows:
             pieces = shape.pieces
@@ -434,10 +439,9 @@ class Closer:
                 pieces = shape.pieces = encoder.pieces(shape.decision)
             bk = bucket(uid)
             prev = bk[1].get(uid)
-            if prev is None and add is not None:  # a close's first version, most decisions
-                dg = add(pieces, shape.decision, uid, evidence, mask & window != 0)  # in_report, inlined
-                digests.append(dg)
-                firsts.append((bk, uid, dg))
+            if prev is None and blocks is not None:  # a close's first version, most decisions
+                added.append((pieces, shape.decision, uid, evidence, mask & window != 0))  # in_report, inlined
+                firsts.append((bk, uid))
                 continue
             version = 1 if prev is None else prev[0] + 1
             msg, dg = encoder.encode_with(
@@ -457,9 +461,11 @@ class Closer:
             else:
                 self._count_amendment(cid, uid, month_s, version, prev, reason)
         if blocks is not None:
+            firsts_digests = blocks.add_many(added)
+            digests.extend(firsts_digests)
             for value in blocks.done():
                 yield key, value, None
-            versions.put_firsts(firsts)
+            versions.put_firsts(firsts, firsts_digests)
             changed += len(firsts)
             self.counts.decisions += len(firsts)
         if users is not None:

@@ -47,7 +47,8 @@ class StoredShape:
 
 
 class StoredDecider:
-    """`BulkDecider.decide` for stored accounts: `decide(raw, activity)` -> (shape, evidence)."""
+    """`BulkDecider.decide` for stored accounts: `decide(raw, activity)` -> (shape, evidence items);
+    the close writes a company's evidence texts at once (streams.evidence_column)."""
 
     __slots__ = ("bulk", "tz", "_proof", "_bucket", "_shapes")
 
@@ -60,8 +61,9 @@ class StoredDecider:
         self._bucket = partial(bisect_right, (b.start_us, b.day1_cutoff_us, b.end_us))
         self._shapes: dict[tuple, StoredShape] = {}
 
-    def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, str]:
-        """The account's shape and evidence column; `raw`: its stored value (first_seen set),
+    def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, list]:
+        """The account's shape and its present evidence items, (ts, event_id, type) each, for
+        `evidence_of`; `raw`: its stored value (first_seen set),
         `activity`: its stored activity of the month (streams.state.encode_activity) or None.
         The activity's evidence is read as slices of that list: no `MonthActivity` per account."""
         if activity is None:
@@ -105,7 +107,7 @@ class StoredDecider:
                 ev = found[~src]
                 if ev is not None:
                     items.append(ev)
-        return shape, evidence_of(items, self.tz)
+        return shape, items
 
     def _shape(self, raw: list, activity: list | None, proof: object) -> StoredShape:
         """A new key: the account through the decider, its template's slots as places (a

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -108,10 +109,11 @@ def mau_daily_fast(month: Month, activity_by_user: dict[str, dict[Month, MonthAc
 def mau_from_masks(month: Month, first: int, masks) -> list[tuple]:
     """Daily MAU of `month` from per-user masks of report days (bit k: day `start + k`; `first`: the
     index of the month's first day). A user counts on day d when a bit of d-29 .. d is set: smear
-    each mask 29 days forward (shifts by 1, 2, 4, 8, 14), and count equal smeared months once."""
+    each mask 29 days forward (shifts by 1, 2, 4, 8, 14), and count equal smeared months once.
+    Equal masks are counted first (in C) and smeared once: many users share their days."""
     full = (1 << month.days) - 1
     patterns: dict[int, int] = {}
-    for m in masks:
+    for m, n in Counter(masks).items():
         if m:
             m |= m << 1
             m |= m << 2
@@ -119,7 +121,7 @@ def mau_from_masks(month: Month, first: int, masks) -> list[tuple]:
             m |= m << 8
             m |= m << 14  # bits 0..29 behind every set bit
             v = (m >> first) & full
-            patterns[v] = patterns.get(v, 0) + 1
+            patterns[v] = patterns.get(v, 0) + n
     counts = [0] * month.days
     for v, c in patterns.items():
         i = 0

@@ -183,3 +183,22 @@ def test_the_close_writes_the_evidence_text_of_present_items(items, as_lists, zo
     tz = zone(zone_name)
     given_items = [list(it) for it in items] if as_lists else items
     assert evidence_of(given_items, tz) == evidence_json(items, tz)
+
+
+@SETTINGS
+@given(events_of_many_accounts(), st.integers(0, 40))
+def test_the_months_with_activity_stay_those_of_the_table_as_events_are_folded(events, split):
+    """The close looks up earlier months' activity only in a company's months with activity
+    (FoldState.activity_months): the index, built once, must keep up with keys folded after it."""
+    state = FoldState(Stores(), 1)
+    state.fold_items(events[:split], 0)
+    for cid in COMPANIES:
+        state.activity_months(cid)  # built now, from the table
+    state.fold_items(events[split:], 0)
+    from_table: dict[str, set[str]] = {}
+    for key in state.s.activity.raw:
+        cid, _, month = key.split(SEP)
+        from_table.setdefault(cid, set()).add(month)
+    assert {cid: set(state.activity_months(cid)) for cid in COMPANIES} == {
+        cid: from_table.get(cid, set()) for cid in COMPANIES
+    }

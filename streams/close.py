@@ -388,7 +388,9 @@ class Closer:
         pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
         decide = decider.decide
-        decided: list[tuple[str, StoredShape, int]] = []
+        known: list[str] = []  # the users decided
+        shapes: list[StoredShape] = []
+        masks: list[int] = []
         items: list[list] = []  # each account's evidence items, written as texts at once below
         for uid in sorted(uids):
             key = prefix + uid
@@ -410,11 +412,11 @@ class Closer:
                 if p is not None:
                     a = encode_activity(*(p if a is None else decode_activity(a).merge(p)).to_tuple())
             shape, its = decide(raw, a)
-            decided.append((uid, shape, mask))
+            known.append(uid)
+            shapes.append(shape)
+            masks.append(mask)
             items.append(its)
-        texts = evidence_column(items, decider.tz)
-        rows = [(uid, shape, ev, mask) for (uid, shape, mask), ev in zip(decided, texts, strict=True)]
-        return cm, decider, rows
+        return cm, decider, list(zip(known, shapes, evidence_column(items, decider.tz), masks, strict=True))
 
     def _company_month(
         self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None

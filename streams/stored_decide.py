@@ -50,7 +50,7 @@ class StoredDecider:
     """`BulkDecider.decide` for stored accounts: `decide(raw, activity)` -> (shape, evidence items);
     the close writes a company's evidence texts at once (streams.evidence_column)."""
 
-    __slots__ = ("bulk", "tz", "_proof", "_bucket", "_shapes")
+    __slots__ = ("bulk", "tz", "_proof", "_bucket", "_bounds", "_shapes")
 
     def __init__(self, bulk: BulkDecider):
         self.bulk = bulk
@@ -59,6 +59,7 @@ class StoredDecider:
         b = bulk.cm.bounds
         # 0: before the month, 1: day 1, 2: the rest of the month, 3: after it (as BulkDecider.raw_key)
         self._bucket = partial(bisect_right, (b.start_us, b.day1_cutoff_us, b.end_us))
+        self._bounds = (b.start_us, b.day1_cutoff_us, b.end_us)  # the same, for one record's test inline
         self._shapes: dict[tuple, StoredShape] = {}
 
     def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, list]:
@@ -76,10 +77,11 @@ class StoredDecider:
             notif = activity[9:12] if n > 9 and activity[9] is not None else None
             proof = self._proof(bill, report)
             found = (proof, notif, bill, report)  # by ~source: _PROOF, _NOTIFY, _FIRST_BILL, _FIRST_REPORT
-        if len(raw) == 7:  # one record (most accounts): its bucket, type and attributes
-            a = raw[6]
+        if len(raw) == 7:  # one record (most accounts): its bucket (`_bucket`, inlined), type and attributes
+            a, t = raw[6], raw[3]
+            start, day2, end = self._bounds
             key: tuple = (
-                self._bucket(raw[3]),
+                0 if t < start else 1 if t < day2 else 2 if t < end else 3,
                 raw[5],
                 a if a is None else tuple(a),
                 proof is not None,

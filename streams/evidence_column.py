@@ -12,8 +12,9 @@ paths to the same text over hostile ids, types and instants.
 
 Measured against Arrow compute (pyarrow 26 on this machine): its string kernels
 (`binary_join_element_wise`, `replace_substring`) cost 50-130 ns per element, about what a
-Python f-string costs, so the Arrow version of this column (2.7-4.2 us per account, with the
-lists converted in and out) was no faster than the per-account path; see docs/performance.md.
+Python f-string costs, so an Arrow version of this column (3.1-4.6 us per account, the lists
+converted in and out) was no faster than `evidence_of` per account (2.8-5.0 us) and slower than
+this loop (2.1-3.5 us); see docs/performance.md, "Seventh round: the worker's close".
 """
 
 from __future__ import annotations

@@ -383,8 +383,11 @@ class Closer:
         acc_get, act_get = self.s.accounts.raw.get, self.s.activity.raw.get
         mstr, first = hist.names[-1], hist.first
         this = SEP + mstr  # an account's key + this: its activity key of the month
-        active = st.activity_months(cid)  # the earlier months without any activity: nothing to look up
-        earlier = [(off, SEP + m) for off, m in zip(hist.offsets[:-1], hist.names[:-1], strict=True) if m in active]
+        earlier = [  # the earlier months where the company has activity: elsewhere, nothing to look up
+            (off, SEP + m)
+            for off, m in zip(hist.offsets[:-1], hist.names[:-1], strict=True)
+            if cid in st.companies_with_activity(m)
+        ]
         pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
         decide = decider.decide

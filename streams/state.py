@@ -252,9 +252,6 @@ def months_before(month: str, n: int) -> str:
     return f"{k // 12:04d}-{k % 12 + 1:02d}"
 
 
-_NO_MONTHS: frozenset[str] = frozenset()
-
-
 class FoldState:
     """Merges routed events into the stores. One instance per worker, all partitions."""
 
@@ -266,7 +263,7 @@ class FoldState:
         self._tz: dict[str, ZoneInfo | None] = {}
         self._day: dict[tuple[str, int], tuple[str, int]] = {}
         self._closed: dict[int, set[str]] | None = None
-        self._activity_months: dict[str, set[str]] | None = None  # company -> months: activity_months
+        self._active: dict[str, set[str]] = {}  # month -> companies: companies_with_activity
         self.on_new_account: Callable[[str, str], None] | None = None  # (company, user)
 
     # ---- companies' zones ----------------------------------------------------------------------
@@ -351,20 +348,18 @@ class FoldState:
         """After recovery or a rebalance: everything is re-read from the tables."""
         self._tz.clear()
         self._closed = None
-        self._activity_months = None
+        self._active.clear()
 
-    def activity_months(self, cid: str) -> set[str] | frozenset[str]:
-        """The months (YYYY-MM) in which some account of the company has an activity key. Read
-        from the table at first need, then kept as keys are added (a retired month may stay:
-        whoever skips lookups by it then only looks in vain). The close looks up an account's
-        activity of earlier months only when the company has some: one dict miss per account
-        and month was ~7 % of a close's CPU."""
-        if self._activity_months is None:
-            idx: dict[str, set[str]] = {}
-            for key in self.s.activity.raw:
-                idx.setdefault(key[: key.index(SEP)], set()).add(key[-7:])  # company SEP user SEP month
-            self._activity_months = idx
-        return self._activity_months.get(cid, _NO_MONTHS)
+    def companies_with_activity(self, month: str) -> set[str]:
+        """The companies with an activity key in `month` (YYYY-MM). Read from the table at first
+        need per month (one `endswith` per key), then kept as keys are added (a retired month may
+        stay: whoever skips lookups by it then only looks in vain). The close looks up an
+        account's activity of an earlier month only when its company has some there: one dict
+        miss per account and month was ~7 % of a close's CPU."""
+        found = self._active.get(month)
+        if found is None:
+            found = self._active[month] = {k[: k.index(SEP)] for k in self.s.activity.raw if k.endswith(month)}
+        return found
 
     # ---- the stats table: exact counts per routed partition ------------------------------------
 
@@ -497,8 +492,9 @@ class FoldState:
         b, r, n = KIND_CLASS[kind]
         cur = self.s.activity.raw.get(akey)
         if cur is None:
-            if self._activity_months is not None:
-                self._activity_months.setdefault(akey[: akey.index(SEP)], set()).add(akey[-7:])
+            found = self._active.get(akey[-7:])  # companies_with_activity, once read
+            if found is not None:
+                found.add(akey[: akey.index(SEP)])
             self.s.activity.put(
                 akey,
                 encode_activity(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -92,6 +93,39 @@ def local_iso(us: int, tz: ZoneInfo) -> str:
     if frac:
         return f"{text}{_MINUTE_TEXTS[mins]}{_SECOND_TEXTS[ss]}.{frac:06d}{off[1]}"
     return f"{text}{_MINUTE_TEXTS[mins]}{_SECOND_TEXTS[ss]}{off[1]}"  # one string built, not three
+
+
+def local_isos(instants: Iterable[int], tz: ZoneInfo) -> list[str]:
+    """`local_iso` of each instant, in one loop: the same per-(zone, UTC day) offsets and texts,
+    without a call per instant. A close writes two evidence times per account, thousands per
+    company, and the calls were a third of their cost (tests/unit/projections/test_calendar.py
+    holds it to `local_iso` over DST days and odd offsets)."""
+    offsets: dict[int, tuple[int, str]] = {}  # UTC day -> its offset (or _CHANGES), this call's copy
+    texts, minutes, seconds = _day_texts, _MINUTE_TEXTS, _SECOND_TEXTS
+    out: list[str] = []
+    append = out.append
+    for us in instants:
+        day = us // _DAY_US
+        off = offsets.get(day)
+        if off is None:
+            key = (tz, day)
+            off = _day_offsets.get(key)
+            if off is None:
+                off = _day_offsets[key] = _day_offset(tz, day)
+            offsets[day] = off
+        if off is _CHANGES:
+            off = _offset(tz, us)
+        secs, frac = divmod(us + off[0], 1_000_000)
+        days, sod = divmod(secs, 86_400)
+        text = texts.get(days)
+        if text is None:
+            text = texts[days] = date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+        mins, ss = divmod(sod, 60)
+        if frac:
+            append(f"{text}{minutes[mins]}{seconds[ss]}.{frac:06d}{off[1]}")
+        else:
+            append(f"{text}{minutes[mins]}{seconds[ss]}{off[1]}")
+    return out
 
 
 def utc_iso(ts: datetime) -> str:

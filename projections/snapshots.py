@@ -20,7 +20,7 @@ Seven kinds, all JSON objects keyed by company (the done marker by partition):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import orjson
 
@@ -64,11 +64,11 @@ def digest(d: Decision) -> str:
 
 
 def checksum_of_digests(digests) -> str:
-    """Order-independent checksum of a set of decision digests (sha256 of the sorted digests)."""
-    h = hashlib.sha256()
-    for dg in sorted(digests):
-        h.update(dg.encode())
-    return h.hexdigest()
+    """Order-independent checksum of a set of decision digests (sha256 of the sorted digests).
+
+    The sorted digests are joined and hashed in one update (the same bytes as one update each):
+    a close passes every digest of its partition, and an update per digest was ~1 us each."""
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
 
 
 def checksum(decisions) -> str:
@@ -298,23 +298,34 @@ class DecisionBlocks:
 
     def add(self, pieces: Pieces, verdict: Decision, user_id: str, evidence: str, in_report: bool | None) -> str:
         """Add one account's decision (`pieces`: `encoder.pieces(verdict)`); returns its digest."""
-        uid, ev = _dumps(user_id), _dumps(evidence)
-        dg = _fingerprint(pieces[0], ev, pieces[1], uid)
-        i = self._index.get(pieces)
-        if i is None:
-            i = self._index[pieces] = len(self._verdicts)
-            row = {**decision_row(verdict), "plan": verdict.plan}  # decision_message's values
-            self._verdicts.append(_dumps({f: row[f] for f in VERDICT_FIELDS}))
-        verdicts, uids, evs, reports, digests = self._rows
-        verdicts.append(i)
-        uids.append(uid)
-        evs.append(ev)
-        reports.append(in_report)
-        digests.append(dg)
-        self._size += len(uid) + len(ev) + 32
-        if self._size >= self._limit:
-            self._flush()
-        return dg
+        return self.add_many([(pieces, verdict, user_id, evidence, in_report)])[0]
+
+    def add_many(self, decisions: Iterable[tuple[Pieces, Decision, str, str, bool | None]]) -> list[str]:
+        """`add` of each (pieces, verdict, user id, evidence, in_report), in order; their digests.
+        A close adds a company's accounts at once: one call, and `_fingerprint` written out in the
+        loop (the calls were a third of the cost of adding an account)."""
+        out: list[str] = []
+        for pieces, verdict, user_id, evidence, in_report in decisions:
+            uid, ev = _dumps(user_id), _dumps(evidence)
+            h = pieces[0].copy()  # _fingerprint
+            h.update(b"".join((ev, pieces[1], uid, b"}")))
+            dg = h.hexdigest()[:16]
+            i = self._index.get(pieces)
+            if i is None:
+                i = self._index[pieces] = len(self._verdicts)
+                row = {**decision_row(verdict), "plan": verdict.plan}  # decision_message's values
+                self._verdicts.append(_dumps({f: row[f] for f in VERDICT_FIELDS}))
+            verdicts, uids, evs, reports, digests = self._rows
+            verdicts.append(i)
+            uids.append(uid)
+            evs.append(ev)
+            reports.append(in_report)
+            digests.append(dg)
+            out.append(dg)
+            self._size += len(uid) + len(ev) + 32
+            if self._size >= self._limit:
+                self._flush()
+        return out
 
     def done(self) -> list[bytes]:
         """Every block, the last one closed."""

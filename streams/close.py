@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ from projections.snapshots import (
     estimate_messages,
     partition_done_message,
 )
+from streams.evidence_column import evidence_column
 from streams.routing import home_partition
 from streams.state import KV, SEP, Affected, FoldState, decode_activity, encode_activity, new_stats
 from streams.stored_decide import StoredDecider, StoredShape
@@ -107,10 +109,11 @@ def mau_daily_fast(month: Month, activity_by_user: dict[str, dict[Month, MonthAc
 def mau_from_masks(month: Month, first: int, masks) -> list[tuple]:
     """Daily MAU of `month` from per-user masks of report days (bit k: day `start + k`; `first`: the
     index of the month's first day). A user counts on day d when a bit of d-29 .. d is set: smear
-    each mask 29 days forward (shifts by 1, 2, 4, 8, 14), and count equal smeared months once."""
+    each mask 29 days forward (shifts by 1, 2, 4, 8, 14), and count equal smeared months once.
+    Equal masks are counted first (in C) and smeared once: many users share their days."""
     full = (1 << month.days) - 1
     patterns: dict[int, int] = {}
-    for m in masks:
+    for m, n in Counter(masks).items():
         if m:
             m |= m << 1
             m |= m << 2
@@ -118,7 +121,7 @@ def mau_from_masks(month: Month, first: int, masks) -> list[tuple]:
             m |= m << 8
             m |= m << 14  # bits 0..29 behind every set bit
             v = (m >> first) & full
-            patterns[v] = patterns.get(v, 0) + 1
+            patterns[v] = patterns.get(v, 0) + n
     counts = [0] * month.days
     for v, c in patterns.items():
         i = 0
@@ -192,10 +195,10 @@ class EmittedVersions:
         bucket[1][uid] = [version, digest]
         self.dirty.add(bucket[0])
 
-    def put_firsts(self, firsts: list[tuple[tuple[int, dict[str, list]], str, str]]) -> None:
-        """`put` of version 1 for each (bucket, user, digest): a close's, in one loop."""
+    def put_firsts(self, firsts: list[tuple[tuple[int, dict[str, list]], str]], digests: list[str]) -> None:
+        """`put` of version 1 for each (bucket, user) with its digest: a close's, in one loop."""
         dirty = self.dirty
-        for (b, bk), uid, dg in firsts:
+        for ((b, bk), uid), dg in zip(firsts, digests, strict=True):
             bk[uid] = [1, dg]
             dirty.add(b)
 
@@ -380,11 +383,18 @@ class Closer:
         acc_get, act_get = self.s.accounts.raw.get, self.s.activity.raw.get
         mstr, first = hist.names[-1], hist.first
         this = SEP + mstr  # an account's key + this: its activity key of the month
-        earlier = [(off, SEP + m) for off, m in zip(hist.offsets[:-1], hist.names[:-1], strict=True)]
+        earlier = [  # the earlier months where the company has activity: elsewhere, nothing to look up
+            (off, SEP + m)
+            for off, m in zip(hist.offsets[:-1], hist.names[:-1], strict=True)
+            if cid in st.companies_with_activity(m)
+        ]
         pairs = list(zip(hist.offsets, hist.names, strict=True))
         prefix = cid + SEP
         decide = decider.decide
-        rows: list[Row] = []
+        known: list[str] = []  # the users decided
+        shapes: list[StoredShape] = []
+        masks: list[int] = []
+        items: list[list] = []  # each account's evidence items, written as texts at once below
         for uid in sorted(uids):
             key = prefix + uid
             raw = acc_get(key)
@@ -404,9 +414,12 @@ class Closer:
                 p = pend.get((uid, mstr))
                 if p is not None:
                     a = encode_activity(*(p if a is None else decode_activity(a).merge(p)).to_tuple())
-            shape, evidence = decide(raw, a)
-            rows.append((uid, shape, evidence, mask))
-        return cm, decider, rows
+            shape, its = decide(raw, a)
+            known.append(uid)
+            shapes.append(shape)
+            masks.append(mask)
+            items.append(its)
+        return cm, decider, list(zip(known, shapes, evidence_column(items, decider.tz), masks, strict=True))
 
     def _company_month(
         self, cid: str, month_s: str, partition: int, close_id: str, users: set[str] | None, reason: str | None
@@ -425,8 +438,8 @@ class Closer:
         encoder = DecisionEncoder(close_id=close_id, partition=partition, emitted_at=_now())
         # A close's first versions go out as decision_block messages; amendments one by one.
         blocks = DecisionBlocks(encoder, cid, month_s, PACK_BYTES) if reason is None and self.blocks else None
-        firsts: list[tuple[tuple[int, dict[str, list]], str, str]] = []  # (bucket, user, digest) in blocks
-        add = None if blocks is None else blocks.add
+        firsts: list[tuple[tuple[int, dict[str, list]], str]] = []  # (bucket, user) of those in blocks
+        added: list[tuple] = []  # what blocks.add_many takes, of each of them
         in_report, window, bucket = hist.in_report, hist.window, versions.bucket
         for uid, shape, evidence, mask in rows:
             pieces = shape.pieces
@@ -434,10 +447,9 @@ class Closer:
                 pieces = shape.pieces = encoder.pieces(shape.decision)
             bk = bucket(uid)
             prev = bk[1].get(uid)
-            if prev is None and add is not None:  # a close's first version, most decisions
-                dg = add(pieces, shape.decision, uid, evidence, mask & window != 0)  # in_report, inlined
-                digests.append(dg)
-                firsts.append((bk, uid, dg))
+            if prev is None and blocks is not None:  # a close's first version, most decisions
+                added.append((pieces, shape.decision, uid, evidence, mask & window != 0))  # in_report, inlined
+                firsts.append((bk, uid))
                 continue
             version = 1 if prev is None else prev[0] + 1
             msg, dg = encoder.encode_with(
@@ -457,9 +469,11 @@ class Closer:
             else:
                 self._count_amendment(cid, uid, month_s, version, prev, reason)
         if blocks is not None:
+            firsts_digests = blocks.add_many(added)
+            digests.extend(firsts_digests)
             for value in blocks.done():
                 yield key, value, None
-            versions.put_firsts(firsts)
+            versions.put_firsts(firsts, firsts_digests)
             changed += len(firsts)
             self.counts.decisions += len(firsts)
         if users is not None:

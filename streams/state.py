@@ -263,6 +263,7 @@ class FoldState:
         self._tz: dict[str, ZoneInfo | None] = {}
         self._day: dict[tuple[str, int], tuple[str, int]] = {}
         self._closed: dict[int, set[str]] | None = None
+        self._active: dict[str, set[str]] = {}  # month -> companies: companies_with_activity
         self.on_new_account: Callable[[str, str], None] | None = None  # (company, user)
 
     # ---- companies' zones ----------------------------------------------------------------------
@@ -347,6 +348,18 @@ class FoldState:
         """After recovery or a rebalance: everything is re-read from the tables."""
         self._tz.clear()
         self._closed = None
+        self._active.clear()
+
+    def companies_with_activity(self, month: str) -> set[str]:
+        """The companies with an activity key in `month` (YYYY-MM). Read from the table at first
+        need per month (one `endswith` per key), then kept as keys are added (a retired month may
+        stay: whoever skips lookups by it then only looks in vain). The close looks up an
+        account's activity of an earlier month only when its company has some there: one dict
+        miss per account and month was ~7 % of a close's CPU."""
+        found = self._active.get(month)
+        if found is None:
+            found = self._active[month] = {k[: k.index(SEP)] for k in self.s.activity.raw if k.endswith(month)}
+        return found
 
     # ---- the stats table: exact counts per routed partition ------------------------------------
 
@@ -479,6 +492,9 @@ class FoldState:
         b, r, n = KIND_CLASS[kind]
         cur = self.s.activity.raw.get(akey)
         if cur is None:
+            found = self._active.get(akey[-7:])  # companies_with_activity, once read
+            if found is not None:
+                found.add(akey[: akey.index(SEP)])
             self.s.activity.put(
                 akey,
                 encode_activity(

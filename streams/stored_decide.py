@@ -47,9 +47,10 @@ class StoredShape:
 
 
 class StoredDecider:
-    """`BulkDecider.decide` for stored accounts: `decide(raw, activity)` -> (shape, evidence)."""
+    """`BulkDecider.decide` for stored accounts: `decide(raw, activity)` -> (shape, evidence items);
+    the close writes a company's evidence texts at once (streams.evidence_column)."""
 
-    __slots__ = ("bulk", "tz", "_proof", "_bucket", "_shapes")
+    __slots__ = ("bulk", "tz", "_proof", "_bucket", "_bounds", "_shapes")
 
     def __init__(self, bulk: BulkDecider):
         self.bulk = bulk
@@ -58,10 +59,12 @@ class StoredDecider:
         b = bulk.cm.bounds
         # 0: before the month, 1: day 1, 2: the rest of the month, 3: after it (as BulkDecider.raw_key)
         self._bucket = partial(bisect_right, (b.start_us, b.day1_cutoff_us, b.end_us))
+        self._bounds = (b.start_us, b.day1_cutoff_us, b.end_us)  # the same, for one record's test inline
         self._shapes: dict[tuple, StoredShape] = {}
 
-    def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, str]:
-        """The account's shape and evidence column; `raw`: its stored value (first_seen set),
+    def decide(self, raw: list, activity: list | None) -> tuple[StoredShape, list]:
+        """The account's shape and its present evidence items, (ts, event_id, type) each, for
+        `evidence_of`; `raw`: its stored value (first_seen set),
         `activity`: its stored activity of the month (streams.state.encode_activity) or None.
         The activity's evidence is read as slices of that list: no `MonthActivity` per account."""
         if activity is None:
@@ -74,10 +77,11 @@ class StoredDecider:
             notif = activity[9:12] if n > 9 and activity[9] is not None else None
             proof = self._proof(bill, report)
             found = (proof, notif, bill, report)  # by ~source: _PROOF, _NOTIFY, _FIRST_BILL, _FIRST_REPORT
-        if len(raw) == 7:  # one record (most accounts): its bucket, type and attributes
-            a = raw[6]
+        if len(raw) == 7:  # one record (most accounts): its bucket (`_bucket`, inlined), type and attributes
+            a, t = raw[6], raw[3]
+            start, day2, end = self._bounds
             key: tuple = (
-                self._bucket(raw[3]),
+                0 if t < start else 1 if t < day2 else 2 if t < end else 3,
                 raw[5],
                 a if a is None else tuple(a),
                 proof is not None,
@@ -105,7 +109,7 @@ class StoredDecider:
                 ev = found[~src]
                 if ev is not None:
                     items.append(ev)
-        return shape, evidence_of(items, self.tz)
+        return shape, items
 
     def _shape(self, raw: list, activity: list | None, proof: object) -> StoredShape:
         """A new key: the account through the decider, its template's slots as places (a

@@ -16,6 +16,7 @@ from projections.calendar import (
     from_us,
     local_date,
     local_iso,
+    local_isos,
     to_us,
     utc_iso,
 )
@@ -109,3 +110,35 @@ def test_local_iso_is_exact_around_every_transition():
             for us in (t - 86_400_000_000, t - 60_000_000, t - 1, t, t + 1, t + 59_000_000, t + 86_400_000_000):
                 spec = "seconds" if us % 1_000_000 == 0 else "microseconds"
                 assert local_iso(us, tz) == from_us(us, tz).isoformat(timespec=spec)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    day=st.integers(min_value=10_957, max_value=47_481),  # 2000-01-01 .. 2099-12-31, as UTC days
+    offsets=st.lists(st.integers(min_value=-3 * 86_400_000_000, max_value=3 * 86_400_000_000), max_size=40),
+    zone_name=st.sampled_from(ZONES),
+    whole=st.booleans(),
+)
+def test_local_isos_is_local_iso_of_each_instant(day, offsets, zone_name, whole):
+    """A column of instants, many on the same few days (as a company's evidence), written at once."""
+    instants = [day * 86_400_000_000 + o for o in offsets]
+    if whole:
+        instants = [us - us % 1_000_000 for us in instants]
+    tz = ZoneInfo(zone_name)
+    assert local_isos(instants, tz) == [local_iso(us, tz) for us in instants]
+
+
+def test_local_isos_is_exact_around_every_transition():
+    """`local_isos` reads a day with an offset change per instant, as `local_iso` does."""
+    for zone_name, year in [("America/St_Johns", 2002), ("Europe/Amsterdam", 2026), ("Australia/Lord_Howe", 2026),
+                            ("Asia/Kathmandu", 1985), ("Asia/Gaza", 2040)]:  # fmt: skip
+        tz = ZoneInfo(zone_name)
+        instants = [
+            us
+            for t in _transition_instants(tz, year)
+            for us in (t - 86_400_000_000, t - 60_000_000, t - 1, t, t + 1, t + 59_000_000, t + 86_400_000_000)
+        ]
+        assert instants
+        assert local_isos(instants, tz) == [
+            from_us(us, tz).isoformat(timespec="seconds" if us % 1_000_000 == 0 else "microseconds") for us in instants
+        ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from decimal import Decimal
 
 import orjson
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from projections.decide import Decision
-from projections.snapshots import DecisionEncoder, decision_message, digest
+from projections.snapshots import DecisionEncoder, checksum_of_digests, decision_message, digest
 
 TEXT = st.text(max_size=12)  # any characters: quotes, backslashes, controls, non-ASCII
 # an encoder's company and month, and its close id, partition and emission time
@@ -59,3 +60,12 @@ def test_digests_of_one_verdict_equal_each_decisions_digest(data, company, pairs
     d = data.draw(a_decision(company, "2026-10"))
     got = DecisionEncoder().digests(d, [e for e, _ in pairs], [u for _, u in pairs])
     assert got == [digest(dataclasses.replace(d, evidence=e, user_id=u)) for e, u in pairs]
+
+
+@given(st.lists(st.text(max_size=20)))
+def test_checksum_of_digests_is_one_update_per_sorted_digest(digests):
+    """The checksum hashes the sorted digests joined: the same sha256 as an update per digest."""
+    h = hashlib.sha256()
+    for dg in sorted(digests):
+        h.update(dg.encode())
+    assert checksum_of_digests(iter(digests)) == h.hexdigest()

@@ -91,7 +91,8 @@ def reference(state: FoldState, cid: str, month: Month, rs: RuleSet) -> tuple[li
 @given(events_of_many_accounts(), st.sampled_from(sorted(RULESETS)), st.sampled_from(["2026-09", "2026-10", "2026-11"]))
 def test_a_close_emits_the_bytes_of_the_per_account_path(events, version, month_s):
     """One message per decision (`blocks=False`): the bytes of decision_message of each; in
-    decision_block messages (the default): exactly those messages once expanded."""
+    decision_block messages (the default): exactly those messages once expanded. The blocks' run
+    writes every company's evidence as a column (streams.evidence_column), however few accounts."""
     rs, month = RULESETS[version], Month.parse(month_s)
     state = FoldState(Stores(), 1)
     state.fold_items(events, 0)
@@ -110,7 +111,8 @@ def test_a_close_emits_the_bytes_of_the_per_account_path(events, version, month_
         got = [v for _, v, _ in Closer(state, PRICES, rs, blocks=False).close(0, month_s)]
         state = FoldState(Stores(), 1)  # the same facts, nothing emitted yet
         state.fold_items(events, 0)
-        in_blocks = [v for _, v, _ in Closer(state, PRICES, rs).close(0, month_s)]
+        with patch("streams.evidence_column.COLUMN_MIN", 0):
+            in_blocks = [v for _, v, _ in Closer(state, PRICES, rs).close(0, month_s)]
     assert got[:-1] == expected
     expanded = [m for v in in_blocks[:-1] for m in snapshot_messages(v)]
     assert [orjson.dumps(m) for m in expanded] == expected
@@ -181,3 +183,21 @@ def test_the_close_writes_the_evidence_text_of_present_items(items, as_lists, zo
     tz = zone(zone_name)
     given_items = [list(it) for it in items] if as_lists else items
     assert evidence_of(given_items, tz) == evidence_json(items, tz)
+
+
+@SETTINGS
+@given(events_of_many_accounts(), st.integers(0, 40))
+def test_the_companies_with_activity_stay_those_of_the_table_as_events_are_folded(events, split):
+    """The close looks up earlier months' activity only for companies with activity in that month
+    (FoldState.companies_with_activity): read once, it must keep up with keys folded after it."""
+    months = ["2026-08", "2026-09", "2026-10", "2026-11", "2026-12"]
+    state = FoldState(Stores(), 1)
+    state.fold_items(events[:split], 0)
+    for m in months:
+        state.companies_with_activity(m)  # read now, from the table
+    state.fold_items(events[split:], 0)
+    from_table: dict[str, set[str]] = {}
+    for key in state.s.activity.raw:
+        cid, _, month = key.split(SEP)
+        from_table.setdefault(month, set()).add(cid)
+    assert {m: state.companies_with_activity(m) for m in months} == {m: from_table.get(m, set()) for m in months}

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from ledger.batch import BatchResult
-from ledger.connection import MAX_RETRY_DELAY_S, DatabaseBusy, connect, write_connection
+from ledger.connection import MAX_RETRY_DELAY_S, DatabaseBusy, connect, run, write_connection
 from ledger.records import Item, parse_record
 from ledger.tables import ensure_schema
 from ledger.writer import read_positions, write_batch
@@ -303,6 +303,7 @@ class Sink:
         except DatabaseBusy:
             return None, t0, 0.0
         try:
+            run(con, f"SET threads = {self.settings.sink_db_threads}")
             res = write_batch(con, items, topic=self.topic)
         finally:
             con.close()

@@ -1,7 +1,7 @@
 """The month close and the sink's writes in-process, no Kafka: CPU seconds of each side.
 
     .venv/bin/python bench/close_inprocess_bench.py [--accounts 100000] [--batch 5000] [--pack 1] [--profile close|sink]
-        [--columnar 1] [--blocks 1]
+        [--columnar 1] [--blocks 1] [--db-threads 1]
 
 Folds bench/worker_bench.py's close workload (2 events per account, 2,000 accounts per company)
 into a `FoldState`, runs `Closer.close` on every partition, then hands the emitted records to
@@ -65,7 +65,7 @@ def close_all(state: FoldState, pack: bool, blocks: bool = True) -> list[Record]
     return out
 
 
-def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True) -> int:
+def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True, threads: int = 1) -> int:
     """parse_record + write_batch as the sink does; the number of messages stored or rejected."""
     offsets = [0] * PARTITIONS
     items: list[Item] = []
@@ -80,16 +80,17 @@ def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True)
         buffered += sum(it.count for it in parsed)
         offsets[p] += 1
         if buffered >= batch:
-            n += _write(db, items, columnar)
+            n += _write(db, items, columnar, threads)
             items, buffered = [], 0
     if items:
-        n += _write(db, items, columnar)
+        n += _write(db, items, columnar, threads)
     return n
 
 
-def _write(db: Path, items: list[Item], columnar: bool) -> int:
+def _write(db: Path, items: list[Item], columnar: bool, threads: int) -> int:
     con = connect(db)
     try:
+        con.execute(f"SET threads = {threads}")  # as `seatledger sink` does (sink_db_threads)
         res = write_batch(con, items, topic="bench", columnar=columnar)
     finally:
         con.close()
@@ -102,6 +103,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=5000)
     ap.add_argument("--profile", choices=("close", "sink"))
     ap.add_argument("--columnar", type=int, default=1, help="0: every decision through the per-message path")
+    ap.add_argument("--db-threads", type=int, default=1, help="DuckDB threads of the sink's write connection")
     ap.add_argument("--blocks", type=int, default=1, help="0: a close's decisions one message each, not in blocks")
     ap.add_argument(
         "--pack", type=int, default=1, help="1: records packed as the worker sends them; 0: one per message"
@@ -120,7 +122,7 @@ def main() -> None:
         s0 = time.process_time()
         if args.profile == "sink":
             prof.enable()
-        messages = sink_all(records, db, args.batch, bool(args.columnar))
+        messages = sink_all(records, db, args.batch, bool(args.columnar), args.db_threads)
         prof.disable()
         sink_cpu = time.process_time() - s0
         with read_connection(db) as con:

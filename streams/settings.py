@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     sink_buffer_messages: int = Field(
         200_000, ge=1, description="stop fetching while this many messages wait (DuckDB file held by a reader)"
     )
+    sink_db_threads: int = Field(
+        1,
+        ge=1,
+        description="DuckDB threads of the sink's write connection: one spends the least CPU per row (a "
+        "close's sink shares the machine's cores with the worker and the broker)",
+    )
 
     @property
     def local_state_dir(self) -> Path:

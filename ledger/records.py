@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ledger.batch import Batch
-from ledger.digests import verdict_digests
 from ledger.tables import arrow_schema
 from projections.calendar import Month
 from projections.decide import DECISION_COLUMNS, Decision
@@ -501,9 +500,7 @@ def decision_columns(msgs: list[dict], encoder: DecisionEncoder) -> DecisionColu
         groups.setdefault(key, []).append(i)
     for (c, mo, b, ch, t, r, rs, p, v, pl), idx in groups.items():
         template = Decision(c, uid[idx[0]], mo, b, ch, t, r, rs, evidence[idx[0]], prices[p], v, pl)
-        if verdict_digests(encoder, template, [evidence[i] for i in idx], [uid[i] for i in idx]) != [
-            digests[i] for i in idx
-        ]:
+        if encoder.digests(template, [evidence[i] for i in idx], [uid[i] for i in idx]) != [digests[i] for i in idx]:
             return None
     usd = [prices[text] for text in price]
     return _as_columns(
@@ -571,12 +568,12 @@ def _checked_block(block: dict, encoder: DecisionEncoder) -> list[Decision] | No
     if templates is None:
         return None
     if len(templates) == 1:
-        return templates if verdict_digests(encoder, templates[0], evidence, uid) == digests else None
+        return templates if encoder.digests(templates[0], evidence, uid) == digests else None
     groups: list[list[int]] = [[] for _ in verdicts]
     for i, v in enumerate(idx):
         groups[v].append(i)
     for t, rows in zip(templates, groups, strict=True):
-        if rows and verdict_digests(encoder, t, [evidence[i] for i in rows], [uid[i] for i in rows]) != [
+        if rows and encoder.digests(t, [evidence[i] for i in rows], [uid[i] for i in rows]) != [
             digests[i] for i in rows
         ]:
             return None

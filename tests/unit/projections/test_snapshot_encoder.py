@@ -7,6 +7,7 @@ import hashlib
 from decimal import Decimal
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +61,23 @@ def test_digests_of_one_verdict_equal_each_decisions_digest(data, company, pairs
     d = data.draw(a_decision(company, "2026-10"))
     got = DecisionEncoder().digests(d, [e for e, _ in pairs], [u for _, u in pairs])
     assert got == [digest(dataclasses.replace(d, evidence=e, user_id=u)) for e, u in pairs]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.lists(st.tuples(TEXT, st.lists(st.tuples(TEXT, TEXT), max_size=6)), min_size=1, max_size=4))
+def test_one_encoder_digests_the_columns_of_several_verdicts(data, verdicts):
+    """The sink keeps one encoder per batch: each verdict's column gets its own decisions' digests."""
+    enc = DecisionEncoder()
+    for company, pairs in verdicts:
+        d = data.draw(a_decision(company, "2026-10"))
+        got = enc.digests(d, [e for e, _ in pairs], [u for _, u in pairs])
+        assert got == [digest(dataclasses.replace(d, evidence=e, user_id=u)) for e, u in pairs]
+
+
+def test_digests_refuse_columns_of_different_lengths():
+    d = Decision("c", "u", "2026-10", True, True, "standard", "R2", "r", "[]", Decimal("4.00"), "2026.11", "")
+    with pytest.raises(ValueError, match="2 evidence texts for 1 user ids"):
+        DecisionEncoder().digests(d, ["[]", "[]"], ["u"])
 
 
 @given(st.lists(st.text(max_size=20)))

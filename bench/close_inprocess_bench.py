@@ -1,7 +1,7 @@
 """The month close and the sink's writes in-process, no Kafka: CPU seconds of each side.
 
     .venv/bin/python bench/close_inprocess_bench.py [--accounts 100000] [--batch 5000] [--pack 1] [--profile close|sink]
-        [--columnar 1] [--blocks 1] [--db-threads 1]
+        [--columnar 1] [--blocks 1] [--db-threads 1] [--sql-times 1]
 
 Folds bench/worker_bench.py's close workload (2 events per account, 2,000 accounts per company)
 into a `FoldState`, runs `Closer.close` on every partition, then hands the emitted records to
@@ -10,6 +10,8 @@ the sink's own steps as `seatledger sink` would: `parse_record` per Kafka record
 `--profile` prints the cProfile of one side (docs/performance.md, "Month close to DuckDB");
 `--columnar 0` stores every decision through the per-message path (`write_batch(columnar=False)`);
 `--blocks 0` has the close send one `decision` message per account instead of `decision_block`s.
+`--sql-times 1` prints the wall seconds of each SQL statement the sink ran (summed over batches,
+the most costly first), with opening the file and closing it (which checkpoints what is left).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
+
+from collections import defaultdict  # noqa: E402
+from typing import Any  # noqa: E402
 
 from bench.worker_bench import MONTH, close_messages  # noqa: E402
 from ledger.connection import connect, read_connection  # noqa: E402
@@ -65,7 +70,35 @@ def close_all(state: FoldState, pack: bool, blocks: bool = True) -> list[Record]
     return out
 
 
-def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True, threads: int = 1) -> int:
+Times = defaultdict[str, float]  # SQL statement -> wall seconds
+
+
+class TimedConnection:
+    """A DuckDB connection that adds each statement's wall time to `times` (`--sql-times`)."""
+
+    def __init__(self, con, times: Times):
+        self._con = con
+        self._times = times
+
+    def execute(self, sql, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args, **kwargs)
+        finally:
+            self._times[" ".join(str(sql).split())[:100]] += time.perf_counter() - t0
+
+    def close(self) -> None:
+        t0 = time.perf_counter()
+        self._con.close()
+        self._times["(close the file)"] += time.perf_counter() - t0
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+
+def sink_all(
+    records: list[Record], db: Path, batch: int, columnar: bool = True, threads: int = 1, times: Times | None = None
+) -> int:
     """parse_record + write_batch as the sink does; the number of messages stored or rejected."""
     offsets = [0] * PARTITIONS
     items: list[Item] = []
@@ -80,15 +113,19 @@ def sink_all(records: list[Record], db: Path, batch: int, columnar: bool = True,
         buffered += sum(it.count for it in parsed)
         offsets[p] += 1
         if buffered >= batch:
-            n += _write(db, items, columnar, threads)
+            n += _write(db, items, columnar, threads, times)
             items, buffered = [], 0
     if items:
-        n += _write(db, items, columnar, threads)
+        n += _write(db, items, columnar, threads, times)
     return n
 
 
-def _write(db: Path, items: list[Item], columnar: bool, threads: int) -> int:
-    con = connect(db)
+def _write(db: Path, items: list[Item], columnar: bool, threads: int, times: Times | None) -> int:
+    t0 = time.perf_counter()
+    con: Any = connect(db)
+    if times is not None:
+        times["(open the file)"] += time.perf_counter() - t0
+        con = TimedConnection(con, times)
     try:
         con.execute(f"SET threads = {threads}")  # as `seatledger sink` does (sink_db_threads)
         res = write_batch(con, items, topic="bench", columnar=columnar)
@@ -108,7 +145,9 @@ def main() -> None:
     ap.add_argument(
         "--pack", type=int, default=1, help="1: records packed as the worker sends them; 0: one per message"
     )
+    ap.add_argument("--sql-times", type=int, default=0, help="1: print each SQL statement's wall seconds in the sink")
     args = ap.parse_args()
+    times: Times | None = defaultdict(float) if args.sql_times else None
     state = folded(args.accounts)
     prof = cProfile.Profile()
     c0 = time.process_time()
@@ -122,7 +161,7 @@ def main() -> None:
         s0 = time.process_time()
         if args.profile == "sink":
             prof.enable()
-        messages = sink_all(records, db, args.batch, bool(args.columnar), args.db_threads)
+        messages = sink_all(records, db, args.batch, bool(args.columnar), args.db_threads, times)
         prof.disable()
         sink_cpu = time.process_time() - s0
         with read_connection(db) as con:
@@ -137,6 +176,9 @@ def main() -> None:
             }
         ).decode()
     )  # fmt: skip
+    if times is not None:
+        for sql, seconds in sorted(times.items(), key=lambda kv: -kv[1])[:12]:
+            print(f"{seconds:8.3f} s  {sql}")
     if args.profile:
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
 

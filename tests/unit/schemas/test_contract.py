@@ -123,6 +123,28 @@ def test_an_unsupported_schema_version_is_rejected():
     assert reason_for(event(schema_version=2)) == "field 'schema_version': 2 is not allowed; input should be 1"
 
 
+@pytest.mark.parametrize(("raw", "shown"), [(b"true", "True"), (b"1.0", "1.0"), (b"1e0", "1.0")])
+def test_schema_version_is_a_strict_integer_as_the_json_schema_says(raw, shown):
+    # Literal[1] alone took `true` and `1.0` (equal to 1 in Python); the JSON Schema says integer 1
+    msg = json.dumps(event()).encode()[:-1] + b', "schema_version": ' + raw + b"}"
+    assert reason_for(msg) == f"field 'schema_version': {shown} is not allowed; input should be 1"
+    assert validate_event(event(schema_version=1)).schema_version == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"event_id": "caf\xe9"}', "not UTF-8: byte(s) E9 at byte offset 17 (invalid continuation byte)"),
+        (b'{"event_id": "\xff"}', "not UTF-8: byte(s) FF at byte offset 14 (invalid start byte)"),
+        (b'{"event_id": "\xc3("}', "not UTF-8: byte(s) C3 at byte offset 14 (invalid continuation byte)"),
+        ('{"a": 1}'.encode("utf-16"), "the text is UTF-16 (it starts with a UTF-16 byte-order mark)"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_named_with_their_offset(raw, says):
+    # orjson says "str is not valid UTF-8: surrogates not allowed ... (char 0)" for any of them
+    assert reason_for(raw) == f"not valid JSON: {says}; events are UTF-8 text"
+
+
 # What is accepted -----------------------------------------------------------------------------
 
 

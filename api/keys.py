@@ -94,12 +94,12 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def check_new_key(name: str, role: str, companies: list[str] | None) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not match: its $ also matches before a final newline
         raise KeyStoreError(f"invalid key name {name!r}: 1-64 of A-Z a-z 0-9 . _ -")
     if role not in ROLES:
         raise KeyStoreError(f"unknown role {role!r}; use publisher, reader or admin")
     for c in companies or []:
-        if not _COMPANY.match(c):
+        if not _COMPANY.fullmatch(c):
             raise KeyStoreError(f"invalid company id {c!r}: 1-64 of A-Z a-z 0-9 . _ : -")
 
 

@@ -77,7 +77,7 @@ def account(
     return render(
         request, "account.html", viewer, company=company, month=month, user=user, history=history, events=events,
         timeline=timeline_chart(user, month, events), dispute=dispute, dispute_unavailable=unavailable,
-        applied=applied if TICKET.match(applied) else "",
+        applied=applied if TICKET.fullmatch(applied) else "",
     )  # fmt: skip
 
 
@@ -86,7 +86,7 @@ def _checked(viewer: Viewer, company: str, csrf: str, ticket: str) -> str:
     viewer.require_admin()
     viewer.require_csrf(csrf)
     ticket = ticket.strip()
-    if not TICKET.match(ticket):
+    if not TICKET.fullmatch(ticket):
         raise ConsoleError(400, "Invalid ticket", "a ticket reference is 1-64 of A-Z a-z 0-9 . _ : - (e.g. SUP-1234)")
     return ticket
 

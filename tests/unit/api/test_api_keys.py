@@ -55,6 +55,8 @@ def test_a_key_revoked_by_another_process_is_refused_at_the_next_request(tmp_pat
     ("a b", "reader", None, "invalid key name"),
     ("ok", "root", None, "unknown role 'root'"),
     ("ok", "reader", ["bad company"], "invalid company id"),
+    ("ci\n", "reader", None, "invalid key name"),  # re.match's $ took a final newline: a name that forged `api-key list`
+    ("ok", "reader", ["acme\n"], "invalid company id"),  # and a scope that covered no company at all
 ])  # fmt: skip
 def test_bad_names_roles_and_companies_are_refused(tmp_path, name, role, companies, error):
     with pytest.raises(KeyStoreError, match=error):

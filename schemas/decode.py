@@ -158,7 +158,18 @@ def parse_json(raw: bytes | str) -> Any:
             raise EventRejected(TOO_DEEP, raw) from None
         if "not valid UTF-8" in str(exc):  # orjson says "surrogates not allowed" at char 0 for any bad byte
             raise EventRejected(not_utf8(raw), raw) from None
+        opening = raw.strip()
+        if opening in (b"[", b"{", "[", "{"):  # the first line of a pretty-printed JSON file
+            raise EventRejected(
+                SPREAD_OVER_LINES.format(opening if isinstance(opening, str) else opening.decode()), raw
+            ) from None
         raise EventRejected(f"not valid JSON: {exc}", raw) from None
+
+
+SPREAD_OVER_LINES = (
+    "not valid JSON: a lone '{}' opens a JSON document spread over several lines; NDJSON holds one whole "
+    "event (or array of one company's events) per line, as `jq -c` writes them"
+)
 
 
 def not_utf8(raw: bytes | str) -> str:

@@ -145,6 +145,16 @@ def test_bytes_that_are_not_utf8_are_named_with_their_offset(raw, says):
     assert reason_for(raw) == f"not valid JSON: {says}; events are UTF-8 text"
 
 
+@pytest.mark.parametrize("line", [b"[", b"{", b"  [\r", "{"])
+def test_a_lone_bracket_is_named_as_the_start_of_a_json_document_spread_over_lines(line):
+    # a pretty-printed JSON file given as NDJSON: orjson said "unexpected end of data" on each line
+    opening = line.strip() if isinstance(line, str) else line.strip().decode()
+    assert reason_for(line) == (
+        f"not valid JSON: a lone '{opening}' opens a JSON document spread over several lines; NDJSON holds one "
+        "whole event (or array of one company's events) per line, as `jq -c` writes them"
+    )
+
+
 # What is accepted -----------------------------------------------------------------------------
 
 

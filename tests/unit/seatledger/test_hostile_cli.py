@@ -75,6 +75,17 @@ def test_publish_of_an_empty_input_exits_2_saying_so_before_any_kafka(
     assert r.stderr.strip() == f"error: no events in {empty}: the input is empty"
 
 
+@pytest.mark.parametrize("command", [["replay", "--month", "2026-10", "--events"], ["publish"]])
+def test_a_pretty_printed_json_file_is_named_as_such_not_as_broken_lines(cli, tmp_path, monkeypatch, command):
+    monkeypatch.setenv("SEATLEDGER_BOOTSTRAP", f"127.0.0.1:{free_port_pair()}")  # publish refuses before Kafka
+    w = World().company("acme").member("acme", "ann")
+    pretty = tmp_path / "events.json"
+    pretty.write_text(json.dumps(w.raw, indent=2))
+    r = cli(*command, pretty)
+    assert r.exit_code == (2 if command[0] == "replay" else 1) and r.stdout == ""
+    assert "1: not valid JSON: a lone '[' opens a JSON document spread over several lines" in r.stderr
+
+
 def test_an_input_without_one_valid_event_exits_2_with_the_first_reason(cli, tmp_path):
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"nope": 1}\n[]\n')

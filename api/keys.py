@@ -45,6 +45,11 @@ class KeyStoreError(ValueError):
     """A key cannot be created or revoked as asked (bad name, role or company, unknown name)."""
 
 
+class KeyFileUnreadable(KeyStoreError):
+    """The key file is not one `KeyStore` wrote (edited by hand, cut short): no key can be checked,
+    and none is written over it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A stored key, without its secret."""
@@ -120,7 +125,14 @@ class KeyStore:
             data = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
             return []
-        return [ApiKey.from_json(v) for v in data.get("keys", [])]
+        except orjson.JSONDecodeError as exc:
+            raise KeyFileUnreadable(f"the API key file {self.path} is not JSON ({exc}); restore it") from None
+        try:
+            return [ApiKey.from_json(v) for v in data.get("keys", [])]
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise KeyFileUnreadable(
+                f"the API key file {self.path} is not a key file ({type(exc).__name__}: {exc}); restore it"
+            ) from None
 
     def _write(self, keys: list[ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

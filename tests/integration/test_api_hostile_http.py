@@ -76,3 +76,29 @@ def test_broken_ndjson_lines_are_each_rejected_with_their_reason_and_the_server_
     assert reasons[6] == "company 'globex' is outside this API key's scope"
     assert reasons[7].startswith("not valid JSON: unexpected end of data")
     assert httpx.get(srv.url + "/healthz", timeout=30).status_code in (200, 503)  # answers (no broker: 503)
+
+
+def test_a_key_file_broken_by_hand_gets_503_until_restored_and_the_server_stays_up(tmp_path):
+    # It answered 500 "JSONDecodeError" to every request (and `api-key list` a traceback)
+    tokens = make_keys(tmp_path, {"reader": ("reader", None)})
+    settings = load_settings(bootstrap=f"127.0.0.1:{free_port_pair()}", data_dir=tmp_path)
+    srv = ApiServer(api_env(settings, tmp_path / "ledger.duckdb", tmp_path), tmp_path / "api.log").start()
+    keys = tmp_path / "api-keys.json"
+    good = keys.read_bytes()
+    auth = {"Authorization": f"Bearer {tokens['reader']}"}
+    url = srv.url + "/v1/months/2026-10/invoices"
+    try:
+        assert httpx.get(url, headers=auth, timeout=30).status_code != 401  # the key works (no ledger: 503)
+        keys.write_bytes(good[: len(good) // 2])
+        r = httpx.get(url, headers=auth, timeout=30)
+        assert (r.status_code, r.json()["type"]) == (503, "urn:seatledger:problem:keys-unavailable"), r.text
+        assert r.headers["retry-after"] == "5"
+        page = httpx.get(srv.url + "/months/2026-10", cookies={}, timeout=30, follow_redirects=False)
+        assert page.status_code == 303  # no session: the login form, which works again once restored
+        login = httpx.post(srv.url + "/login", data={"key": tokens["reader"]}, timeout=30)
+        assert login.status_code == 503 and "cannot read its API keys" in login.text
+        keys.write_bytes(good)
+        assert httpx.get(url, headers=auth, timeout=30).status_code != 401
+    finally:
+        assert srv.stop() == 0, srv.tail()
+    assert "event=api_keys_unreadable" in srv.tail()

@@ -110,6 +110,20 @@ def _strict_version(value: object) -> object:
     return value
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (not \d: that takes any script's)
+
+
+def _day_text(value: object) -> object:
+    """A date is written YYYY-MM-DD, as the JSON Schema says (string, format date): pydantic's date
+    alone also takes a number (Unix seconds: 1790035200 became 2026-09-22) and a datetime with an
+    offset (whose time and offset it drops). A `date` object (from Python) passes."""
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise ValueError(f"expected a date written YYYY-MM-DD, got {value!r}")
+
+
 def _check_day(value: date) -> date:
     if not EARLIEST_DAY <= value <= LATEST_DAY:
         raise ValueError(f"date {value.isoformat()} is outside the accepted range [2000-01-01, 2099-12-31]")
@@ -133,7 +147,12 @@ EventId = Annotated[
     Field(min_length=1, max_length=128, json_schema_extra={"pattern": f"^[^{CONTROL_RANGES}]+$"}),
     AfterValidator(_check_event_id),
 ]
-Day = Annotated[date, AfterValidator(_check_day), Field(description="YYYY-MM-DD, from 2000-01-01 to 2099-12-31")]
+Day = Annotated[
+    date,
+    BeforeValidator(_day_text),
+    AfterValidator(_check_day),
+    Field(description="YYYY-MM-DD, from 2000-01-01 to 2099-12-31"),
+]
 Channel = Literal["web", "mobile"]
 Employment = Literal["employee", "contractor", "volunteer", "other"]
 RoleCategory = Literal["customer_facing", "backstage", "public_service", "medical", "other"]

@@ -132,6 +132,17 @@ def test_schema_version_is_a_strict_integer_as_the_json_schema_says(raw, shown):
 
 
 @pytest.mark.parametrize(
+    "day", [1790035200, 1790035200.5, "1790035200", "2026-10-01T00:00:00+05:00", "20261001", "2026-10-1", True]
+)
+def test_a_trial_day_is_written_yyyy_mm_dd_not_a_number_or_a_datetime(day):
+    # pydantic's date took Unix seconds (1790035200 became 2026-09-22) and dropped a datetime's
+    # offset; the contract and the JSON Schema say a date string YYYY-MM-DD
+    trial = event(type="trial_started", user_id=None, last_trial_day=day)
+    assert reason_for(trial) == f"field 'last_trial_day': expected a date written YYYY-MM-DD, got {day!r}"
+    assert validate_event(trial | {"last_trial_day": "2026-10-01"}).last_trial_day.isoformat() == "2026-10-01"
+
+
+@pytest.mark.parametrize(
     ("raw", "says"),
     [
         (b'{"event_id": "caf\xe9"}', "not UTF-8: byte(s) E9 at byte offset 17 (invalid continuation byte)"),

@@ -232,6 +232,19 @@ def test_a_techsoup_token_with_a_final_newline_verifies_nothing(cli, tmp_path, t
     assert any("malformed TechSoup token" in n for n in invoice["notices"])
 
 
+@pytest.mark.parametrize(
+    ("ticket", "shown"), [("SUP-1\ntotal USD 0.00", "SUP-1\\ntotal USD 0.00"), ("SUP 1", "SUP 1"), ("S" * 65, "S" * 65)]
+)
+def test_dispute_apply_refuses_a_ticket_the_console_refuses_before_reading_anything(cli, tmp_path, ticket, shown):
+    # It took any text as the ticket (recorded in the ledger's reasons as dispute:<ticket>)
+    args = ["dispute", "--company", "acme", "--month", "2026-10", "--apply", "--reference", ticket]
+    r = cli(*args, "--archive", tmp_path / "none", "--db", tmp_path / "none.duckdb")
+    assert (r.exit_code, r.stdout) == (2, "")
+    assert r.stderr.strip() == (
+        f"error: --reference '{shown}': a ticket reference is 1-64 of A-Z a-z 0-9 . _ : - (e.g. SUP-1234)"
+    )
+
+
 def test_publish_rejections_print_one_line_each():
     from seatledger import render
 

@@ -8,16 +8,18 @@ unknown, malformed or revoked key: 401. Each key is also rate-limited (api.ratel
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.keys import PUBLISH, READ, ApiKey, KeyStore
+from api.keys import PUBLISH, READ, ApiKey, KeyFileUnreadable, KeyStore
 from api.problems import ApiProblem
 from api.ratelimit import RateLimiter, retry_after_header
 
+log = logging.getLogger("seatledger.api")
 bearer = HTTPBearer(auto_error=False, description="an API key made by `seatledger api-key create`")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="seatledger"'}
 
@@ -38,7 +40,11 @@ def api_key(
     """The request's active API key, within its rate limit. Sync on purpose: argon2 runs in a thread."""
     if credentials is None:
         raise ApiProblem("unauthorized", "send the API key as 'Authorization: Bearer <key>'", _CHALLENGE)
-    key = store.authenticate(credentials.credentials)
+    try:
+        key = store.authenticate(credentials.credentials)
+    except KeyFileUnreadable as exc:  # no key can be checked: fail closed, and say it is not the caller's key
+        log.error("event=api_keys_unreadable %s", exc)
+        raise ApiProblem("keys-unavailable", "the server cannot read its API keys", {"Retry-After": "5"}) from None
     if key is None:
         raise ApiProblem("unauthorized", "unknown, malformed or revoked API key", _CHALLENGE)
     wait = limiter.take(key.key_id)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.problems import ApiProblem
-from schemas.decode import EventRejected, parse_json, parse_message, unexpected, validate_event
+from schemas.decode import EventRejected, json_type, parse_json, parse_message, unexpected, validate_event
 
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines"})
 JSON_TYPE = "application/json"
@@ -47,7 +47,10 @@ def _items(body: bytes, kind: str, max_events: int) -> Iterator[tuple[int, Any, 
         except EventRejected as exc:
             raise ApiProblem("bad-request", f"the body cannot be read: {exc.reason}") from None
         if not isinstance(data, list):
-            raise ApiProblem("bad-request", f"a JSON body must be an array of events, got {type(data).__name__}")
+            raise ApiProblem(
+                "bad-request",
+                f"a JSON body must be an array of events, got {json_type(data)}; send one event as [event] or as NDJSON",
+            )
         _check_count(len(data), max_events)
         if not data:
             return

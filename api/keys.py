@@ -45,6 +45,11 @@ class KeyStoreError(ValueError):
     """A key cannot be created or revoked as asked (bad name, role or company, unknown name)."""
 
 
+class KeyFileUnreadable(KeyStoreError):
+    """The key file is not one `KeyStore` wrote (edited by hand, cut short): no key can be checked,
+    and none is written over it."""
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A stored key, without its secret."""
@@ -94,12 +99,12 @@ def split_token(token: str) -> tuple[str, str] | None:
 
 
 def check_new_key(name: str, role: str, companies: list[str] | None) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # not match: its $ also matches before a final newline
         raise KeyStoreError(f"invalid key name {name!r}: 1-64 of A-Z a-z 0-9 . _ -")
     if role not in ROLES:
         raise KeyStoreError(f"unknown role {role!r}; use publisher, reader or admin")
     for c in companies or []:
-        if not _COMPANY.match(c):
+        if not _COMPANY.fullmatch(c):
             raise KeyStoreError(f"invalid company id {c!r}: 1-64 of A-Z a-z 0-9 . _ : -")
 
 
@@ -120,7 +125,14 @@ class KeyStore:
             data = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
             return []
-        return [ApiKey.from_json(v) for v in data.get("keys", [])]
+        except orjson.JSONDecodeError as exc:
+            raise KeyFileUnreadable(f"the API key file {self.path} is not JSON ({exc}); restore it") from None
+        try:
+            return [ApiKey.from_json(v) for v in data.get("keys", [])]
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise KeyFileUnreadable(
+                f"the API key file {self.path} is not a key file ({type(exc).__name__}: {exc}); restore it"
+            ) from None
 
     def _write(self, keys: list[ApiKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ TYPES: dict[str, tuple[int, str]] = {
     "internal-error": (500, "Internal error"),
     "kafka-unavailable": (503, "Kafka is unavailable; nothing was accepted, retry later"),
     "database-unavailable": (503, "The ledger database is unavailable; retry later"),
+    "keys-unavailable": (503, "The API key file cannot be read; retry later"),
 }
 _BY_STATUS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 

@@ -106,7 +106,7 @@ def derived_trial_plan(trial: Trial) -> str:
 def verification_problem(r: Record) -> str | None:
     """Why a `nonprofit_verified` event does not verify anything (R8), or None when it does."""
     token = r.get("techsoup_token") or ""
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):  # not match: its $ also matches before a final newline
         return (
             f"malformed TechSoup token {token!r}: expected letters and digits, optionally followed by "
             "'@' and part of the organisation's name (example 123a4567@MyOrgName)"

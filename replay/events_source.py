@@ -9,7 +9,10 @@ PATH is one of:
   `month=2026-10/bucket=03/part-*.parquet`; `rejected/` and `_manifest/` are skipped). Archive rows
   were validated when they were accepted; they are read with DuckDB's `read_parquet`, never
   through Python, and rows an older version accepted but today's contract refuses are left out
-  and reported (`replay.rows.contract_violation_sql`).
+  and reported (`replay.rows.contract_violation_sql`). Any other Parquet file of the rows' schema
+  is read the same way, its rows checked as untrusted: the envelope in SQL, and the distinct
+  contents of its account and company rows (the ones the rules parse) by the contract itself; a
+  column of another type is a SourceError naming it.
 
 Invalid lines are reported as (file, line, reason) and skipped. An event is identified by
 (`company_id`, `event_id`), the contract's dedup key: the same id in two companies names two
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 
 from projections.text import escape_text
@@ -39,7 +43,8 @@ from replay.ndjson_lines import SCHEMA as LINES_SCHEMA
 from replay.ndjson_lines import LineFiles, line_windows
 from replay.ndjson_sql import lane_sql
 from replay.rows import ARROW_SCHEMA, COLUMNS, contract_violation_sql, element_row, rows_to_table
-from schemas.decode import Rejection, accept, parse_message, unexpected
+from schemas.decode import EventRejected, Rejection, accept, parse_message, unexpected, validate_event
+from schemas.events import COMPANY_TYPES
 from schemas.fast import fast_accept
 
 # The contract's control characters (schemas.events.CONTROL_RANGES) as an RE2 class, for DuckDB.
@@ -304,22 +309,31 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
     source = f"read_parquet({file_list}, hive_partitioning=true, union_by_name=true)"
     try:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {source}")
-        con.sql(f"SELECT * FROM {view} LIMIT 0").fetchall()
+        columns = con.sql(f"DESCRIBE SELECT * FROM {view}").fetchall()
     except Exception as exc:  # duckdb raises many kinds; the user needs the message
         raise SourceError(f"cannot read Parquet events: {exc}") from None
-    broken = contract_violation_sql()
+    _check_column_types(columns)
+    # Any Parquet file may be given, not only the archive: its rows are checked as untrusted.
+    broken = contract_violation_sql(untrusted=True)
     found = con.sql(
         f"SELECT reason, count(*), min(event_id) FROM (SELECT event_id, {broken} AS reason FROM {view}) "
         "WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
     ).fetchall()
-    if found:  # rows an older version archived that today's contract refuses: left out, reported
+    found += _invalid_records(con, view, broken)
+    if found:  # rows today's contract refuses (archived under older rules, or written elsewhere): left out, reported
         for reason, n, example in found:
             out.invalid_count += n
             if len(out.invalid) < out.MAX_KEPT:
                 out.invalid.append(
                     Invalid("<parquet archive>", None, f"{n} row(s): {reason} (e.g. event_id {example!r})")
                 )
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {source} WHERE ({broken}) IS NULL")
+        keep = f"({broken}) IS NULL"
+        if con.execute("SELECT count(*) FROM _sl_bad_records").fetchone()[0]:
+            keep += (
+                " AND NOT EXISTS (SELECT 1 FROM _sl_bad_records b WHERE b.type = e.type"
+                " AND b.attrs IS NOT DISTINCT FROM e.attrs AND b.extras IS NOT DISTINCT FROM e.extras)"
+            )
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT {cols} FROM {source} e WHERE {keep}")
     (out.rows,) = con.sql(f"SELECT count(*) FROM {view}").fetchall()[0]
     if check_conflicts:
         rows = con.sql(
@@ -331,6 +345,69 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
             for _ in range(n - 1):
                 out.add_conflict(Conflict(cid, eid, "<parquet archive>", None))
     return out
+
+
+# The column types of event rows in DuckDB's words (replay.rows.ARROW_SCHEMA); NULL: a column
+# a file leaves out or writes with no type (all values null).
+_PARQUET_TYPES = {name: ("BIGINT" if name == "occurred_at_us" else "VARCHAR") for name in COLUMNS}
+
+
+def _check_column_types(columns: list[tuple]) -> None:
+    """A SourceError naming the first column of another type than the event rows' (a Parquet file
+    written by another tool): compared with the rows' numbers and strings it would fail mid-run."""
+    for name, kind, *_ in columns:
+        want = _PARQUET_TYPES.get(name)
+        if want is not None and kind not in (want, '"NULL"', "NULL"):
+            raise SourceError(
+                f"cannot read Parquet events: column {name} is {kind}; event rows have {want} "
+                "(the archive's schema: replay.rows.ARROW_SCHEMA)"
+            )
+
+
+_RECORD_CONTENT = ("type", "attrs", "extras")
+
+
+def _invalid_records(con, view: str, broken: str) -> list[tuple[str, int, str]]:
+    """(reason, rows, an event_id) per account or company row content the contract refuses, the
+    contents kept in temp table `_sl_bad_records` (type, attrs, extras) to leave their rows out.
+
+    The rules parse these rows' attrs (`replay.facts_sql` records), so their values are judged by
+    the contract itself (`schemas.decode.validate_event`), once per distinct content: a few per
+    kind and company, not one per row. Activity rows' attrs are not read by the rules."""
+    contents = con.sql(
+        f"SELECT {', '.join(_RECORD_CONTENT)}, count(*), min(event_id) FROM {view} "
+        f"WHERE type IN ({_sql_list(RECORD_EVENTS)}) AND (attrs IS NOT NULL OR extras IS NOT NULL) "
+        f"AND ({broken}) IS NULL GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    bad, found = [], []
+    for kind, attrs, extras, n, example in contents:
+        reason = _record_problem(kind, attrs, extras)
+        if reason is not None:
+            bad.append((kind, attrs, extras))
+            found.append((reason, n, example))
+    con.execute("CREATE OR REPLACE TEMP TABLE _sl_bad_records (type VARCHAR, attrs VARCHAR, extras VARCHAR)")
+    if bad:
+        con.executemany("INSERT INTO _sl_bad_records VALUES (?, ?, ?)", bad)
+    return found
+
+
+def _record_problem(kind: str, attrs: str | None, extras: str | None) -> str | None:
+    """Why the contract refuses an account or company event with these attrs and extras, or None
+    (the envelope was checked in SQL: here a valid one of the kind)."""
+    envelope = {"event_id": "x", "type": kind, "occurred_at": "2026-01-01T00:00:00Z", "company_id": "x"}
+    if kind not in COMPANY_TYPES:
+        envelope["user_id"] = "x"
+    try:
+        event = orjson.loads(extras or "{}") | orjson.loads(attrs or "{}") | envelope
+    except orjson.JSONDecodeError as exc:  # valid for DuckDB, not for orjson (a number past a double's range)
+        return f"attrs and extras must be JSON objects: {exc}"
+    try:
+        validate_event(event)
+    except EventRejected as exc:
+        return exc.reason
+    except Exception as exc:  # a bug: the row is left out with the error, the run goes on
+        return unexpected(exc)
+    return None
 
 
 def load_events(

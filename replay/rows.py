@@ -15,8 +15,8 @@ import orjson
 import pyarrow as pa
 
 from projections.calendar import to_us
-from replay.facts_sql import _sql_list
-from schemas.events import EARLIEST, EVENT_MODELS, LATEST, RANGE_TEXT, Envelope
+from replay.facts_sql import RECORD_EVENTS, _sql_list
+from schemas.events import COMPANY_TYPES, EARLIEST, EVENT_MODELS, LATEST, RANGE_TEXT, Envelope
 from schemas.fast import fast_ts_us
 from schemas.timezones import ZONE_NAMES
 
@@ -61,7 +61,7 @@ def event_row(ev: Envelope) -> tuple:
     )
 
 
-def contract_violation_sql() -> str:
+def contract_violation_sql(untrusted: bool = False) -> str:
     """A SQL expression over an archive row (`COLUMNS`): why today's contract refuses it, or NULL.
 
     Archive rows were validated when they were archived, by the rules of that day. The rules that
@@ -69,10 +69,15 @@ def contract_violation_sql() -> str:
     no second look; these are the rules added since that a run depends on: an instant far outside
     the range, a host-only zone, a trial day past 9999 would slow it down or crash it. (An old id
     with a control character is kept: it changes no bill, and every output escapes it.) Cheap: a
-    range test on every row, a JSON lookup on the few company rows only."""
+    range test on every row, a JSON lookup on the few company rows only.
+
+    `untrusted`: the rows come from a Parquet file anyone may have written (`replay --events
+    FILE.parquet`), not only from the archive: the envelope is checked too (the ids and the type
+    present, a known type, `user_id` per kind), and the JSON columns of the account and company
+    rows, which the rules parse (`replay.events_source` judges their values by the contract)."""
     zones = _sql_list(sorted(ZONE_NAMES))
     lo, hi = to_us(EARLIEST), to_us(LATEST)
-    return f"""CASE
+    return f"""CASE{_envelope_violations() if untrusted else ""}
         WHEN occurred_at_us IS NULL OR occurred_at_us < {lo} OR occurred_at_us >= {hi}
             THEN 'occurred_at is outside the accepted range {RANGE_TEXT}'
         WHEN type = 'company_registered' AND coalesce(json_extract_string(attrs, '$.timezone'), 'UTC') NOT IN ({zones})
@@ -80,6 +85,25 @@ def contract_violation_sql() -> str:
         WHEN type = 'trial_started' AND json_extract_string(attrs, '$.last_trial_day') NOT BETWEEN '2000-01-01' AND '2099-12-31'
             THEN 'last_trial_day is outside [2000-01-01, 2099-12-31]'
     END"""
+
+
+def _envelope_violations() -> str:
+    """The WHEN branches of `contract_violation_sql(untrusted=True)`: rules an archive row always
+    meets (it was validated), which a row of any other Parquet file may break."""
+    company, records = _sql_list(sorted(COMPANY_TYPES)), _sql_list(RECORD_EVENTS)
+
+    def not_object(col: str) -> str:
+        # (valid JSON that starts with a brace is an object; json_type would raise on invalid JSON)
+        return f"{col} IS NOT NULL AND NOT (json_valid({col}) AND starts_with(ltrim({col}), '{{'))"
+
+    return f"""
+        WHEN event_id IS NULL OR type IS NULL OR company_id IS NULL
+            THEN 'event_id, type and company_id are required'
+        WHEN type NOT IN ({_sql_list(sorted(EVENT_MODELS))}) THEN 'unknown event type'
+        WHEN user_id IS NULL AND type NOT IN ({company}) THEN 'user_id is required for account and activity kinds'
+        WHEN user_id IS NOT NULL AND type IN ({company}) THEN 'user_id is forbidden on company kinds'
+        WHEN type IN ({records}) AND ({not_object("attrs")} OR {not_object("extras")})
+            THEN 'attrs and extras must be JSON objects'"""
 
 
 # Fields of the fast-path kinds (schemas.fast) that are contract fields, not extras, beyond the envelope.

@@ -156,7 +156,36 @@ def parse_json(raw: bytes | str) -> Any:
     except orjson.JSONDecodeError as exc:
         if "depth limit" in str(exc):  # orjson stops at 1024 levels: far beyond the contract's limit
             raise EventRejected(TOO_DEEP, raw) from None
+        if "not valid UTF-8" in str(exc):  # orjson says "surrogates not allowed" at char 0 for any bad byte
+            raise EventRejected(not_utf8(raw), raw) from None
+        opening = raw.strip()
+        if opening in (b"[", b"{", "[", "{"):  # the first line of a pretty-printed JSON file
+            raise EventRejected(
+                SPREAD_OVER_LINES.format(opening if isinstance(opening, str) else opening.decode()), raw
+            ) from None
         raise EventRejected(f"not valid JSON: {exc}", raw) from None
+
+
+SPREAD_OVER_LINES = (
+    "not valid JSON: a lone '{}' opens a JSON document spread over several lines; NDJSON holds one whole "
+    "event (or array of one company's events) per line, as `jq -c` writes them"
+)
+
+
+def not_utf8(raw: bytes | str) -> str:
+    """Where text that should be UTF-8 is not (a Latin-1 or UTF-16 export, a cut multibyte
+    character, a lone surrogate escaped in a str), in a publisher's words."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "not valid JSON: the text is UTF-16 (it starts with a UTF-16 byte-order mark); events are UTF-8 text"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.end].hex(" ").upper()
+        return (
+            f"not valid JSON: not UTF-8: byte(s) {bad} at byte offset {exc.start} ({exc.reason}); events are UTF-8 text"
+        )
+    return "not valid JSON: not UTF-8"
 
 
 def parse_message(raw: bytes | str) -> Parsed:

@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.timezones import zone_problem
 
@@ -35,6 +36,7 @@ LATEST: Final = datetime(2100, 1, 1, tzinfo=UTC)
 EARLIEST_DAY: Final = date(2000, 1, 1)
 LATEST_DAY: Final = date(2099, 12, 31)
 RANGE_TEXT: Final = "[2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)"
+MAX_PO_NUMBER: Final = 64  # characters of a PO number (billing_profile_updated, `invoice-annotate --po`)
 
 # Characters no id may hold: the C0 and C1 controls, the line and paragraph separators, and the
 # invisible format characters that change how text around them is displayed (zero-width spaces
@@ -99,6 +101,29 @@ def _check_event_id(value: str) -> str:
     return value
 
 
+def _strict_version(value: object) -> object:
+    """`schema_version` is an integer, strictly: `Literal[1]` alone takes `true` and `1.0`, which
+    equal 1 in Python; `true` is no integer to the published JSON Schema, and the contract's
+    integers are strict (`50.0` is refused as `away_from_desk_pct`)."""
+    if value is not None and type(value) is not int:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": "1"})
+    return value
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (not \d: that takes any script's)
+
+
+def _day_text(value: object) -> object:
+    """A date is written YYYY-MM-DD, as the JSON Schema says (string, format date): pydantic's date
+    alone also takes a number (Unix seconds: 1790035200 became 2026-09-22) and a datetime with an
+    offset (whose time and offset it drops). A `date` object (from Python) passes."""
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise ValueError(f"expected a date written YYYY-MM-DD, got {value!r}")
+
+
 def _check_day(value: date) -> date:
     if not EARLIEST_DAY <= value <= LATEST_DAY:
         raise ValueError(f"date {value.isoformat()} is outside the accepted range [2000-01-01, 2099-12-31]")
@@ -122,7 +147,12 @@ EventId = Annotated[
     Field(min_length=1, max_length=128, json_schema_extra={"pattern": f"^[^{CONTROL_RANGES}]+$"}),
     AfterValidator(_check_event_id),
 ]
-Day = Annotated[date, AfterValidator(_check_day), Field(description="YYYY-MM-DD, from 2000-01-01 to 2099-12-31")]
+Day = Annotated[
+    date,
+    BeforeValidator(_day_text),
+    AfterValidator(_check_day),
+    Field(description="YYYY-MM-DD, from 2000-01-01 to 2099-12-31"),
+]
 Channel = Literal["web", "mobile"]
 Employment = Literal["employee", "contractor", "volunteer", "other"]
 RoleCategory = Literal["customer_facing", "backstage", "public_service", "medical", "other"]
@@ -159,7 +189,7 @@ class Envelope(BaseModel):
     type: str
     occurred_at: Timestamp
     company_id: Identifier
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Annotated[Literal[1], BeforeValidator(_strict_version)] = SCHEMA_VERSION
     source: Annotated[StrictStr, Field(max_length=128)] | None = None
 
     @property
@@ -291,7 +321,7 @@ class BillingProfileUpdated(CompanyScoped):
     payment_method: Literal["card", "invoice"] | None = None
     card_brand: CardBrand | None = None
     billing_country: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    po_number: Annotated[StrictStr, Field(max_length=64)] | None = None
+    po_number: Annotated[StrictStr, Field(max_length=MAX_PO_NUMBER)] | None = None
 
     @model_validator(mode="after")
     def _card_needs_brand(self):

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from api.console.sessions import COOKIE, Session, Sessions
-from api.keys import READ, ApiKey, KeyStore
+from api.keys import READ, ApiKey, KeyFileUnreadable, KeyStore
 
 ADMIN = "admin"
 
@@ -74,7 +74,10 @@ def sessions(request: Request) -> Sessions:
 
 def readable_key(store: KeyStore, token: str) -> ApiKey | None:
     """The active key `token` names if it may read (reader or admin), else None."""
-    key = store.authenticate(token)
+    try:
+        key = store.authenticate(token)
+    except KeyFileUnreadable:  # as the API: no key can be checked (api.auth logs it)
+        raise ConsoleError(503, "Keys unavailable", "the server cannot read its API keys; try again later") from None
     return key if key is not None and key.can(READ) else None
 
 

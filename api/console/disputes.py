@@ -11,6 +11,7 @@ worker process, started on first use, does every recomputation and apply, one at
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -21,6 +22,11 @@ from projections.prices import PriceBook
 from replay.dispute import DisputeError, apply_report, build_report
 from streams.corrections import send_corrections
 from streams.settings import Settings
+
+# A dispute's ticket reference, in the console's form and `seatledger dispute --apply --reference`
+# (fullmatch): it names the correction in the ledger's reasons (`dispute:SUP-1234`) and outputs.
+TICKET = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+TICKET_RULE = "a ticket reference is 1-64 of A-Z a-z 0-9 . _ : - (e.g. SUP-1234)"
 
 __all__ = ["DisputeError", "Disputes"]
 

@@ -110,14 +110,38 @@ def invoice_annotate(
     """R11's one exception: record a PO number on an already issued invoice (no amount changes)."""
     from ledger.invoicing import annotate_invoice
     from projections.calendar import utc_iso
+    from projections.text import escape_text
+    from schemas.events import MAX_PO_NUMBER
 
     m = options.parse_month(month)
+    check_text("--po", po, MAX_PO_NUMBER)
+    if by is not None:
+        check_text("--by", by, MAX_BY)
     settings = load_settings(db=db)
     if not Path(settings.db).exists():
         raise fail(f"no database at {settings.db}")
     with expected_errors():
         at = annotate_invoice(settings.db, company, str(m), po, annotated_by=by)
-    typer.echo(f"invoice {company} {month}: PO number {po} recorded at {utc_iso(at)}")
+    typer.echo(f"invoice {escape_text(company)} {month}: PO number {po} recorded at {utc_iso(at)}")
+
+
+MAX_BY = 128  # characters of `--by`, as a `source` of the contract
+
+
+def check_text(option: str, value: str, limit: int) -> None:
+    """Exit 2 unless a free-text option is printable text of 1 to `limit` characters: a PO number
+    is printed on invoices and reports, where a newline or a bidirectional override would forge
+    the lines around it (the contract's PO limit is 64 characters)."""
+    from projections.text import escape_text
+    from schemas.events import control_character
+
+    problem = control_character(value)
+    if not value.strip():
+        problem = "it is empty"
+    elif len(value) > limit:
+        problem = f"it is {len(value):,} characters; at most {limit}"
+    if problem is not None:
+        raise fail(f"{option} '{escape_text(value)[:80]}': {problem}")
 
 
 def run(

@@ -54,6 +54,8 @@ def dispute(
     options.check_format(fmt, FORMATS)
     if apply and not reference:
         raise fail("--apply needs --reference TICKET")
+    if reference is not None:
+        check_ticket(reference)
     m = options.parse_month(month)
     rs = options.parse_ruleset(ruleset)
     settings = load_settings(bootstrap=bootstrap, archive_root=archive, db=db, data_dir=data_dir)
@@ -66,6 +68,16 @@ def dispute(
     typer.echo(report.to_markdown() if fmt == "md" else report.to_json_text(), nl=False)
     if apply and reference:
         apply_ticket(report, settings, reference, requested_by, timeout, to_stderr=fmt == "json")
+
+
+def check_ticket(reference: str) -> None:
+    """Exit 2 unless `reference` has the console's ticket form: it was recorded as given (a
+    newline, 10 KB) where the console refuses anything else."""
+    from api.console.disputes import TICKET, TICKET_RULE
+    from projections.text import escape_text
+
+    if not TICKET.fullmatch(reference):
+        raise fail(f"--reference '{escape_text(reference)[:80]}': {TICKET_RULE}")
 
 
 def apply_ticket(

@@ -2,7 +2,8 @@
 
 Keys are stored hashed (argon2id) under the data dir; `create` prints the secret once, as the last
 line of stdout, so `seatledger api-key create ... | tail -1` captures it.
-Exit codes (seatledger.errors): 0 done; 2 a bad name, role or company, or no such key.
+Exit codes (seatledger.errors): 0 done; 2 a bad name, role or company, no such key, or a key file
+that is not one (edited by hand, cut short: nothing is written over it).
 """
 
 from __future__ import annotations
@@ -52,8 +53,13 @@ def list_keys(
     fmt: str = options.output_format("text", FORMATS),
 ) -> None:
     """Every key: name, role, companies, created and revoked times (never secrets)."""
+    from api.keys import KeyStoreError
+
     options.check_format(fmt, FORMATS)
-    keys = _store(data_dir).list()
+    try:
+        keys = _store(data_dir).list()
+    except KeyStoreError as exc:
+        raise fail(str(exc)) from None
     if fmt == "json":
         public = [{k: v for k, v in key.to_json().items() if k != "secret_hash"} for key in keys]
         typer.echo(orjson.dumps(public, option=orjson.OPT_INDENT_2).decode())

@@ -7,7 +7,7 @@ still listed, and it exits 0. stdin is spooled to a temporary file so it can be 
 nothing holds more than one line's parsed event at a time.
 
 Exit codes (seatledger.errors): 0 published; 1 lines rejected (nothing sent); 2 usage or
-unreadable input; 3 Kafka failed.
+unreadable input, or an input with no event at all (empty or blank: nothing is sent); 3 Kafka failed.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def publish(
     """Validate every event against the contract, then publish them keyed by company_id."""
     settings = load_settings(bootstrap=bootstrap)
     with readable_input(path) as src:
+        if is_blank(src):  # as the batch commands: far more likely a wrong path or a failed export
+            raise fail(f"no events in {'<stdin>' if path == '-' else path}: the input is empty", USAGE)
         total = count_lines(src)
         show = progress if progress is not None else (sys.stderr.isatty() or total > PROGRESS_MIN_LINES)
         if not skip_invalid:
@@ -111,6 +113,15 @@ async def send(settings: Settings, topic: str | None, pack: int, src: Path, tota
         with progress_bar(show) as bar, open(src, "rb") as f:
             task = bar.add_task("publishing", total=total)
             return await pub.send_events(numbered_lines(f), on_lines=lambda n: bar.advance(task, n))
+
+
+def is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace (read up to its first other byte)."""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            if chunk.strip():
+                return False
+    return True
 
 
 def count_lines(path: Path) -> int:

@@ -5,7 +5,6 @@ a correction applied under a ticket after a confirmation step: `seatledger dispu
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from api import readmodel
 from api.console import charts
 from api.console.access import ConsoleError, Seen, Viewer
-from api.console.disputes import DisputeError, Disputes
+from api.console.disputes import TICKET, TICKET_RULE, DisputeError, Disputes
 from api.console.pages import render, svg
 from api.console.routes.reading import reading
 from api.routes.params import CompanyPath, MonthPath, UserPath
@@ -23,7 +22,6 @@ from projections.calendar import Month
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/companies/{company}/months/{month}/accounts/{user}"
-TICKET = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Text = Annotated[str, Form(max_length=128)]
 
 
@@ -77,7 +75,7 @@ def account(
     return render(
         request, "account.html", viewer, company=company, month=month, user=user, history=history, events=events,
         timeline=timeline_chart(user, month, events), dispute=dispute, dispute_unavailable=unavailable,
-        applied=applied if TICKET.match(applied) else "",
+        applied=applied if TICKET.fullmatch(applied) else "",
     )  # fmt: skip
 
 
@@ -86,8 +84,8 @@ def _checked(viewer: Viewer, company: str, csrf: str, ticket: str) -> str:
     viewer.require_admin()
     viewer.require_csrf(csrf)
     ticket = ticket.strip()
-    if not TICKET.match(ticket):
-        raise ConsoleError(400, "Invalid ticket", "a ticket reference is 1-64 of A-Z a-z 0-9 . _ : - (e.g. SUP-1234)")
+    if not TICKET.fullmatch(ticket):
+        raise ConsoleError(400, "Invalid ticket", TICKET_RULE)
     return ticket
 
 

@@ -64,6 +64,10 @@ def test_a_body_that_cannot_be_taken_as_a_whole_is_a_problem(body, ctype, kind):
 
 @pytest.mark.parametrize(("body", "says"), [
     (b"[1, 2", "the body cannot be read: not valid JSON"),
+    (orjson.dumps(ev("e1")), "a JSON body must be an array of events, got an object; send one event as [event] or as NDJSON"),
+    (b"null", "a JSON body must be an array of events, got null;"),  # JSON's words, not Python's (dict, NoneType)
+    (b'"e1"', "a JSON body must be an array of events, got a string;"),
+    (b'["caf\xe9"]', "the body cannot be read: not valid JSON: not UTF-8: byte(s) E9 at byte offset 5"),
     (b"[" * 2000 + b"]" * 2000, "the body cannot be read: the event nests more than 32 levels"),
 ])  # fmt: skip
 def test_an_unreadable_json_body_says_why_in_a_sentence(body, says):

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from api.keys import KeyStore, KeyStoreError, split_token
+from api.keys import KeyFileUnreadable, KeyStore, KeyStoreError, split_token
 from seatledger.cli import app
 
 
@@ -55,6 +55,8 @@ def test_a_key_revoked_by_another_process_is_refused_at_the_next_request(tmp_pat
     ("a b", "reader", None, "invalid key name"),
     ("ok", "root", None, "unknown role 'root'"),
     ("ok", "reader", ["bad company"], "invalid company id"),
+    ("ci\n", "reader", None, "invalid key name"),  # re.match's $ took a final newline: a name that forged `api-key list`
+    ("ok", "reader", ["acme\n"], "invalid company id"),  # and a scope that covered no company at all
 ])  # fmt: skip
 def test_bad_names_roles_and_companies_are_refused(tmp_path, name, role, companies, error):
     with pytest.raises(KeyStoreError, match=error):
@@ -78,3 +80,25 @@ def test_the_cli_prints_the_secret_once_as_the_last_line_and_never_lists_it(tmp_
     assert "revoked" in runner.invoke(app, ["api-key", "list"], env=env).stdout
     r = runner.invoke(app, ["api-key", "revoke", "ci"], env=env)
     assert r.exit_code == 2 and "no active key named 'ci'" in r.stderr
+
+
+@pytest.mark.parametrize("content", [b'{"keys": [', b'{"keys": [{"name": "x"}]}', b"[]", b'{"keys": 7}'])
+def test_a_key_file_that_is_not_one_is_refused_by_name_and_never_written_over(tmp_path, content):
+    # It raised orjson's or Python's error (a traceback in `api-key list`, a 500 on every request)
+    path = tmp_path / "keys.json"
+    path.write_bytes(content)
+    store = KeyStore(path)
+    with pytest.raises(KeyFileUnreadable, match=f"the API key file {path} is not"):
+        store.authenticate("sl_abc_def")
+    with pytest.raises(KeyFileUnreadable):
+        store.create("ci", "reader")
+    assert path.read_bytes() == content
+
+
+@pytest.mark.parametrize("command", [["list"], ["create", "--name", "ci", "--role", "reader"], ["revoke", "ci"]])
+def test_the_cli_over_a_broken_key_file_exits_2_naming_it(tmp_path, command):
+    (tmp_path / "api-keys.json").write_bytes(b'{"keys": [')
+    r = CliRunner().invoke(app, ["api-key", *command], env={"SEATLEDGER_DATA_DIR": str(tmp_path)})
+    assert r.exit_code == 2 and r.stdout == "", r.output
+    assert r.stderr.startswith(f"error: the API key file {tmp_path / 'api-keys.json'} is not JSON")
+    assert (tmp_path / "api-keys.json").read_bytes() == b'{"keys": ['

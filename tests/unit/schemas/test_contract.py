@@ -123,6 +123,49 @@ def test_an_unsupported_schema_version_is_rejected():
     assert reason_for(event(schema_version=2)) == "field 'schema_version': 2 is not allowed; input should be 1"
 
 
+@pytest.mark.parametrize(("raw", "shown"), [(b"true", "True"), (b"1.0", "1.0"), (b"1e0", "1.0")])
+def test_schema_version_is_a_strict_integer_as_the_json_schema_says(raw, shown):
+    # Literal[1] alone took `true` and `1.0` (equal to 1 in Python); the JSON Schema says integer 1
+    msg = json.dumps(event()).encode()[:-1] + b', "schema_version": ' + raw + b"}"
+    assert reason_for(msg) == f"field 'schema_version': {shown} is not allowed; input should be 1"
+    assert validate_event(event(schema_version=1)).schema_version == 1
+
+
+@pytest.mark.parametrize(
+    "day", [1790035200, 1790035200.5, "1790035200", "2026-10-01T00:00:00+05:00", "20261001", "2026-10-1", True]
+)
+def test_a_trial_day_is_written_yyyy_mm_dd_not_a_number_or_a_datetime(day):
+    # pydantic's date took Unix seconds (1790035200 became 2026-09-22) and dropped a datetime's
+    # offset; the contract and the JSON Schema say a date string YYYY-MM-DD
+    trial = event(type="trial_started", user_id=None, last_trial_day=day)
+    assert reason_for(trial) == f"field 'last_trial_day': expected a date written YYYY-MM-DD, got {day!r}"
+    assert validate_event(trial | {"last_trial_day": "2026-10-01"}).last_trial_day.isoformat() == "2026-10-01"
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"event_id": "caf\xe9"}', "not UTF-8: byte(s) E9 at byte offset 17 (invalid continuation byte)"),
+        (b'{"event_id": "\xff"}', "not UTF-8: byte(s) FF at byte offset 14 (invalid start byte)"),
+        (b'{"event_id": "\xc3("}', "not UTF-8: byte(s) C3 at byte offset 14 (invalid continuation byte)"),
+        ('{"a": 1}'.encode("utf-16"), "the text is UTF-16 (it starts with a UTF-16 byte-order mark)"),
+    ],
+)
+def test_bytes_that_are_not_utf8_are_named_with_their_offset(raw, says):
+    # orjson says "str is not valid UTF-8: surrogates not allowed ... (char 0)" for any of them
+    assert reason_for(raw) == f"not valid JSON: {says}; events are UTF-8 text"
+
+
+@pytest.mark.parametrize("line", [b"[", b"{", b"  [\r", "{"])
+def test_a_lone_bracket_is_named_as_the_start_of_a_json_document_spread_over_lines(line):
+    # a pretty-printed JSON file given as NDJSON: orjson said "unexpected end of data" on each line
+    opening = line.strip() if isinstance(line, str) else line.strip().decode()
+    assert reason_for(line) == (
+        f"not valid JSON: a lone '{opening}' opens a JSON document spread over several lines; NDJSON holds one "
+        "whole event (or array of one company's events) per line, as `jq -c` writes them"
+    )
+
+
 # What is accepted -----------------------------------------------------------------------------
 
 

@@ -29,7 +29,8 @@ FRONTLINE_ROLES = frozenset({"customer_facing", "backstage", "public_service", "
 TRIAL_DAYS = 30
 NONPROFIT_NOTICE_MONTHS = 3
 INVOICE_PAYMENT_THRESHOLD_USD = 5000
-_TOKEN = re.compile(r"^[A-Za-z0-9]+(@[A-Za-z0-9._-]+)?$")
+# matched with fullmatch: `$` would also match before a final newline ("123a4567@Org\n")
+_TOKEN = re.compile(r"[A-Za-z0-9]+(@[A-Za-z0-9._-]+)?")
 
 
 def billing_model(plan: str) -> str:
@@ -106,7 +107,7 @@ def derived_trial_plan(trial: Trial) -> str:
 def verification_problem(r: Record) -> str | None:
     """Why a `nonprofit_verified` event does not verify anything (R8), or None when it does."""
     token = r.get("techsoup_token") or ""
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):
         return (
             f"malformed TechSoup token {token!r}: expected letters and digits, optionally followed by "
             "'@' and part of the organisation's name (example 123a4567@MyOrgName)"

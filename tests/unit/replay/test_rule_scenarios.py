@@ -1,0 +1,324 @@
+"""Given/when/then scenarios of the billing rules, each run through every path that bills.
+
+Every scenario is decided three ways and all three must agree before its expectation is checked:
+the reference fold (`fold_all` + `decide_month`), the batch command (`seatledger replay` over an
+NDJSON file: DuckDB facts) and the streaming worker's logic (router, fold and close in-process,
+`tests.support.worker_oracle.simulate`, fed the events in order and in reverse so that zones,
+plans and lifecycle events arrive late). Where tests/unit/projections/test_rules.py pins a rule on
+the reference fold alone, these pin the same rules, and their edges (local midnights, DST days,
+trials and plan changes mid-month, nonprofit conditions, guests), on what a user runs.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from seatledger.cli import app
+from tests.support.given import World
+from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
+
+Outcome = tuple[bool, bool, str, str]  # (billable, charged, rule, reason)
+
+
+def replay_rows(w: World, month: str, tmp_path) -> dict:
+    """`seatledger replay --events FILE --month M` as (company, user, month) -> row."""
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in w.raw))
+    r = CliRunner().invoke(app, ["replay", "--events", str(path), "--month", month, "--strict"])
+    assert r.exit_code == 0, r.output
+    rows = [orjson.loads(line) for line in r.stdout.splitlines()]
+    return {(x["company_id"], x["user_id"], x["month"]): x for x in rows}
+
+
+def worker_rows(w: World, month: str, reverse: bool = False) -> dict:
+    events = list(reversed(w.raw)) if reverse else w.raw
+    snapshots, dead, _ = simulate([orjson.dumps(e) for e in events], month)
+    assert dead == []
+    return latest_decisions(snapshots)
+
+
+def decided(w: World, month: str, tmp_path) -> dict[tuple[str, str], dict]:
+    """The month's decisions, after checking that the batch command and the worker (in order and
+    in reverse) give exactly the reference fold's rows."""
+    ref = oracle(w.raw, month)
+    assert diff(ref, replay_rows(w, month, tmp_path)) == [], "seatledger replay differs from the reference"
+    assert diff(ref, worker_rows(w, month)) == [], "the worker differs from the reference"
+    assert diff(ref, worker_rows(w, month, reverse=True)) == [], "the worker (reverse order) differs"
+    return {(c, u): row for (c, u, _), row in ref.items()}
+
+
+def outcome(row: dict) -> Outcome:
+    return (row["billable"], row["charged"], row["rule"], row["reason"])
+
+
+BILLED_PREMIUM: Outcome = (True, True, "R2", "active_full_month")
+BILLED_INVITED: Outcome = (True, True, "R3", "invited_full_month")
+
+
+# R1 full calendar month, at the local month's edges ---------------------------------------------------
+
+
+def test_r1_local_midnights_decide_day_1_and_the_month_end_in_amsterdam(tmp_path):
+    """Given a premium company in Europe/Amsterdam (+02:00 on 1 October, +01:00 from 25 October),
+    when accounts start or end around local midnights, then day 1 and the month's end are local."""
+    w = World().company("ams", tz="Europe/Amsterdam")
+    w.provision("ams", "first-instant", "2026-09-30T22:00:00Z")  # 00:00 local on 1 October
+    w.provision("ams", "last-instant", "2026-10-01T21:59:59Z")  # 23:59:59 local on 1 October
+    w.provision("ams", "day-2", "2026-10-01T22:00:00Z")  # 00:00 local on 2 October
+    w.member("ams", "gone-1-nov").deactivate("ams", "gone-1-nov", "2026-10-31T23:00:00Z")  # 00:00 local 1 Nov
+    w.member("ams", "gone-31-oct").deactivate("ams", "gone-31-oct", "2026-10-31T22:59:59Z")  # 23:59:59 local
+    for uid in ("first-instant", "last-instant", "day-2", "gone-1-nov", "gone-31-oct"):
+        w.do("login", "ams", uid, "2026-10-10")
+    w.member("ams", "login-utc-sept").do("login", "ams", "login-utc-sept", "2026-09-30T22:30:00Z")  # local 1 Oct
+    w.member("ams", "login-utc-oct").do("login", "ams", "login-utc-oct", "2026-10-31T23:30:00Z")  # local 1 Nov
+
+    got = {u: outcome(r) for (_, u), r in decided(w, "2026-10", tmp_path).items()}
+
+    assert got == {
+        "first-instant": BILLED_PREMIUM,
+        "last-instant": BILLED_PREMIUM,
+        "day-2": (False, False, "R1", "created_mid_month"),
+        "gone-1-nov": BILLED_PREMIUM,
+        "gone-31-oct": (False, False, "R1", "deactivated_in_month"),
+        "login-utc-sept": BILLED_PREMIUM,
+        "login-utc-oct": (False, False, "R2", "no_billing_activity"),
+    }
+
+
+def test_r1_day_1_and_month_end_on_the_dst_change_day_in_los_angeles(tmp_path):
+    """Given America/Los_Angeles, where 1 November 2026 is 25 hours long (-07:00 until 02:00, then
+    -08:00), when accounts start late on that day or end at the month's last instant, then the
+    local calendar decides."""
+    w = World().company("la", tz="America/Los_Angeles")
+    w.provision("la", "late-day-1", "2026-11-02T07:59:59Z")  # 23:59:59 -08:00 on 1 November
+    w.provision("la", "day-2", "2026-11-02T08:00:00Z")  # 00:00 -08:00 on 2 November
+    w.provision("la", "early-day-1", "2026-11-01T07:00:00Z")  # 00:00 -07:00 on 1 November
+    w.member("la", "gone-30-nov").deactivate("la", "gone-30-nov", "2026-12-01T07:59:59Z")  # 23:59:59 30 Nov
+    w.member("la", "gone-1-dec").deactivate("la", "gone-1-dec", "2026-12-01T08:00:00Z")  # 00:00 1 December
+    for uid in ("late-day-1", "day-2", "early-day-1", "gone-30-nov", "gone-1-dec"):
+        w.do("visit", "la", uid, "2026-11-15", channel="mobile")
+
+    got = {u: outcome(r) for (_, u), r in decided(w, "2026-11", tmp_path).items()}
+
+    assert got == {
+        "late-day-1": BILLED_PREMIUM,
+        "day-2": (False, False, "R1", "created_mid_month"),
+        "early-day-1": BILLED_PREMIUM,
+        "gone-30-nov": (False, False, "R1", "deactivated_in_month"),
+        "gone-1-dec": BILLED_PREMIUM,
+    }
+
+
+def test_r1_deactivation_and_reactivation(tmp_path):
+    """Given accounts deactivated and reactivated around October, then a reactivation restarts the
+    clock like a creation, and a deactivate or reactivate that changes no state is ignored."""
+    w = World().company("acme")
+    w.member("acme", "back-day-1").deactivate("acme", "back-day-1", "2026-09-10").reactivate(
+        "acme", "back-day-1", "2026-10-01T00:00:00Z"
+    )
+    w.member("acme", "back-day-2").deactivate("acme", "back-day-2", "2026-09-10").reactivate(
+        "acme", "back-day-2", "2026-10-02T00:00:00Z"
+    )
+    w.member("acme", "out-and-in").deactivate("acme", "out-and-in", "2026-10-10").reactivate(
+        "acme", "out-and-in", "2026-10-11"
+    )
+    w.member("acme", "gone").deactivate("acme", "gone", "2026-09-10")
+    w.member("acme", "twice").deactivate("acme", "twice", "2026-09-10").deactivate("acme", "twice", "2026-10-10")
+    w.member("acme", "re-active").reactivate("acme", "re-active", "2026-10-10")
+    w.deactivate("acme", "ghost", "2026-09-01").provision("acme", "ghost", "2026-09-02")
+    for uid in ("back-day-1", "back-day-2", "out-and-in", "gone", "twice", "re-active", "ghost"):
+        w.do("chat_use", "acme", uid, "2026-10-20")
+        w.do("chat_use", "acme", uid, "2026-11-20")
+
+    oct_ = {u: outcome(r) for (_, u), r in decided(w, "2026-10", tmp_path).items()}
+    nov = {u: outcome(r) for (_, u), r in decided(w, "2026-11", tmp_path).items()}
+
+    assert oct_ == {
+        "back-day-1": BILLED_PREMIUM,
+        "back-day-2": (False, False, "R1", "reactivated_mid_month"),
+        "out-and-in": (False, False, "R1", "deactivated_in_month"),
+        "gone": (False, False, "R1", "deactivated"),
+        "twice": (False, False, "R1", "deactivated"),
+        "re-active": BILLED_PREMIUM,
+        "ghost": BILLED_PREMIUM,
+    }
+    assert nov["back-day-2"] == BILLED_PREMIUM and nov["out-and-in"] == BILLED_PREMIUM
+
+
+# R2 / R3: what makes an account billable on each plan model ---------------------------------------------
+
+
+def test_r2_only_sign_in_visit_admin_panel_and_work_chat_make_an_account_billing_active(tmp_path):
+    w = World().company("acme")
+    kinds = (
+        "login", "visit", "admin_panel_use", "chat_use",
+        "notification_view", "push_notification_received", "email_notification_received",
+    )  # fmt: skip
+    for kind in kinds:
+        w.member("acme", kind).do(kind, "acme", kind, "2026-10-15")
+    w.member("acme", "idle")
+
+    got = {u: outcome(r) for (_, u), r in decided(w, "2026-10", tmp_path).items()}
+
+    assert got == {
+        "login": BILLED_PREMIUM,
+        "visit": BILLED_PREMIUM,
+        "admin_panel_use": BILLED_PREMIUM,
+        "chat_use": BILLED_PREMIUM,
+        "notification_view": (False, False, "R2", "notification_only"),
+        "push_notification_received": (False, False, "R2", "notification_only"),
+        "email_notification_received": (False, False, "R2", "notification_only"),
+        "idle": (False, False, "R2", "no_billing_activity"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected"),
+    [
+        (None, (False, False, "R2", "no_billing_activity")),
+        ("premium", (False, False, "R2", "no_billing_activity")),
+        ("advanced", BILLED_INVITED),
+        ("enterprise", BILLED_INVITED),
+    ],
+)
+def test_invited_but_never_active_on_each_plan(tmp_path, plan, expected):
+    """Given an account invited on 1 October (local) that never did anything, then only the
+    invited-user plans bill it."""
+    w = World().company("acme", tz="Asia/Kathmandu", plan=plan)
+    w.invite("acme", "quiet", "2026-10-01T00:00:00+05:45")
+    assert outcome(decided(w, "2026-10", tmp_path)[("acme", "quiet")]) == expected
+
+
+def test_r3_life_starts_at_the_invite_or_claim_not_at_provisioning(tmp_path):
+    w = World().company("acme", plan="advanced")
+    w.provision("acme", "provisioned-only", "2026-09-01")
+    w.provision("acme", "invited-day-2", "2026-09-01").invite("acme", "invited-day-2", "2026-10-02T00:00:00Z")
+    w.claim("acme", "claimed-only", "2026-10-01T23:59:59Z")
+    w.provision("acme", "out-in-no-invite", "2026-09-01").deactivate("acme", "out-in-no-invite", "2026-09-02")
+    w.reactivate("acme", "out-in-no-invite", "2026-09-03")
+
+    oct_ = {u: outcome(r) for (_, u), r in decided(w, "2026-10", tmp_path).items()}
+    nov = {u: outcome(r) for (_, u), r in decided(w, "2026-11", tmp_path).items()}
+
+    assert oct_ == {
+        "provisioned-only": (False, False, "R3", "never_invited"),
+        "invited-day-2": (False, False, "R3", "invited_mid_month"),
+        "claimed-only": BILLED_INVITED,
+        "out-in-no-invite": (False, False, "R3", "never_invited"),
+    }
+    assert nov["invited-day-2"] == BILLED_INVITED and nov["provisioned-only"][3] == "never_invited"
+
+
+# R4 plan in force ---------------------------------------------------------------------------------------
+
+
+def test_r4_a_plan_change_mid_month_applies_from_the_next_month(tmp_path):
+    """Given a premium company in Amsterdam moving to advanced at 23:30 local on 1 October and
+    another moving on 15 October, then the first is advanced for October, the second from November."""
+    w = World().company("early", tz="Europe/Amsterdam").company("late", tz="Europe/Amsterdam")
+    w.plan("early", "advanced", "2026-10-01T21:30:00Z").plan("late", "advanced", "2026-10-15")
+    for cid in ("early", "late"):
+        w.member(cid, "quiet")
+
+    oct_ = decided(w, "2026-10", tmp_path)
+    nov = decided(w, "2026-11", tmp_path)
+
+    assert outcome(oct_[("early", "quiet")]) == BILLED_INVITED
+    assert outcome(oct_[("late", "quiet")]) == (False, False, "R2", "no_billing_activity")
+    assert outcome(nov[("late", "quiet")]) == BILLED_INVITED
+
+
+# R6 trials ----------------------------------------------------------------------------------------------
+
+
+def test_r6_trial_examples_of_the_spec(tmp_path):
+    w = World()
+    w.company("sep19", plan="advanced").trial("sep19", "2026-09-19")  # ends 18 October
+    w.company("oct31", plan="advanced").trial("oct31", "2026-10-05", last_trial_day="2026-10-31")
+    w.company("nov1", plan="advanced").trial("nov1", "2026-10-03")  # 30 days: ends 1 November
+    w.company("dec", plan="advanced").trial("dec", "2026-12-03")  # a later trial frees no earlier month
+    for cid in ("sep19", "oct31", "nov1", "dec"):
+        w.member(cid, "ann")
+
+    oct_, nov, dec = (decided(w, m, tmp_path) for m in ("2026-10", "2026-11", "2026-12"))
+
+    trial = (True, False, "R6", "trial")
+    assert [outcome(oct_[(c, "ann")]) for c in ("sep19", "oct31", "nov1", "dec")] == [
+        trial,
+        trial,
+        trial,
+        BILLED_INVITED,
+    ]
+    assert [outcome(nov[(c, "ann")]) for c in ("sep19", "oct31", "nov1")] == [BILLED_INVITED, BILLED_INVITED, trial]
+    assert outcome(dec[("nov1", "ann")]) == BILLED_INVITED and outcome(dec[("dec", "ann")]) == trial
+
+
+def test_r6_a_trial_starts_on_its_local_date(tmp_path):
+    """Given a trial started at 23:00 on 2 October in Los Angeles (3 October in UTC), then it runs
+    2-31 October and November is billed (read in UTC it would end on 1 November)."""
+    w = World().company("la", tz="America/Los_Angeles", plan="advanced").trial("la", "2026-10-03T06:00:00Z")
+    w.member("la", "ann")
+    assert outcome(decided(w, "2026-11", tmp_path)[("la", "ann")]) == BILLED_INVITED
+
+
+# R8 / R9 nonprofits -------------------------------------------------------------------------------------
+
+NONPROFIT_FREE: Outcome = (True, False, "R8", "nonprofit_free")
+
+
+def test_r8_a_verified_nonprofit_gets_advanced_free_for_its_direct_relations_only(tmp_path):
+    w = World().company("np").nonprofit("np", "2026-09-01")
+    for rel in ("employee", "contractor", "volunteer", "other"):
+        w.member("np", rel, employment=rel)
+    w.member("np", "other-from-day-2").profile("np", "other-from-day-2", "2026-10-02T00:00:00Z", employment="other")
+
+    got = decided(w, "2026-10", tmp_path)
+
+    assert {u: outcome(r) for (_, u), r in got.items()} == {
+        "employee": NONPROFIT_FREE,
+        "contractor": NONPROFIT_FREE,
+        "volunteer": NONPROFIT_FREE,
+        "other": (True, True, "R8", "nonprofit_other_relation"),
+        "other-from-day-2": NONPROFIT_FREE,  # attributes are read as of the end of day 1 (R4)
+    }
+    assert got[("np", "other")]["unit_price_usd"] == "6.00"  # the advanced price (EXAMPLE book)
+
+
+def test_r8_a_verification_during_the_month_frees_the_next_month(tmp_path):
+    w = World().company("np").nonprofit("np", "2026-10-02T00:00:00Z").member("np", "ann")
+    w.do("login", "np", "ann", "2026-10-05").do("login", "np", "ann", "2026-11-05")
+    assert outcome(decided(w, "2026-10", tmp_path)[("np", "ann")]) == BILLED_PREMIUM
+    assert outcome(decided(w, "2026-11", tmp_path)[("np", "ann")]) == NONPROFIT_FREE
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["123a4567@MyOrgName\n", "123a4567\n", "123a4567@My Org", "123a4567 @MyOrgName", "123a4567@", "@MyOrgName", ""],
+)
+def test_r8_a_malformed_token_verifies_nothing(tmp_path, token):
+    """Given a verification whose TechSoup token is not letters and digits optionally followed by
+    '@' and a name part, then it changes nothing: the company stays on premium and pays."""
+    w = World().company("np").nonprofit("np", "2026-09-01", token=token).member("np", "ann")
+    w.do("login", "np", "ann", "2026-10-05")
+    assert outcome(decided(w, "2026-10", tmp_path)[("np", "ann")]) == BILLED_PREMIUM
+
+
+@pytest.mark.parametrize("org", ["health_insurance", "education", "government", "political", "religious",
+                                 "professional_sports", "cooperative"])  # fmt: skip
+def test_r8_an_excluded_organisation_type_verifies_nothing(tmp_path, org):
+    w = World().company("np").nonprofit("np", "2026-09-01", org=org).member("np", "ann")
+    w.do("login", "np", "ann", "2026-10-05")
+    assert outcome(decided(w, "2026-10", tmp_path)[("np", "ann")]) == BILLED_PREMIUM
+
+
+def test_r9_revocation_on_15_october_keeps_the_notice_period_free_until_february(tmp_path):
+    w = World().company("np").nonprofit("np", "2026-09-01").revoke("np", "2026-10-15").member("np", "ann")
+    for m in ("2026-10", "2026-11", "2026-12", "2027-01", "2027-02"):
+        w.do("login", "np", "ann", m + "-05")
+
+    got = [outcome(decided(w, m, tmp_path)[("np", "ann")]) for m in ("2026-10", "2026-11", "2027-01", "2027-02")]
+
+    notice = (True, False, "R9", "nonprofit_notice_period")
+    assert got == [NONPROFIT_FREE, notice, notice, BILLED_PREMIUM]

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from schemas.control import close_marker
 from seatledger.cli import app
 from tests.support.given import World
 from tests.support.worker_oracle import diff, latest_decisions, oracle, simulate
@@ -322,3 +323,228 @@ def test_r9_revocation_on_15_october_keeps_the_notice_period_free_until_february
 
     notice = (True, False, "R9", "nonprofit_notice_period")
     assert got == [NONPROFIT_FREE, notice, notice, BILLED_PREMIUM]
+
+
+# R5 guests ----------------------------------------------------------------------------------------------
+
+GUEST: Outcome = (False, False, "R5", "guest")
+
+
+def test_r5_a_guest_from_a_company_new_to_the_product_starts_its_advanced_trial_in_its_own_zone(tmp_path):
+    """Given acme (UTC) inviting a guest from globex at 22:30 UTC on 2 October, when globex (in
+    Amsterdam, where it is already 3 October) only joins on 5 October, then the guest is never
+    billed to acme, and globex's derived 30-day advanced trial runs 3 October - 1 November, so
+    November is free and December is billed on globex's own plan (premium: it chose none)."""
+    w = (
+        World()
+        .company("acme", plan="advanced")
+        .invite("acme", "gus", "2026-10-02T22:30:00Z", guest_home_company_id="globex")
+    )
+    w.company("globex", tz="Europe/Amsterdam", at="2026-10-05T10:00:00Z")
+    w.member("globex", "gina", at="2026-10-05T10:00:00Z").member("globex", "idle", at="2026-10-05T10:00:00Z")
+    w.do("login", "globex", "gina", "2026-12-07")
+
+    nov, dec = decided(w, "2026-11", tmp_path), decided(w, "2026-12", tmp_path)
+
+    assert outcome(nov[("acme", "gus")]) == GUEST and outcome(dec[("acme", "gus")]) == GUEST
+    assert outcome(nov[("globex", "gina")]) == (True, False, "R6", "trial")
+    assert outcome(nov[("globex", "idle")]) == (True, False, "R6", "trial")  # advanced: invited model
+    assert outcome(dec[("globex", "gina")]) == BILLED_PREMIUM
+    assert outcome(dec[("globex", "idle")]) == (False, False, "R2", "no_billing_activity")
+
+
+def test_r5_a_guest_from_a_company_already_using_the_product_costs_no_one_anything(tmp_path):
+    w = World().company("acme", plan="advanced").company("initech", plan="advanced")
+    w.member("initech", "ida").invite("acme", "ida", "2026-09-10", guest_home_company_id="initech")
+    w.member("acme", "was-member").invite("acme", "was-member", "2026-09-10", guest_home_company_id="initech")
+    w.invite("acme", "own-home", "2026-09-10", guest_home_company_id="acme")  # its own company: no guest
+
+    got = decided(w, "2026-10", tmp_path)
+
+    assert outcome(got[("acme", "ida")]) == GUEST
+    assert outcome(got[("acme", "was-member")]) == GUEST  # once a guest, always a guest in that company
+    assert outcome(got[("acme", "own-home")]) == BILLED_INVITED
+    assert outcome(got[("initech", "ida")]) == BILLED_INVITED  # billed by its home company, trial-free
+
+
+# R7 frontline tier --------------------------------------------------------------------------------------
+
+
+def test_r7_frontline_needs_a_working_pattern_and_a_frontline_role_read_on_day_1(tmp_path):
+    w = World().company("acme", plan="advanced")
+    profiles = {
+        "hourly-shop": {"hourly_paid": True, "role_category": "customer_facing"},
+        "away-50-warehouse": {"away_from_desk_pct": 50, "role_category": "backstage"},
+        "no-mail-police": {"has_email": False, "role_category": "public_service"},
+        "away-49-nurse": {"away_from_desk_pct": 49, "role_category": "medical"},
+        "hourly-office": {"hourly_paid": True, "role_category": "other"},
+        "nurse-no-pattern": {"role_category": "medical"},
+    }
+    for uid, fields in profiles.items():
+        w.member("acme", uid).profile("acme", uid, "2026-09-15", **fields)
+    w.member("acme", "frontline-from-day-2").profile(
+        "acme", "frontline-from-day-2", "2026-10-02T00:00:00Z", hourly_paid=True, role_category="medical"
+    )
+
+    got = {u: (r["tier"], r["unit_price_usd"]) for (_, u), r in decided(w, "2026-10", tmp_path).items()}
+
+    frontline, standard = ("frontline", "3.00"), ("standard", "6.00")
+    assert got == {
+        "hourly-shop": frontline,
+        "away-50-warehouse": frontline,
+        "no-mail-police": frontline,
+        "away-49-nurse": standard,
+        "hourly-office": standard,
+        "nurse-no-pattern": standard,
+        "frontline-from-day-2": standard,
+    }
+
+
+# R11 / R12 invoices -------------------------------------------------------------------------------------
+
+
+def invoices(w: World, month: str, tmp_path) -> dict[str, dict]:
+    """The month's invoices (`Invoice.to_json`) per company, after checking that `seatledger
+    invoice --format json` and the worker's close give exactly the reference's."""
+    cids = sorted({e["company_id"] for e in w.raw})
+    ref = {c: w.invoice(c, month).to_json() for c in cids}
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in w.raw))
+    r = CliRunner().invoke(app, ["invoice", "--events", str(path), "--month", month, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert {i["company_id"]: i for i in orjson.loads(r.stdout)} == ref, "seatledger invoice differs"
+    snapshots, _, _ = simulate([orjson.dumps(e) for e in w.raw], month)
+    latest: dict[str, dict] = {}
+    for m in snapshots:
+        newer = m.get("kind") == "company_month" and m["month"] == month
+        if newer and (m["company_id"] not in latest or m["version"] > latest[m["company_id"]]["version"]):
+            latest[m["company_id"]] = m
+    assert {c: m["invoice"] for c, m in latest.items()} == ref, "the worker's invoice differs"
+    return ref
+
+
+def test_r11_r12_invoice_lines_po_number_at_the_month_end_and_payment_checks(tmp_path):
+    """Given an Amsterdam company with a PO number set at 00:30 local on 1 November (23:30 UTC on
+    31 October) and an Amex/Brazil card update in October, then the October invoice carries the
+    PO number in force at the end of local October, keeps the previous card and says why."""
+    w = World().company("ams", tz="Europe/Amsterdam", plan="advanced")
+    w.billing("ams", "2026-09-05", payment_method="card", card_brand="visa", billing_country="NL", po_number="PO-1")
+    w.billing("ams", "2026-10-15", card_brand="amex", billing_country="BR")
+    w.billing("ams", "2026-10-31T23:30:00Z", po_number="PO-2")
+    w.member("ams", "ann").member("ams", "bob").profile(
+        "ams", "bob", "2026-09-10", hourly_paid=True, role_category="backstage"
+    )
+    w.invite("ams", "late", "2026-10-02")
+
+    inv = invoices(w, "2026-10", tmp_path)["ams"]
+
+    assert [(x["plan"], x["tier"], x["count"], x["amount_usd"]) for x in inv["lines"]] == [
+        ("advanced", "frontline", 1, "3.00"),
+        ("advanced", "standard", 1, "6.00"),
+    ]
+    assert (inv["total_usd"], inv["taxes"], inv["currency"]) == ("9.00", "excluded", "USD")
+    assert (inv["po_number"], inv["card_brand"], inv["billing_country"]) == ("PO-1", "visa", "NL")
+    assert any("American Express is not accepted for billing country Brazil" in n for n in inv["notices"])
+
+
+def test_r12_payment_by_invoice_is_for_a_monthly_cost_strictly_above_5000(tmp_path):
+    """625 enterprise accounts at the EXAMPLE USD 8.00 cost exactly 5,000.00; 626 cost more."""
+    w = World()
+    for cid, n in (("at", 625), ("above", 626)):
+        w.company(cid, plan="enterprise").billing(cid, "2026-09-01", payment_method="invoice", billing_country="US")
+        for i in range(n):
+            w.invite(cid, f"u{i}", "2026-09-01")
+
+    inv = invoices(w, "2026-10", tmp_path)
+
+    assert (inv["at"]["total_usd"], inv["at"]["qualifies_for_invoice_payment"]) == ("5000.00", False)
+    assert any("not above USD 5000" in n for n in inv["at"]["notices"])
+    assert (inv["above"]["total_usd"], inv["above"]["qualifies_for_invoice_payment"]) == ("5008.00", True)
+    assert inv["above"]["notices"] == []
+
+
+# R14 reports versus invoices ----------------------------------------------------------------------------
+
+
+def test_r14_mau_counts_30_local_days_and_reconcile_explains_each_difference(tmp_path):
+    """Given an Amsterdam premium company, when one account logs in at 00:30 local on 2 September
+    (22:30 UTC on 1 September), then it is monthly-active through 1 October and not on 2 October;
+    `seatledger mau` and the worker's close agree, and `seatledger reconcile` explains why the
+    report and the invoice differ, account by account."""
+    w = World().company("ams", tz="Europe/Amsterdam")
+    w.member("ams", "sept").do("login", "ams", "sept", "2026-09-01T22:30:00Z")
+    w.member("ams", "viewer").do("notification_view", "ams", "viewer", "2026-10-20")
+    w.member("ams", "pushed").do("push_notification_received", "ams", "pushed", "2026-10-20")
+    w.member("ams", "admin").do("admin_panel_use", "ams", "admin", "2026-10-20")
+    w.member("ams", "both").do("visit", "ams", "both", "2026-10-20")
+    w.provision("ams", "new", "2026-10-10").do("chat_use", "ams", "new", "2026-10-20")
+    w.invite("ams", "guest", "2025-06-01", guest_home_company_id="initech").do("login", "ams", "guest", "2026-10-20")
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in w.raw))
+    run = CliRunner().invoke
+
+    mau = orjson.loads(
+        run(app, ["mau", "--events", str(path), "--company", "ams", "--month", "2026-10", "--format", "json"]).stdout
+    )
+    rec = orjson.loads(
+        run(
+            app, ["reconcile", "--events", str(path), "--company", "ams", "--month", "2026-10", "--format", "json"]
+        ).stdout
+    )
+
+    days = {d["date"]: d["mau"] for d in mau["days"]}
+    assert (days["2026-10-01"], days["2026-10-02"], days["2026-10-20"], days["2026-10-31"]) == (1, 0, 4, 4)
+    snapshots, _, _ = simulate([orjson.dumps(e) for e in w.raw], "2026-10")
+    worker = [m["mau"] for m in snapshots if m.get("kind") == "company_month" and m["company_id"] == "ams"][-1]
+    assert dict(worker) == days
+    assert {a["user_id"]: a["explanation"] for a in rec["accounts"]} == {
+        "sept": "neither:no_billing_activity",
+        "viewer": "report_only:notification_only",
+        "pushed": "neither:notification_only",
+        "admin": "invoice_only:active_full_month",
+        "both": "in_both",
+        "new": "report_only:created_mid_month",
+        "guest": "report_only:guest",
+    }
+    assert (rec["in_report"], rec["on_invoice"]) == (4, 2)
+
+
+# Late events after a close ------------------------------------------------------------------------------
+
+
+def test_events_of_a_closed_month_that_arrive_after_its_close_amend_the_decisions(tmp_path):
+    """Given October closed by the worker, when October events arrive afterwards (a deactivation,
+    a first billing activity, a plan change and a trial effective on day 1, a nonprofit verified
+    before the month, the first registration of a company, naming another zone), then the worker amends exactly the
+    decisions they change (version 2, `late_event`) and ends equal to the batch over all events."""
+    on_time = World()
+    on_time.company("a").member("a", "ann").member("a", "bob").do("login", "a", "ann", "2026-10-05")
+    on_time.company("b").member("b", "bea").do("login", "b", "bea", "2026-10-05")
+    on_time.company("c").member("c", "cid").do("login", "c", "cid", "2026-10-05")
+    on_time.company("d").member("d", "dan").do("login", "d", "dan", "2026-10-05")
+    on_time.member("e", "eve").do("login", "e", "eve", "2026-09-30T23:30:00Z")  # e registers late
+    late = World()
+    late._n = 1000
+    late.deactivate("a", "ann", "2026-10-20").do("chat_use", "a", "bob", "2026-10-21")
+    late.plan("b", "advanced", "2026-10-01T08:00:00Z")
+    late.trial("c", "2026-10-01T08:00:00Z")
+    late.nonprofit("d", "2026-09-15")
+    late.event("company_registered", "e", "2020-01-01T00:00:00Z", timezone="Asia/Tokyo")
+    everything = World()
+    everything.raw = on_time.raw + late.raw
+    marker = orjson.dumps(close_marker("2026-10", "oct", 4))
+    messages = [orjson.dumps(e) for e in on_time.raw] + [marker] + [orjson.dumps(e) for e in late.raw]
+
+    snapshots, dead, _ = simulate(messages, "2026-10")
+
+    ref = decided(everything, "2026-10", tmp_path)
+    assert dead == [] and diff(oracle(everything.raw, "2026-10"), latest_decisions(snapshots)) == []
+    amended = {(m["company_id"], m["user_id"]) for m in snapshots if m.get("kind") == "decision" and m["version"] > 1}
+    assert amended == {("a", "ann"), ("a", "bob"), ("b", "bea"), ("c", "cid"), ("d", "dan"), ("e", "eve")}
+    assert {m["amend_reason"] for m in snapshots if m.get("kind") == "decision" and m["version"] > 1} == {"late_event"}
+    assert outcome(ref[("a", "ann")]) == (False, False, "R1", "deactivated_in_month")
+    assert outcome(ref[("a", "bob")]) == BILLED_PREMIUM
+    assert outcome(ref[("b", "bea")]) == BILLED_INVITED
+    assert outcome(ref[("c", "cid")]) == (True, False, "R6", "trial")
+    assert outcome(ref[("d", "dan")]) == NONPROFIT_FREE
+    assert outcome(ref[("e", "eve")]) == BILLED_PREMIUM  # 08:30 on 1 October in Tokyo

@@ -1,8 +1,9 @@
 """Given/when/then scenarios of the billing rules, each run through every path that bills.
 
-Every scenario is decided three ways and all three must agree before its expectation is checked:
-the reference fold (`fold_all` + `decide_month`), the batch command (`seatledger replay` over an
-NDJSON file: DuckDB facts) and the streaming worker's logic (router, fold and close in-process,
+Every scenario is decided every way and all must agree before its expectation is checked: the
+reference fold (`fold_all` + `decide_month`), the batch command (`seatledger replay` over an NDJSON
+file: DuckDB facts), the batch path over the Parquet archive and over the archive facts `verify`
+and `dispute` recompute from, and the streaming worker's logic (router, fold and close in-process,
 `tests.support.worker_oracle.simulate`, fed the events in order and in reverse so that zones,
 plans and lifecycle events arrive late). Where tests/unit/projections/test_rules.py pins a rule on
 the reference fold alone, these pin the same rules, and their edges (local midnights, DST days,
@@ -11,10 +12,17 @@ trials and plan changes mid-month, nonprofit conditions, guests), on what a user
 
 from __future__ import annotations
 
+import shutil
+
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from projections.calendar import Month
+from projections.decide import Decision
+from replay import verify
+from replay.archive.writer import ArchiveWriter
+from replay.month import month_from_facts, run_month
 from schemas.control import close_marker
 from seatledger.cli import app
 from tests.support.given import World
@@ -33,6 +41,26 @@ def replay_rows(w: World, month: str, tmp_path) -> dict:
     return {(x["company_id"], x["user_id"], x["month"]): x for x in rows}
 
 
+def archive_rows(w: World, month: str, tmp_path) -> tuple[dict, dict]:
+    """`seatledger replay` over the Parquet archive of the events, and the facts `verify` and
+    `dispute` recompute from (the archive's UTC months up to the next one), both decided."""
+    root = tmp_path / "archive"
+    writer = ArchiveWriter(root, "events", clock=lambda: 1_790_000_000_000_000)
+    writer.open_partition(0)
+    for i, e in enumerate(w.raw):
+        writer.add(0, i, orjson.dumps(e), 1_780_000_000_000_000 + i)
+    writer.flush()
+    m = Month.parse(month)
+    replayed = rows_of(run_month(str(root), m, with_mau=False).decisions)
+    facts, _ = verify.archive_facts(root, m.next())
+    shutil.rmtree(root)
+    return replayed, rows_of(month_from_facts(facts, m, with_mau=False).decisions)
+
+
+def rows_of(decisions: list[Decision]) -> dict:
+    return {(d.company_id, d.user_id, d.month): d.row() | {"unit_price_usd": str(d.unit_price_usd)} for d in decisions}
+
+
 def worker_rows(w: World, month: str, reverse: bool = False) -> dict:
     events = list(reversed(w.raw)) if reverse else w.raw
     snapshots, dead, _ = simulate([orjson.dumps(e) for e in events], month)
@@ -45,6 +73,9 @@ def decided(w: World, month: str, tmp_path) -> dict[tuple[str, str], dict]:
     in reverse) give exactly the reference fold's rows."""
     ref = oracle(w.raw, month)
     assert diff(ref, replay_rows(w, month, tmp_path)) == [], "seatledger replay differs from the reference"
+    from_archive, from_verify_facts = archive_rows(w, month, tmp_path)
+    assert diff(ref, from_archive) == [], "seatledger replay of the archive differs from the reference"
+    assert diff(ref, from_verify_facts) == [], "the archive facts verify and dispute use differ"
     assert diff(ref, worker_rows(w, month)) == [], "the worker differs from the reference"
     assert diff(ref, worker_rows(w, month, reverse=True)) == [], "the worker (reverse order) differs"
     return {(c, u): row for (c, u, _), row in ref.items()}
@@ -312,6 +343,34 @@ def test_r8_an_excluded_organisation_type_verifies_nothing(tmp_path, org):
     w = World().company("np").nonprofit("np", "2026-09-01", org=org).member("np", "ann")
     w.do("login", "np", "ann", "2026-10-05")
     assert outcome(decided(w, "2026-10", tmp_path)[("np", "ann")]) == BILLED_PREMIUM
+
+
+@pytest.mark.parametrize("token", ["123a4567@MyOrgName", "123a4567@My.Org_Name-2", "123a4567", "ABC123"])
+def test_r8_a_well_formed_token_verifies(tmp_path, token):
+    w = World().company("np").nonprofit("np", "2026-09-01", token=token).member("np", "ann")
+    assert outcome(decided(w, "2026-10", tmp_path)[("np", "ann")]) == NONPROFIT_FREE
+
+
+@pytest.mark.parametrize(
+    ("notice", "last_free", "first_charged"),
+    [
+        ("2026-11-01T00:00:00+01:00", "2027-01", "2027-02"),  # N + 3 months = 1 February exactly
+        ("2026-11-30T23:59:59+01:00", "2027-02", "2027-03"),  # 28 February (capped): from 1 March
+        ("2026-11-30T23:30:00Z", "2027-02", "2027-03"),  # 1 December in Amsterdam: 1 March
+    ],
+)
+def test_r9_normal_prices_from_the_first_month_starting_on_or_after_the_notice_plus_3_months(
+    tmp_path, notice, last_free, first_charged
+):
+    w = (
+        World()
+        .company("np", tz="Europe/Amsterdam", plan="enterprise")
+        .nonprofit("np", "2026-09-01")
+        .revoke("np", notice)
+    )
+    w.member("np", "ann")
+    assert outcome(decided(w, last_free, tmp_path)[("np", "ann")]) == (True, False, "R9", "nonprofit_notice_period")
+    assert outcome(decided(w, first_charged, tmp_path)[("np", "ann")]) == BILLED_INVITED
 
 
 def test_r9_revocation_on_15_october_keeps_the_notice_period_free_until_february(tmp_path):

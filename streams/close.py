@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from projections.calendar import Month, to_us, utc_iso
-from projections.decide import CompanyMonth, Decision, company_decider, company_month
+from projections.calendar import Month, to_us, utc_iso, zone
+from projections.decide import CompanyMonth, Decision, company_decider, company_known_by, company_month
 from projections.estimate import estimate_company
 from projections.facts import MonthActivity
 from projections.invoice import build_invoice
@@ -240,6 +240,18 @@ class Closer:
 
     # ---- accounts by company (an index built on first need, then kept up to date) -------------
 
+    def _companies_of(self, partition: int, month: Month) -> list[str]:
+        """The partition's companies that exist by the end of `month` (`company_known_by`, as the
+        batch path's `replay.month.companies_for_month`): a close runs days after the month, when
+        companies that first appeared since are already here, and they have no invoice for it."""
+        n = self.state.partitions
+        out = []
+        for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
+            cf = self.state.company(cid)
+            if company_known_by(cf, month.end_us(zone(cf.timezone_name))):
+                out.append(cid)
+        return out
+
     def users_of(self, cid: str) -> set[str]:
         if self._users is None:
             idx: dict[str, set[str]] = {}
@@ -297,7 +309,7 @@ class Closer:
         rec = self.s.closes.get(key)
         close_id = rec.get("close_id", "") if rec else ""
         n = self.state.partitions
-        companies = sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition)
+        companies = self._companies_of(partition, Month.parse(month))
         digests: list[str] = []
         accounts = 0
         for cid in companies:
@@ -354,9 +366,8 @@ class Closer:
         month = Month.parse(ctl["month"])
         as_of = str(ctl["as_of"])
         as_of_us = to_us(datetime.fromisoformat(as_of.replace("Z", "+00:00")))
-        n = self.state.partitions
         now = _now()
-        for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
+        for cid in self._companies_of(partition, month):
             cm, decider, rows = self._decided(cid, month, None)
             decisions = [decider.bulk.decision(shape.template, uid, evidence) for uid, shape, evidence, _ in rows]
             est = estimate_company(cm, decisions, as_of_us)

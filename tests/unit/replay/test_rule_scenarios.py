@@ -22,7 +22,7 @@ from projections.calendar import Month
 from projections.decide import Decision
 from replay import verify
 from replay.archive.writer import ArchiveWriter
-from replay.month import month_from_facts, run_month
+from replay.month import companies_for_month, month_from_facts, run_month
 from schemas.control import close_marker
 from seatledger.cli import app
 from tests.support.given import World
@@ -465,8 +465,8 @@ def test_r7_frontline_needs_a_working_pattern_and_a_frontline_role_read_on_day_1
 def invoices(w: World, month: str, tmp_path) -> dict[str, dict]:
     """The month's invoices (`Invoice.to_json`) per company, after checking that `seatledger
     invoice --format json` and the worker's close give exactly the reference's."""
-    cids = sorted({e["company_id"] for e in w.raw})
-    ref = {c: w.invoice(c, month).to_json() for c in cids}
+    facts = w.facts()
+    ref = {c: w.invoice(c, month).to_json() for c in companies_for_month(facts, Month.parse(month))}
     path = tmp_path / "events.ndjson"
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in w.raw))
     r = CliRunner().invoke(app, ["invoice", "--events", str(path), "--month", month, "--format", "json"])
@@ -607,3 +607,23 @@ def test_events_of_a_closed_month_that_arrive_after_its_close_amend_the_decision
     assert outcome(ref[("c", "cid")]) == (True, False, "R6", "trial")
     assert outcome(ref[("d", "dan")]) == NONPROFIT_FREE
     assert outcome(ref[("e", "eve")]) == BILLED_PREMIUM  # 08:30 on 1 October in Tokyo
+
+
+def test_a_company_that_first_appears_after_a_month_gets_no_invoice_for_it_on_any_path(tmp_path):
+    """Given a company whose first event is on 2 November, when October closes after it arrived
+    (a close runs days after the month, the grace for late publishers), then neither `seatledger
+    invoice` nor the worker issues it an October invoice, and the worker's partition reports count
+    exactly the companies it issued invoices to (the sink completes the month on those counts)."""
+    w = World().company("old", plan="advanced").member("old", "ann")
+    w.company("new", plan="advanced", at="2026-11-02T09:00:00Z").member("new", "nia", at="2026-11-02T09:00:00Z")
+    w.company("guest-home", at="2026-11-03T09:00:00Z")
+    w.invite("old", "gus", "2026-10-20", guest_home_company_id="guest-home")  # guest-home exists in October (R5)
+
+    assert sorted(invoices(w, "2026-10", tmp_path)) == ["guest-home", "old"]
+    snapshots, _, _ = simulate([orjson.dumps(e) for e in w.raw], "2026-10")
+    issued: dict[int, set[str]] = {}
+    for m in snapshots:
+        if m.get("kind") == "company_month":
+            issued.setdefault(m["partition"], set()).add(m["company_id"])
+    reported = {m["partition"]: m["companies"] for m in snapshots if m.get("kind") == "partition_done"}
+    assert {p: len(issued.get(p, set())) for p in reported} == reported

@@ -30,7 +30,7 @@ import orjson
 from projections.calendar import Month, to_us, utc_iso, zone
 from projections.decide import CompanyMonth, Decision, company_decider, company_known_by, company_month
 from projections.estimate import estimate_company
-from projections.facts import MonthActivity
+from projections.facts import CompanyFacts, MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
@@ -165,6 +165,11 @@ def history_of(month_s: str) -> History:
     return h
 
 
+def _exists(cf: CompanyFacts, month: Month) -> bool:
+    """The company exists by the end of `month`, read in its zone (`company_known_by`)."""
+    return company_known_by(cf, month.end_us(zone(cf.timezone_name)))
+
+
 def _now() -> str:
     return utc_iso(datetime.now(UTC))
 
@@ -247,8 +252,7 @@ class Closer:
         n = self.state.partitions
         out = []
         for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
-            cf = self.state.company(cid)
-            if company_known_by(cf, month.end_us(zone(cf.timezone_name))):
+            if _exists(self.state.company(cid), month):
                 out.append(cid)
         return out
 
@@ -342,7 +346,10 @@ class Closer:
         still inside their late window (a retired month's facts are gone: disputes settle it)."""
         retired = self.state.retired_through(partition)
         months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor and m > retired)
+        cf = self.state.company(aff.company_id) if months else None
         for month in months:
+            if cf is not None and not _exists(cf, Month.parse(month)):
+                continue  # the company first appeared after that month: still no invoice for it
             rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
             users = None if aff.company_wide else aff.users
             yield from self._company_month(aff.company_id, month, partition, rec.get("close_id", ""), users, LATE_EVENT)

@@ -627,3 +627,19 @@ def test_a_company_that_first_appears_after_a_month_gets_no_invoice_for_it_on_an
             issued.setdefault(m["partition"], set()).add(m["company_id"])
     reported = {m["partition"]: m["companies"] for m in snapshots if m.get("kind") == "partition_done"}
     assert {p: len(issued.get(p, set())) for p in reported} == reported
+
+
+def test_a_company_first_seen_after_a_closed_month_gets_no_invoice_for_it_from_late_event_amendments(tmp_path):
+    """Given September closed, when a company's first event arrives dated 1 October 00:00 UTC (it
+    could still be September in a zone behind UTC, so the worker looks at September again), then
+    September gets no invoice for it, as in `seatledger invoice`."""
+    w = World().company("old", plan="advanced").member("old", "ann")
+    w.do("visit", "newco", "nia", "2026-10-01T00:00:00Z")
+    messages = [orjson.dumps(close_marker("2026-09", "sep", 4))] + [orjson.dumps(e) for e in w.raw]
+
+    snapshots, _, _ = simulate(messages, "2026-09")
+
+    assert sorted(invoices(w, "2026-09", tmp_path)) == ["old"]
+    assert {m["company_id"] for m in snapshots if m.get("kind") == "company_month" and m["month"] == "2026-09"} == {
+        "old"
+    }

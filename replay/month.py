@@ -88,7 +88,9 @@ def month_from_facts(
 def _decide(
     facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool
 ) -> MonthResult:
-    cids = [company] if company is not None else companies_for_month(facts, month)
+    cids = companies_for_month(facts, month)
+    if company is not None:  # one company: only if it exists by the month's end, as in the full run
+        cids = [company] if company in cids else []
     history = _mau_history(facts, month) if with_mau else {}
     res = MonthResult(month)
     for cid, cm, decisions in decide_month(facts, month, prices, rs, cids):

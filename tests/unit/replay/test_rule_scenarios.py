@@ -620,6 +620,11 @@ def test_a_company_that_first_appears_after_a_month_gets_no_invoice_for_it_on_an
     w.invite("old", "gus", "2026-10-20", guest_home_company_id="guest-home")  # guest-home exists in October (R5)
 
     assert sorted(invoices(w, "2026-10", tmp_path)) == ["guest-home", "old"]
+    path = tmp_path / "events.ndjson"  # asked for alone, it has no October invoice either
+    one = CliRunner().invoke(
+        app, ["invoice", "--events", path, "--month", "2026-10", "--company", "new", "--format", "json"]
+    )
+    assert (one.exit_code, orjson.loads(one.stdout)) == (0, [])
     snapshots, _, _ = simulate([orjson.dumps(e) for e in w.raw], "2026-10")
     issued: dict[int, set[str]] = {}
     for m in snapshots:

@@ -486,6 +486,14 @@ def known_by(account: AccountFacts, end_us: int) -> bool:
     return account.first_seen is not None and account.first_seen[0] < end_us
 
 
+def company_known_by(company: CompanyFacts, end_us: int) -> bool:
+    """A company has a month (an invoice, a snapshot) once any event of its own, or a guest invite
+    naming it as home (R5: it may get a trial from it), happened before the month ended. A company
+    that first appears later has no invoice for the month, on any path."""
+    first = company.first_own
+    return (first is not None and first[0] < end_us) or any(r.ts < end_us for r in company.guest_invites.values())
+
+
 def decide_company(
     company_id: str,
     month: Month,

@@ -13,7 +13,7 @@ from datetime import date
 
 from projections.calendar import Month, zone
 from projections.collector import no_gc
-from projections.decide import CompanyMonth, Decision, decide_month
+from projections.decide import CompanyMonth, Decision, company_known_by, decide_month
 from projections.facts import FactSet, MonthActivity
 from projections.invoice import Invoice, build_invoice
 from projections.mau import Reconciliation, in_report, mau_daily, months_needed, reconcile
@@ -49,24 +49,10 @@ class MonthResult:
 
 
 def companies_for_month(facts: FactSet, month: Month) -> list[str]:
-    """Every company with an account known by the end of the month, or with company facts then."""
-    out = set()
-    ends: dict[str, int] = {}  # per company: the month's end in its zone (read once, not per account)
-    for (cid, _uid), acc in facts.accounts.items():
-        if cid in out or acc.first_seen is None:
-            continue
-        end = ends.get(cid)
-        if end is None:
-            end = ends[cid] = month.end_us(zone(facts.company(cid).timezone_name))
-        if acc.first_seen[0] < end:
-            out.add(cid)
-    for cid, cf in facts.companies.items():
-        if cid in out:
-            continue
-        end = month.end_us(zone(cf.timezone_name))
-        if any(r.ts < end for r in cf.records.values()) or any(r.ts < end for r in cf.guest_invites.values()):
-            out.add(cid)
-    return sorted(out)
+    """Every company that exists by the end of the month (`projections.decide.company_known_by`)."""
+    return sorted(
+        cid for cid, cf in facts.companies.items() if company_known_by(cf, month.end_us(zone(cf.timezone_name)))
+    )
 
 
 History = dict[str, dict[Month, MonthActivity | None]]  # per user: activity by month
@@ -102,7 +88,9 @@ def month_from_facts(
 def _decide(
     facts: FactSet, month: Month, company: str | None, prices: PriceBook, rs: RuleSet, with_mau: bool
 ) -> MonthResult:
-    cids = [company] if company is not None else companies_for_month(facts, month)
+    cids = companies_for_month(facts, month)
+    if company is not None:  # one company: only if it exists by the month's end, as in the full run
+        cids = [company] if company in cids else []
     history = _mau_history(facts, month) if with_mau else {}
     res = MonthResult(month)
     for cid, cm, decisions in decide_month(facts, month, prices, rs, cids):

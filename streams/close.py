@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from projections.calendar import Month, to_us, utc_iso
-from projections.decide import CompanyMonth, Decision, company_decider, company_month
+from projections.calendar import Month, to_us, utc_iso, zone
+from projections.decide import CompanyMonth, Decision, company_decider, company_known_by, company_month
 from projections.estimate import estimate_company
-from projections.facts import MonthActivity
+from projections.facts import CompanyFacts, MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
@@ -165,6 +165,11 @@ def history_of(month_s: str) -> History:
     return h
 
 
+def _exists(cf: CompanyFacts, month: Month) -> bool:
+    """The company exists by the end of `month`, read in its zone (`company_known_by`)."""
+    return company_known_by(cf, month.end_us(zone(cf.timezone_name)))
+
+
 def _now() -> str:
     return utc_iso(datetime.now(UTC))
 
@@ -240,6 +245,17 @@ class Closer:
 
     # ---- accounts by company (an index built on first need, then kept up to date) -------------
 
+    def _companies_of(self, partition: int, month: Month) -> list[str]:
+        """The partition's companies that exist by the end of `month` (`company_known_by`, as the
+        batch path's `replay.month.companies_for_month`): a close runs days after the month, when
+        companies that first appeared since are already here, and they have no invoice for it."""
+        n = self.state.partitions
+        out = []
+        for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
+            if _exists(self.state.company(cid), month):
+                out.append(cid)
+        return out
+
     def users_of(self, cid: str) -> set[str]:
         if self._users is None:
             idx: dict[str, set[str]] = {}
@@ -297,7 +313,7 @@ class Closer:
         rec = self.s.closes.get(key)
         close_id = rec.get("close_id", "") if rec else ""
         n = self.state.partitions
-        companies = sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition)
+        companies = self._companies_of(partition, Month.parse(month))
         digests: list[str] = []
         accounts = 0
         for cid in companies:
@@ -330,7 +346,10 @@ class Closer:
         still inside their late window (a retired month's facts are gone: disputes settle it)."""
         retired = self.state.retired_through(partition)
         months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor and m > retired)
+        cf = self.state.company(aff.company_id) if months else None
         for month in months:
+            if cf is not None and not _exists(cf, Month.parse(month)):
+                continue  # the company first appeared after that month: still no invoice for it
             rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
             users = None if aff.company_wide else aff.users
             yield from self._company_month(aff.company_id, month, partition, rec.get("close_id", ""), users, LATE_EVENT)
@@ -354,9 +373,8 @@ class Closer:
         month = Month.parse(ctl["month"])
         as_of = str(ctl["as_of"])
         as_of_us = to_us(datetime.fromisoformat(as_of.replace("Z", "+00:00")))
-        n = self.state.partitions
         now = _now()
-        for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
+        for cid in self._companies_of(partition, month):
             cm, decider, rows = self._decided(cid, month, None)
             decisions = [decider.bulk.decision(shape.template, uid, evidence) for uid, shape, evidence, _ in rows]
             est = estimate_company(cm, decisions, as_of_us)

@@ -25,8 +25,8 @@ async def send_to_every_partition(settings: Settings, marker: dict) -> int:
     """Put `marker` (a control object whose `partitions` is 0, filled in here) on every partition of
     the events topic, through an idempotent producer; returns how many partitions got it."""
     producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), enable_idempotence=True)
-    await producer.start()
     try:
+        await producer.start()  # inside: a start that fails (no broker) is stopped too, not left unclosed
         parts = await producer.partitions_for(settings.topic_events)
         if not parts:
             raise RuntimeError(f"topic {settings.topic_events!r} does not exist or has no partitions")

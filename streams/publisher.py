@@ -183,7 +183,13 @@ class Publisher:
         )
 
     async def __aenter__(self) -> Publisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            # a start that failed (no broker) leaves the producer's client open: closed here, or
+            # Python reports "Unclosed AIOKafkaProducer" on stderr after the user's error message
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -158,6 +158,18 @@ def test_an_unreachable_broker_exits_3_after_validation(tmp_path):
     assert "publishing to 127.0.0.1" in result.output
 
 
+@pytest.mark.parametrize("command", ["publish", "close"])
+def test_an_unreachable_broker_leaves_no_unclosed_producer_warning(tmp_path, command):
+    """The user's error message is the last word, not aiokafka's "Unclosed AIOKafkaProducer"."""
+    src = write_ndjson(tmp_path / "events.ndjson", sample_events(1, 1))
+    args = [str(src), "--no-progress"] if command == "publish" else ["--month", "2026-10"]
+    cmd = [sys.executable, "-m", "seatledger.cli", command, *args, "--bootstrap", f"127.0.0.1:{free_port_pair()}"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "127.0.0.1" in done.stderr.splitlines()[-1]
+    assert "Unclosed" not in done.stderr, done.stderr
+
+
 def test_a_missing_file_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["publish", str(tmp_path / "nope.ndjson")])
     assert result.exit_code == 2 and "no such file" in result.output

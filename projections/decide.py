@@ -494,6 +494,12 @@ def company_known_by(company: CompanyFacts, end_us: int) -> bool:
     return (first is not None and first[0] < end_us) or any(r.ts < end_us for r in company.guest_invites.values())
 
 
+def company_has_month(company: CompanyFacts, month: Month) -> bool:
+    """`company_known_by` the end of `month` in the company's own zone: whether it has the month
+    (the batch path's companies and the worker's close alike)."""
+    return company_known_by(company, month.end_us(zone(company.timezone_name)))
+
+
 def decide_company(
     company_id: str,
     month: Month,

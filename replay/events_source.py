@@ -319,7 +319,8 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
         f"SELECT reason, count(*), min(event_id) FROM (SELECT event_id, {broken} AS reason FROM {view}) "
         "WHERE reason IS NOT NULL GROUP BY reason ORDER BY reason"
     ).fetchall()
-    found += _invalid_records(con, view, broken)
+    bad_records = _invalid_records(con, view, broken)
+    found += bad_records
     if found:  # rows today's contract refuses (archived under older rules, or written elsewhere): left out, reported
         for reason, n, example in found:
             out.invalid_count += n
@@ -328,7 +329,7 @@ def load_parquet(con, files: list[str], view: str = VIEW, check_conflicts: bool 
                     Invalid("<parquet archive>", None, f"{n} row(s): {reason} (e.g. event_id {example!r})")
                 )
         keep = f"({broken}) IS NULL"
-        if con.execute("SELECT count(*) FROM _sl_bad_records").fetchone()[0]:
+        if bad_records:  # their contents are in _sl_bad_records
             keep += (
                 " AND NOT EXISTS (SELECT 1 FROM _sl_bad_records b WHERE b.type = e.type"
                 " AND b.attrs IS NOT DISTINCT FROM e.attrs AND b.extras IS NOT DISTINCT FROM e.extras)"

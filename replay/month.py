@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import date
 
-from projections.calendar import Month, zone
+from projections.calendar import Month
 from projections.collector import no_gc
-from projections.decide import CompanyMonth, Decision, company_known_by, decide_month
+from projections.decide import CompanyMonth, Decision, company_has_month, decide_month
 from projections.facts import FactSet, MonthActivity
 from projections.invoice import Invoice, build_invoice
 from projections.mau import Reconciliation, in_report, mau_daily, months_needed, reconcile
@@ -49,10 +49,8 @@ class MonthResult:
 
 
 def companies_for_month(facts: FactSet, month: Month) -> list[str]:
-    """Every company that exists by the end of the month (`projections.decide.company_known_by`)."""
-    return sorted(
-        cid for cid, cf in facts.companies.items() if company_known_by(cf, month.end_us(zone(cf.timezone_name)))
-    )
+    """Every company that exists by the end of the month (`projections.decide.company_has_month`)."""
+    return sorted(cid for cid, cf in facts.companies.items() if company_has_month(cf, month))
 
 
 History = dict[str, dict[Month, MonthActivity | None]]  # per user: activity by month

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from projections.calendar import Month, to_us, utc_iso, zone
-from projections.decide import CompanyMonth, Decision, company_decider, company_known_by, company_month
+from projections.calendar import Month, to_us, utc_iso
+from projections.decide import CompanyMonth, Decision, company_decider, company_has_month, company_month
 from projections.estimate import estimate_company
-from projections.facts import CompanyFacts, MonthActivity
+from projections.facts import MonthActivity
 from projections.invoice import build_invoice
 from projections.mau import WINDOW_DAYS, months_needed
 from projections.prices import PriceBook
@@ -165,11 +165,6 @@ def history_of(month_s: str) -> History:
     return h
 
 
-def _exists(cf: CompanyFacts, month: Month) -> bool:
-    """The company exists by the end of `month`, read in its zone (`company_known_by`)."""
-    return company_known_by(cf, month.end_us(zone(cf.timezone_name)))
-
-
 def _now() -> str:
     return utc_iso(datetime.now(UTC))
 
@@ -246,13 +241,13 @@ class Closer:
     # ---- accounts by company (an index built on first need, then kept up to date) -------------
 
     def _companies_of(self, partition: int, month: Month) -> list[str]:
-        """The partition's companies that exist by the end of `month` (`company_known_by`, as the
+        """The partition's companies that exist by the end of `month` (`company_has_month`, as the
         batch path's `replay.month.companies_for_month`): a close runs days after the month, when
         companies that first appeared since are already here, and they have no invoice for it."""
         n = self.state.partitions
         out = []
         for cid in sorted(c for c in self.s.companies.raw if home_partition(c, n) == partition):
-            if _exists(self.state.company(cid), month):
+            if company_has_month(self.state.company(cid), month):
                 out.append(cid)
         return out
 
@@ -348,7 +343,7 @@ class Closer:
         months = sorted(m for m in self.state.closed_months(partition) if m >= aff.floor and m > retired)
         cf = self.state.company(aff.company_id) if months else None
         for month in months:
-            if cf is not None and not _exists(cf, Month.parse(month)):
+            if cf is not None and not company_has_month(cf, Month.parse(month)):
                 continue  # the company first appeared after that month: still no invoice for it
             rec = self.s.closes.get(f"{month}{SEP}{partition}") or {}
             users = None if aff.company_wide else aff.users
